@@ -1,0 +1,1 @@
+//! The node agent: supervises the pods bound to this node.

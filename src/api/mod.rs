@@ -1,0 +1,25 @@
+//! The object model users see: Pod, ReplicaSet, ReplicationController, Node,
+//! Event and their specs and statuses, serialised in the snake_case JSON
+//! shape of product.md §4.
+//!
+//! This layer owns types and pure helpers (label selection, durations) only:
+//! no I/O, no clocks, no processes. Everything else depends on it; it depends
+//! on nothing inside drover.
+
+pub mod duration;
+pub mod event;
+pub mod meta;
+pub mod node;
+pub mod object;
+pub mod pod;
+pub mod replicaset;
+pub mod selector;
+
+pub use duration::Dur;
+pub use event::{Event, EventType, InvolvedObject};
+pub use meta::{Kind, Labels, ObjectMeta, OwnerRef};
+pub use node::{Node, NodeCondition, NodeSpec, NodeStatus};
+pub use object::Object;
+pub use pod::*;
+pub use replicaset::*;
+pub use selector::{LabelSelector, Operator, Requirement};

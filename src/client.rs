@@ -1,0 +1,1 @@
+//! HTTP+JSON client for the daemon's unix socket.
