@@ -1,1 +1,3 @@
 //! The node agent: supervises the pods bound to this node.
+
+pub mod logs;

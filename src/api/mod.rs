@@ -8,6 +8,7 @@
 
 pub mod duration;
 pub mod event;
+pub mod http;
 pub mod meta;
 pub mod node;
 pub mod object;
