@@ -179,4 +179,8 @@ pub mod annotations {
     /// `drover restart rs/NAME`: pods created before this instant are
     /// replaced one at a time.
     pub const RESTARTED_AT: &str = "drover.io/restarted-at";
+    /// Set to [`UNITS_DIR`] on objects loaded from the units folder: those
+    /// belong to their file (a removed file deletes its unit).
+    pub const MANAGED_BY: &str = "drover.io/managed-by";
+    pub const UNITS_DIR: &str = "units-dir";
 }

@@ -18,7 +18,7 @@ pub mod selector;
 
 pub use duration::Dur;
 pub use event::{Event, EventType, InvolvedObject};
-pub use meta::{Kind, Labels, ObjectMeta, OwnerRef};
+pub use meta::{annotations, Kind, Labels, ObjectMeta, OwnerRef};
 pub use node::{Node, NodeCondition, NodeSpec, NodeStatus};
 pub use object::Object;
 pub use pod::*;

@@ -93,7 +93,10 @@ impl LabelSelector {
                     operator: op,
                     values: vals,
                 });
-            } else if term.chars().all(|c| c.is_alphanumeric() || "-_./".contains(c)) {
+            } else if term
+                .chars()
+                .all(|c| c.is_alphanumeric() || "-_./".contains(c))
+            {
                 sel.match_expressions.push(Requirement {
                     key: term.to_string(),
                     operator: Operator::Exists,

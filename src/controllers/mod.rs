@@ -1,4 +1,21 @@
-//! Controllers: pure reconcile functions, desired + observed -> plan.
-//! No tokio, no clock reads, no processes (never `use crate::runtime`).
+//! Controllers: pure reconcile functions, desired + observed -> [`Plan`].
 //!
-//! (stub: the controllers helper fills this in)
+//! Everything here is a function of its arguments: no tokio, no clock reads
+//! (time comes in as `now`), no I/O, no randomness, and never
+//! `use crate::runtime`. The daemon's executor applies the returned ops
+//! through the store; it assigns pod names and uids, so the same inputs
+//! always give the same plan.
+//!
+//! - [`replicaset`]: ReplicaSet / ReplicationController reconcile (claim,
+//!   scale, restart one pod at a time) and the deletion ranking.
+//! - [`scheduler`]: which node a new or pending pod goes to.
+//! - [`plan`]: the [`Op`]s and [`Plan`] they return.
+
+pub mod plan;
+pub mod replicaset;
+pub mod scheduler;
+
+#[cfg(test)]
+pub(crate) mod fixtures;
+
+pub use plan::{Op, Plan};

@@ -1,7 +1,27 @@
 //! The daemon: wires the store, the controllers and the node agent into one
 //! event loop, and serves the HTTP+JSON API on the control socket.
+//!
+//! One task owns all state ([`Daemon`]); everything else sends it
+//! messages: SIGCHLD (reap), pidfd exits of re-adopted processes, API
+//! requests, timers (backoff, grace periods), SIGHUP (reload), SIGTERM and
+//! SIGINT (stop). Nothing polls: with no events and no timers the loop
+//! sleeps in the kernel.
 
+mod api;
+pub mod apply;
+pub mod events;
+pub mod http;
+mod lifecycle;
+pub mod reconcile;
+
+use crate::agent::backoff::BackoffConfig;
+use crate::agent::{Agent, Effects, Timer};
+use crate::runtime::linux::LinuxRuntime;
+use crate::store::Store;
+use events::EventLog;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// Everything `drover daemon` and `drover up` are started with.
 #[derive(Clone, Debug)]
@@ -22,9 +42,86 @@ pub struct DaemonOptions {
     pub foreground: bool,
     /// Size at which a process log is rotated (copy-truncate).
     pub log_max_bytes: u64,
+    /// Restart pacing for crashing processes (config file keys
+    /// `backoff_initial`, `backoff_max`, `backoff_reset`).
+    pub backoff: BackoffConfig,
 }
 
-/// Runs the daemon until it is told to stop. Builds its own tokio runtime.
-pub fn run(_opts: DaemonOptions) -> anyhow::Result<()> {
-    anyhow::bail!("daemon not built yet")
+/// Runs the daemon until it is told to stop. Builds its own tokio runtime
+/// (one thread: all state lives in one task, so a second worker would only
+/// cost memory).
+pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(lifecycle::run(opts))
+}
+
+/// The state the loop owns.
+pub(crate) struct Daemon {
+    pub opts: DaemonOptions,
+    pub store: Store,
+    pub agent: Agent<LinuxRuntime>,
+    pub events: EventLog,
+    /// Armed timers, by deadline; `seq` keeps equal deadlines apart.
+    pub timers: BTreeMap<(Instant, u64), Timer>,
+    pub timer_seq: u64,
+    /// Revision at which the controllers last ran.
+    pub reconciled_at: u64,
+    /// Adopted pids to hand to pidfd watchers (drained by the loop).
+    pub pending_watches: Vec<i32>,
+    /// `drover up` is stopping everything.
+    pub halting: bool,
+}
+
+impl Daemon {
+    pub fn wall() -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now()
+    }
+
+    /// Takes what the agent asked for: timers, pid watches, events.
+    pub fn absorb(&mut self, fx: Effects) {
+        for (at, t) in fx.timers {
+            self.timer_seq += 1;
+            self.timers.insert((at, self.timer_seq), t);
+        }
+        self.pending_watches.extend(fx.watch);
+        let node = format!("kubelet/{}", self.opts.node_name);
+        let now = Self::wall();
+        for n in fx.notes {
+            self.events.record(
+                crate::api::Kind::Pod,
+                &n.pod,
+                &n.pod_uid,
+                n.warning,
+                &n.reason,
+                &n.message,
+                &node,
+                now,
+            );
+        }
+    }
+
+    /// Controllers until nothing changes (bounded), then the agent.
+    pub fn settle(&mut self) {
+        for _ in 0..4 {
+            if self.store.revision() == self.reconciled_at {
+                break;
+            }
+            let now = Self::wall();
+            if !self.halting {
+                reconcile::run_controllers(&mut self.store, &mut self.events, now);
+            }
+            let mut fx = Effects::default();
+            if !self.halting {
+                self.agent
+                    .sync(&mut self.store, Instant::now(), now, &mut fx);
+            }
+            self.absorb(fx);
+            self.reconciled_at = self.store.revision();
+            // Agent changes (statuses) bump the revision; one more pass
+            // lets the controllers see them (ready counts), then stop.
+        }
+        self.reconciled_at = self.store.revision();
+    }
 }

@@ -1,9 +1,43 @@
 //! The process runtime: the ONLY module that forks, execs, signals, reaps,
-//! drops privileges and touches pidfds. Everything above it (the agent)
-//! talks to the OS through [`ProcessRuntime`], so the agent's state machine
-//! can be tested with a fake.
+//! drops privileges and touches pidfds, and the only one with `unsafe`.
+//! Everything above it (the agent) talks to the OS through
+//! [`ProcessRuntime`], so the agent's state machine can be tested with a
+//! fake. It makes no decisions (restart, escalate, back off): it does what
+//! it is told and reports what happened.
 //!
-//! (stub: the runtime helper fills this in)
+//! - [`LinuxRuntime`] (linux.rs): the real thing;
+//!   [`FakeRuntime`] (fake.rs): the test double.
+//! - [`ExitWatch`] (exit_watch.rs): pidfd-based exit notification and
+//!   race-free signalling for processes that are not our children
+//!   (re-adopted after a daemon restart).
+//! - [`become_subreaper`], [`boot_id`], [`is_same_process`]: daemon start
+//!   and re-adoption. [`procfs`]: /proc readers ([`procfs::stat`] gives
+//!   state, ppid, pgid of a pid).
+//! - [`parse_signal`], [`signal_name`] (signals.rs): user-facing names.
+//! - [`user_env`] (credentials.rs): HOME/USER/LOGNAME/SHELL for the agent
+//!   to put into a process's env.
+//!
+//! Hazard for the rest of the daemon: `reap()` is `waitpid(-1)`, so it
+//! collects EVERY child of the daemon process. Nothing else in the daemon
+//! may start processes with `std::process` or `tokio::process` (for
+//! example exec probes): their `wait()` would find the status already
+//! stolen (ECHILD). Start them through `spawn` and observe them via
+//! `reap` like any other process.
+
+mod credentials;
+pub mod exit_watch;
+pub mod fake;
+pub mod linux;
+pub mod procfs;
+pub mod signals;
+#[cfg(test)]
+mod tests;
+
+pub use credentials::user_env;
+pub use exit_watch::ExitWatch;
+pub use fake::FakeRuntime;
+pub use linux::{become_subreaper, boot_id, is_same_process, LinuxRuntime};
+pub use signals::{parse_signal, signal_name};
 
 use crate::api::ProcessIdentity;
 use std::path::PathBuf;

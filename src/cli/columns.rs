@@ -1,0 +1,598 @@
+//! The columns `get` prints for each kind, as kubectl prints them.
+//!
+//! Pure: objects, options and the current time in, a [`Table`] out. The
+//! CPU and memory of `-o wide` are read by the caller (see `get`) and
+//! handed in as [`LocalUsage`].
+
+use crate::api::{
+    Event, Kind, LabelSelector, Labels, Node, ObjectMeta, Pod, ReplicaSet, ReplicationController,
+};
+use crate::output::age::age;
+use crate::output::table::Table;
+use anyhow::Context as _;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::HashMap;
+
+/// What a table shows besides the default columns.
+#[derive(Clone, Debug, Default)]
+pub struct Columns {
+    /// `-o wide`
+    pub wide: bool,
+    /// `-L KEY,...`: one column per label key.
+    pub label_columns: Vec<String>,
+}
+
+/// CPU time and memory of processes on this host, by pid.
+#[derive(Clone, Debug, Default)]
+pub struct LocalUsage {
+    /// The node this host runs as; pods elsewhere show `<unknown>`.
+    pub node_name: Option<String>,
+    pub by_pid: HashMap<u32, ProcUsage>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProcUsage {
+    /// Accumulated CPU time (user + system), milliseconds.
+    pub cpu_ms: u64,
+    /// Resident set size, bytes.
+    pub rss_bytes: u64,
+}
+
+/// The table of `items` (all of kind `kind`), in the order given.
+pub fn table(
+    kind: Kind,
+    items: &[Value],
+    cols: &Columns,
+    usage: &LocalUsage,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Table> {
+    let mut headers: Vec<String> = match kind {
+        Kind::Pod if cols.wide => strs(&[
+            "NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE", "PID", "OWNER", "CPU", "MEM",
+        ]),
+        Kind::Pod => strs(&["NAME", "READY", "STATUS", "RESTARTS", "AGE"]),
+        Kind::ReplicaSet | Kind::ReplicationController if cols.wide => {
+            strs(&["NAME", "DESIRED", "CURRENT", "READY", "AGE", "SELECTOR"])
+        }
+        Kind::ReplicaSet | Kind::ReplicationController => {
+            strs(&["NAME", "DESIRED", "CURRENT", "READY", "AGE"])
+        }
+        Kind::Node if cols.wide => strs(&["NAME", "STATUS", "AGE", "VERSION", "LABELS"]),
+        Kind::Node => strs(&["NAME", "STATUS", "AGE", "VERSION"]),
+        Kind::Event => strs(&["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]),
+        Kind::DaemonSet | Kind::Job | Kind::CronJob => strs(&["NAME", "AGE"]),
+    };
+    headers.extend(cols.label_columns.iter().map(|k| label_header(k)));
+    let mut table = Table::new(headers);
+
+    for item in items {
+        let name = item
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        let (mut row, labels) = match kind {
+            Kind::Pod => {
+                let pod: Pod = parse(item, kind, name)?;
+                (pod_row(&pod, cols.wide, usage, now), pod.metadata.labels)
+            }
+            Kind::ReplicaSet => {
+                let rs: ReplicaSet = parse(item, kind, name)?;
+                let sel = rs.spec.selector.to_string();
+                (
+                    set_row(
+                        &rs.metadata,
+                        rs.spec.replicas,
+                        &rs.status,
+                        &sel,
+                        cols.wide,
+                        now,
+                    ),
+                    rs.metadata.labels,
+                )
+            }
+            Kind::ReplicationController => {
+                let rc: ReplicationController = parse(item, kind, name)?;
+                let sel = LabelSelector::from_labels(rc.spec.selector.clone()).to_string();
+                (
+                    set_row(
+                        &rc.metadata,
+                        rc.spec.replicas,
+                        &rc.status,
+                        &sel,
+                        cols.wide,
+                        now,
+                    ),
+                    rc.metadata.labels,
+                )
+            }
+            Kind::Node => {
+                let node: Node = parse(item, kind, name)?;
+                (node_row(&node, cols.wide, now), node.metadata.labels)
+            }
+            Kind::Event => {
+                let ev: Event = parse(item, kind, name)?;
+                (event_row(&ev, now), ev.metadata.labels)
+            }
+            Kind::DaemonSet | Kind::Job | Kind::CronJob => {
+                let meta: ObjectMeta = item
+                    .get("metadata")
+                    .cloned()
+                    .map(serde_json::from_value)
+                    .transpose()
+                    .ok()
+                    .flatten()
+                    .with_context(|| format!("the daemon sent a {kind} without metadata"))?;
+                (
+                    vec![meta.name.clone(), age(meta.creation_timestamp, now)],
+                    meta.labels,
+                )
+            }
+        };
+        row.extend(
+            cols.label_columns
+                .iter()
+                .map(|k| labels.get(k).cloned().unwrap_or_default()),
+        );
+        table.push(row);
+    }
+    Ok(table)
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    item: &Value,
+    kind: Kind,
+    name: &str,
+) -> anyhow::Result<T> {
+    serde_json::from_value(item.clone())
+        .with_context(|| format!("the daemon sent a {kind} \"{name}\" this drover cannot read"))
+}
+
+fn strs(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+/// kubectl's `-L` header: the key's last path segment, upper-cased
+/// (`app.kubernetes.io/name` -> `NAME`).
+pub fn label_header(key: &str) -> String {
+    key.rsplit('/').next().unwrap_or(key).to_uppercase()
+}
+
+fn pod_row(pod: &Pod, wide: bool, usage: &LocalUsage, now: DateTime<Utc>) -> Vec<String> {
+    let (ready, total) = pod.ready_count();
+    let mut row = vec![
+        pod.metadata.name.clone(),
+        format!("{ready}/{total}"),
+        pod.display_status(),
+        restarts(pod, now),
+        age(pod.metadata.creation_timestamp, now),
+    ];
+    if wide {
+        let pids: Vec<u32> = pod.status.processes.iter().filter_map(|p| p.pid).collect();
+        row.push(
+            pod.status
+                .node_name
+                .clone()
+                .unwrap_or_else(|| "<none>".into()),
+        );
+        row.push(if pids.is_empty() {
+            "<none>".into()
+        } else {
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+        row.push(
+            pod.metadata
+                .controller()
+                .map(|o| o.to_string())
+                .unwrap_or_else(|| "<none>".into()),
+        );
+        let (cpu, mem) = pod_usage(pod, &pids, usage);
+        row.push(cpu);
+        row.push(mem);
+    }
+    row
+}
+
+/// RESTARTS: the sum over processes, and since kubectl 1.24 how long ago
+/// the last one ended: "3 (5m ago)".
+pub fn restarts(pod: &Pod, now: DateTime<Utc>) -> String {
+    let n = pod.restarts();
+    let last = pod
+        .status
+        .processes
+        .iter()
+        .filter_map(|p| p.last_state.as_ref().map(|t| t.finished_at))
+        .max();
+    match last {
+        Some(at) if n > 0 => format!("{n} ({} ago)", age(at, now)),
+        _ => n.to_string(),
+    }
+}
+
+fn pod_usage(pod: &Pod, pids: &[u32], usage: &LocalUsage) -> (String, String) {
+    let here = match (&usage.node_name, &pod.status.node_name) {
+        (Some(local), Some(node)) => local == node,
+        _ => true,
+    };
+    if !here {
+        return ("<unknown>".into(), "<unknown>".into());
+    }
+    let found: Vec<ProcUsage> = pids
+        .iter()
+        .filter_map(|p| usage.by_pid.get(p).copied())
+        .collect();
+    if found.is_empty() {
+        return ("<none>".into(), "<none>".into());
+    }
+    let cpu_ms = found.iter().map(|u| u.cpu_ms).sum();
+    let rss = found.iter().map(|u| u.rss_bytes).sum();
+    (cpu_time(cpu_ms), memory(rss))
+}
+
+/// Accumulated CPU time: "0.25s", "12.5s", "3m20s", "2h5m".
+pub fn cpu_time(ms: u64) -> String {
+    let secs = ms / 1000;
+    if secs < 60 {
+        format!("{}.{:02}s", secs, (ms % 1000) / 10)
+    } else if secs < 3600 {
+        format!("{}m{}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h{}m", secs / 3600, (secs % 3600) / 60)
+    }
+}
+
+/// Memory the way `kubectl top` prints it: "812Ki", "12Mi", "2Gi".
+pub fn memory(bytes: u64) -> String {
+    const KI: u64 = 1024;
+    if bytes >= 10 * KI * KI * KI {
+        format!("{}Gi", bytes / (KI * KI * KI))
+    } else if bytes >= KI * KI {
+        format!("{}Mi", bytes / (KI * KI))
+    } else {
+        format!("{}Ki", bytes.div_ceil(KI))
+    }
+}
+
+fn set_row(
+    meta: &ObjectMeta,
+    desired: u32,
+    status: &crate::api::ReplicaSetStatus,
+    selector: &str,
+    wide: bool,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut row = vec![
+        meta.name.clone(),
+        desired.to_string(),
+        status.replicas.to_string(),
+        status.ready_replicas.to_string(),
+        age(meta.creation_timestamp, now),
+    ];
+    if wide {
+        row.push(if selector.is_empty() {
+            "<none>".into()
+        } else {
+            selector.to_string()
+        });
+    }
+    row
+}
+
+/// STATUS of a node: Ready / NotReady / Unknown, plus SchedulingDisabled.
+pub fn node_status(node: &Node) -> String {
+    let ready = node.status.conditions.iter().find(|c| c.type_ == "Ready");
+    let mut status = match ready.map(|c| c.status.as_str()) {
+        Some("True") => "Ready".to_string(),
+        Some("False") => "NotReady".to_string(),
+        _ => "Unknown".to_string(),
+    };
+    if node.spec.unschedulable {
+        status.push_str(",SchedulingDisabled");
+    }
+    status
+}
+
+fn node_row(node: &Node, wide: bool, now: DateTime<Utc>) -> Vec<String> {
+    let version = &node.status.drover_version;
+    let mut row = vec![
+        node.metadata.name.clone(),
+        node_status(node),
+        age(node.metadata.creation_timestamp, now),
+        if version.is_empty() {
+            "<unknown>".into()
+        } else {
+            version.clone()
+        },
+    ];
+    if wide {
+        row.push(labels_inline(&node.metadata.labels));
+    }
+    row
+}
+
+/// `app=web,tier=fe`, or `<none>`.
+pub fn labels_inline(labels: &Labels) -> String {
+    if labels.is_empty() {
+        return "<none>".into();
+    }
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn event_row(ev: &Event, now: DateTime<Utc>) -> Vec<String> {
+    vec![
+        event_interval(ev, now),
+        format!("{:?}", ev.type_),
+        ev.reason.clone(),
+        format!(
+            "{}/{}",
+            ev.involved_object.kind.as_str().to_lowercase(),
+            ev.involved_object.name
+        ),
+        ev.message.clone(),
+    ]
+}
+
+/// "5s", or "5s (x3 over 2m)" for a repeated event (kubectl's events and
+/// `describe`).
+pub fn event_interval(ev: &Event, now: DateTime<Utc>) -> String {
+    if ev.count > 1 {
+        format!(
+            "{} (x{} over {})",
+            age(ev.last_timestamp, now),
+            ev.count,
+            age(ev.first_timestamp, now)
+        )
+    } else {
+        age(ev.last_timestamp, now)
+    }
+}
+
+/// Events oldest first, as `kubectl events` orders them.
+pub fn sort_events(items: &mut [Value]) {
+    items.sort_by_key(|v| {
+        v.get("last_timestamp")
+            .and_then(Value::as_str)
+            .and_then(|s| s.parse::<DateTime<Utc>>().ok())
+    });
+}
+
+#[cfg(test)]
+pub(crate) mod fixtures {
+    //! A pod, a replica set and a node as the daemon would send them.
+    use chrono::{DateTime, TimeZone, Utc};
+    use serde_json::{json, Value};
+
+    pub fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    pub fn pod() -> Value {
+        json!({
+            "kind": "Pod",
+            "metadata": {
+                "name": "web-x1y2z",
+                "uid": "u-pod",
+                "labels": {"app": "web", "tier": "frontend"},
+                "owner_references": [{"kind": "ReplicaSet", "name": "web", "uid": "u-rs"}],
+                "creation_timestamp": "2024-05-01T11:50:00Z"
+            },
+            "spec": {
+                "restart_policy": "Always",
+                "ports": [{"name": "http", "range": "8080-8099"}],
+                "processes": [{
+                    "name": "server",
+                    "command": ["/usr/bin/python3", "-m", "http.server", "${PORT_HTTP}"],
+                    "env": {"GREETING": "hi"},
+                    "liveness": {
+                        "http_get": {"path": "/", "port": "http"},
+                        "initial_delay": "5s", "period": "10s", "timeout": "1s",
+                        "success_threshold": 1, "failure_threshold": 3
+                    },
+                    "readiness": {"tcp_socket": {"port": 8080}, "period": "5s"}
+                }]
+            },
+            "status": {
+                "phase": "Running",
+                "node_name": "n1",
+                "ports": {"http": 8081},
+                "start_time": "2024-05-01T11:50:01Z",
+                "processes": [{
+                    "name": "server",
+                    "pid": 4242,
+                    "ready": true,
+                    "started": true,
+                    "restart_count": 3,
+                    "state": {"running": {"started_at": "2024-05-01T11:55:00Z"}},
+                    "last_state": {
+                        "exit_code": 143, "signal": 15, "reason": "Error",
+                        "started_at": "2024-05-01T11:54:00Z",
+                        "finished_at": "2024-05-01T11:55:00Z"
+                    }
+                }]
+            }
+        })
+    }
+
+    pub fn replicaset() -> Value {
+        json!({
+            "kind": "ReplicaSet",
+            "metadata": {"name": "web", "uid": "u-rs", "labels": {"app": "web"},
+                         "creation_timestamp": "2024-04-29T08:00:00Z"},
+            "spec": {
+                "replicas": 3,
+                "selector": {"match_labels": {"app": "web"}},
+                "template": {
+                    "labels": {"app": "web", "tier": "frontend"},
+                    "processes": [{"name": "server", "command": ["sleep", "infinity"]}]
+                }
+            },
+            "status": {"replicas": 3, "ready_replicas": 2}
+        })
+    }
+
+    pub fn node() -> Value {
+        json!({
+            "kind": "Node",
+            "metadata": {"name": "n1", "uid": "u-n1", "labels": {"disk": "ssd"},
+                         "creation_timestamp": "2024-04-01T00:00:00Z"},
+            "spec": {"unschedulable": true},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "drover_version": "0.1.0"}
+        })
+    }
+
+    pub fn event(reason: &str, count: u32) -> Value {
+        json!({
+            "kind": "Event",
+            "metadata": {"name": format!("web-x1y2z.{reason}"), "creation_timestamp": "2024-05-01T11:50:00Z"},
+            "involved_object": {"kind": "Pod", "name": "web-x1y2z", "uid": "u-pod"},
+            "type": if count > 1 { "Warning" } else { "Normal" },
+            "reason": reason,
+            "message": format!("{reason} happened"),
+            "count": count,
+            "first_timestamp": "2024-05-01T11:58:00Z",
+            "last_timestamp": "2024-05-01T11:59:30Z",
+            "source": "kubelet/n1"
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
+
+    #[test]
+    fn pods_show_ready_status_restarts_and_age() {
+        let t = table(
+            Kind::Pod,
+            &[pod()],
+            &Columns::default(),
+            &LocalUsage::default(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            t.render(),
+            "NAME        READY   STATUS    RESTARTS     AGE\n\
+             web-x1y2z   1/1     Running   3 (5m ago)   10m\n"
+        );
+    }
+
+    #[test]
+    fn wide_pods_add_node_pid_owner_and_usage() {
+        let usage = LocalUsage {
+            node_name: Some("n1".into()),
+            by_pid: [(
+                4242,
+                ProcUsage {
+                    cpu_ms: 12_500,
+                    rss_bytes: 12 * 1024 * 1024,
+                },
+            )]
+            .into(),
+        };
+        let cols = Columns {
+            wide: true,
+            label_columns: vec!["tier".into(), "app.kubernetes.io/name".into()],
+        };
+        let t = table(Kind::Pod, &[pod()], &cols, &usage, now()).unwrap();
+        assert_eq!(
+            t.headers,
+            strs(&[
+                "NAME", "READY", "STATUS", "RESTARTS", "AGE", "NODE", "PID", "OWNER", "CPU", "MEM",
+                "TIER", "NAME"
+            ])
+        );
+        assert_eq!(
+            t.rows[0][5..],
+            strs(&[
+                "n1",
+                "4242",
+                "ReplicaSet/web",
+                "12.50s",
+                "12Mi",
+                "frontend",
+                ""
+            ])
+        );
+        let elsewhere = LocalUsage {
+            node_name: Some("n2".into()),
+            ..usage
+        };
+        let t = table(Kind::Pod, &[pod()], &cols, &elsewhere, now()).unwrap();
+        assert_eq!(t.rows[0][8], "<unknown>");
+    }
+
+    #[test]
+    fn sets_nodes_and_events() {
+        let wide = Columns {
+            wide: true,
+            label_columns: vec![],
+        };
+        let t = table(
+            Kind::ReplicaSet,
+            &[replicaset()],
+            &wide,
+            &LocalUsage::default(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(t.rows[0], strs(&["web", "3", "3", "2", "2d4h", "app=web"]));
+
+        let t = table(Kind::Node, &[node()], &wide, &LocalUsage::default(), now()).unwrap();
+        assert_eq!(
+            t.rows[0],
+            strs(&["n1", "Ready,SchedulingDisabled", "30d", "0.1.0", "disk=ssd"])
+        );
+
+        let t = table(
+            Kind::Event,
+            &[event("Unhealthy", 5)],
+            &Columns::default(),
+            &LocalUsage::default(),
+            now(),
+        )
+        .unwrap();
+        assert_eq!(
+            t.rows[0],
+            strs(&[
+                "30s (x5 over 2m)",
+                "Warning",
+                "Unhealthy",
+                "pod/web-x1y2z",
+                "Unhealthy happened"
+            ])
+        );
+    }
+
+    #[test]
+    fn an_unreadable_object_is_an_error_naming_it() {
+        let bad = serde_json::json!({"kind": "Pod", "metadata": {"name": "p"}});
+        let err = table(
+            Kind::Pod,
+            &[bad],
+            &Columns::default(),
+            &LocalUsage::default(),
+            now(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("Pod \"p\""), "{err}");
+    }
+
+    #[test]
+    fn cpu_and_memory_formats() {
+        assert_eq!(cpu_time(250), "0.25s");
+        assert_eq!(cpu_time(200_000), "3m20s");
+        assert_eq!(cpu_time(7_500_000), "2h5m");
+        assert_eq!(memory(812 * 1024), "812Ki");
+        assert_eq!(memory(12 * 1024 * 1024 + 5), "12Mi");
+        assert_eq!(memory(12 * 1024 * 1024 * 1024), "12Gi");
+    }
+}

@@ -1,0 +1,141 @@
+//! `drover logs POD [-c PROCESS] [-f] [--previous] [--tail N]`
+//!
+//! Without `-f` the daemon sends the text. With `-f` the daemon only says
+//! where the log file is, and this process follows it itself, so a long
+//! `logs -f` costs the daemon nothing.
+
+use crate::agent::logs::follow;
+use crate::api::http::LogPath;
+use crate::api::{Kind, Pod};
+use crate::client::{encode, object_path, Client};
+use anyhow::Context as _;
+use std::io::{self, Write as _};
+use std::path::Path;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The pod (NAME or pod/NAME)
+    #[arg(value_name = "POD")]
+    pod: String,
+    /// The process, when the pod has several
+    #[arg(
+        short = 'c',
+        long = "process",
+        visible_alias = "container",
+        value_name = "PROCESS"
+    )]
+    process: Option<String>,
+    /// Keep printing what the process writes (Ctrl-C stops)
+    #[arg(short, long)]
+    follow: bool,
+    /// The log of the run before the last restart
+    #[arg(short, long)]
+    previous: bool,
+    /// Only the last N lines (-1: all)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    tail: Option<i64>,
+}
+
+pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
+    let pod = args
+        .pod
+        .strip_prefix("pod/")
+        .or_else(|| args.pod.strip_prefix("pods/"))
+        .unwrap_or(&args.pod)
+        .to_string();
+    let process = match args.process {
+        Some(p) => p,
+        None => {
+            let p: Pod = client.get(&object_path(Kind::Pod, &pod)).await?;
+            only_process(&p)?
+        }
+    };
+    let tail = args.tail.and_then(|n| usize::try_from(n).ok());
+    let mut query = format!("process={}", encode(&process));
+    if args.previous {
+        query.push_str("&previous=true");
+    }
+    let base = object_path(Kind::Pod, &pod);
+
+    if !args.follow {
+        if let Some(n) = tail {
+            query.push_str(&format!("&tail={n}"));
+        }
+        let bytes = client.get_bytes(&format!("{base}/logs?{query}")).await?;
+        let mut out = io::stdout().lock();
+        out.write_all(&bytes)?;
+        out.flush()?;
+        return Ok(());
+    }
+
+    let LogPath { path } = client.get(&format!("{base}/logpath?{query}")).await?;
+    let mut out = Stdout;
+    tokio::select! {
+        r = follow(Path::new(&path), tail, &mut out) => {
+            r.with_context(|| format!("following {path}, the log of {pod}/{process} (logs -f reads it on this host)"))?;
+        }
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
+}
+
+/// The process to show when none is named: the only one, or an error
+/// listing the choices (kubectl's message, with "process" for "container").
+fn only_process(pod: &Pod) -> anyhow::Result<String> {
+    let names: Vec<&str> = pod.spec.processes.iter().map(|p| p.name.as_str()).collect();
+    match names.as_slice() {
+        [one] => Ok(one.to_string()),
+        [] => anyhow::bail!("pod {} has no processes", pod.metadata.name),
+        many => anyhow::bail!(
+            "a process name must be specified for pod {} with -c, choose one of: [{}]",
+            pod.metadata.name,
+            many.join(" ")
+        ),
+    }
+}
+
+/// Blocking stdout as an `AsyncWrite` (tokio's own needs a feature this
+/// crate does not enable; blocking is fine for a CLI that only follows
+/// one file). Every write is flushed, so partial lines show up at once.
+struct Stdout;
+
+impl tokio::io::AsyncWrite for Stdout {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut out = io::stdout().lock();
+        Poll::Ready(out.write(buf).and_then(|n| out.flush().map(|()| n)))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(io::stdout().lock().flush())
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        self.poll_flush(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::columns::fixtures;
+    use super::*;
+
+    #[test]
+    fn the_only_process_is_the_default() {
+        let pod: Pod = serde_json::from_value(fixtures::pod()).unwrap();
+        assert_eq!(only_process(&pod).unwrap(), "server");
+        let mut two = pod.clone();
+        let mut side = two.spec.processes[0].clone();
+        side.name = "sidecar".into();
+        two.spec.processes.push(side);
+        assert_eq!(
+            only_process(&two).unwrap_err().to_string(),
+            "a process name must be specified for pod web-x1y2z with -c, choose one of: [server sidecar]"
+        );
+    }
+}

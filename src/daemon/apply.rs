@@ -1,0 +1,213 @@
+//! Applying objects to the store, all or nothing: from `drover apply`
+//! (kept until deleted) and from the units folder (owned by their files:
+//! a changed file is re-applied, a removed file deletes its unit, and
+//! imperative changes such as `scale` survive until the file changes).
+
+use super::reconcile::{from_units_dir, mark_deleted};
+use crate::api::http::ApplyResult;
+use crate::api::{annotations, Kind, Object};
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+
+pub struct Applied {
+    pub results: Vec<ApplyResult>,
+    /// Pods whose spec changed: their processes must restart.
+    pub restart_pods: Vec<String>,
+}
+
+/// Kinds a user may apply.
+fn appliable(kind: Kind) -> bool {
+    matches!(
+        kind,
+        Kind::Pod | Kind::ReplicaSet | Kind::ReplicationController
+    )
+}
+
+/// Validates every object first; any error rejects the whole batch.
+pub fn apply(
+    store: &mut Store,
+    items: Vec<Object>,
+    units_dir: bool,
+    now: DateTime<Utc>,
+) -> Result<Applied, String> {
+    let mut errors = vec![];
+    for obj in &items {
+        if !appliable(obj.kind()) {
+            errors.push(format!(
+                "{}/{}: kind {} cannot be applied",
+                obj.kind(),
+                obj.name(),
+                obj.kind()
+            ));
+            continue;
+        }
+        if let Err(errs) = crate::units::validate_object(obj) {
+            for e in errs {
+                errors.push(format!("{}/{}: {e}", obj.kind(), obj.name()));
+            }
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors.join("; "));
+    }
+    let mut applied = Applied {
+        results: vec![],
+        restart_pods: vec![],
+    };
+    for mut obj in items {
+        let kind = obj.kind();
+        let name = obj.name().to_string();
+        {
+            let meta = obj.meta_mut();
+            if units_dir {
+                meta.annotations.insert(
+                    annotations::MANAGED_BY.into(),
+                    annotations::UNITS_DIR.into(),
+                );
+            } else {
+                meta.annotations.remove(annotations::MANAGED_BY);
+            }
+        }
+        let action = match store.get(kind, &name) {
+            None => {
+                let meta = obj.meta_mut();
+                if meta.uid.is_empty() {
+                    meta.uid = crate::api::meta::new_uid();
+                }
+                meta.creation_timestamp = now;
+                meta.generation = 1;
+                meta.deletion_timestamp = None;
+                meta.owner_references.clear();
+                reset_status(&mut obj);
+                store.put(obj);
+                "created"
+            }
+            Some(existing) => {
+                let unchanged = if units_dir && from_units_dir(existing.meta()) {
+                    // Same file content: keep imperative changes (scale, label).
+                    existing.meta().annotations.get(annotations::SOURCE_HASH)
+                        == obj.meta().annotations.get(annotations::SOURCE_HASH)
+                } else {
+                    existing.spec_json() == obj.spec_json()
+                        && existing.meta().labels == obj.meta().labels
+                };
+                if unchanged {
+                    // Still record who owns it now (a unit moved into the folder).
+                    let ann = obj.meta().annotations.clone();
+                    store.update(kind, &name, |o| {
+                        if o.meta().annotations != ann {
+                            o.meta_mut().annotations = ann;
+                            true
+                        } else {
+                            false
+                        }
+                    });
+                    "unchanged"
+                } else {
+                    let spec_changed = existing.spec_json() != obj.spec_json();
+                    store.update(kind, &name, |o| {
+                        let generation = o.meta().generation + 1;
+                        replace_spec(o, obj);
+                        o.meta_mut().generation = generation;
+                        true
+                    });
+                    if kind == Kind::Pod && spec_changed {
+                        applied.restart_pods.push(name.clone());
+                    }
+                    "configured"
+                }
+            }
+        };
+        applied.results.push(ApplyResult {
+            kind,
+            name,
+            action: action.into(),
+        });
+    }
+    Ok(applied)
+}
+
+/// Updates labels, annotations and spec; keeps identity, owners and status.
+fn replace_spec(current: &mut Object, new: Object) {
+    current.meta_mut().labels = new.meta().labels.clone();
+    current.meta_mut().annotations = new.meta().annotations.clone();
+    match (current, new) {
+        (Object::Pod(c), Object::Pod(n)) => c.spec = n.spec,
+        (Object::ReplicaSet(c), Object::ReplicaSet(n)) => c.spec = n.spec,
+        (Object::ReplicationController(c), Object::ReplicationController(n)) => c.spec = n.spec,
+        _ => {}
+    }
+}
+
+fn reset_status(obj: &mut Object) {
+    match obj {
+        Object::Pod(p) => p.status = Default::default(),
+        Object::ReplicaSet(r) => r.status = Default::default(),
+        Object::ReplicationController(r) => r.status = Default::default(),
+        _ => {}
+    }
+}
+
+/// Units-folder objects whose file is gone: deleted (pods by graceful
+/// deletion, controllers at once, their pods then by garbage collection).
+pub fn prune_units_dir(
+    store: &mut Store,
+    keep: &[(Kind, String)],
+    now: DateTime<Utc>,
+) -> Vec<ApplyResult> {
+    let doomed: Vec<(Kind, String)> = [Kind::Pod, Kind::ReplicaSet, Kind::ReplicationController]
+        .iter()
+        .flat_map(|k| store.list(*k))
+        .filter(|o| from_units_dir(o.meta()))
+        .map(|o| (o.kind(), o.name().to_string()))
+        .filter(|key| !keep.contains(key))
+        .collect();
+    let mut out = vec![];
+    for (kind, name) in doomed {
+        delete_object(store, kind, &name, false, now);
+        out.push(ApplyResult {
+            kind,
+            name,
+            action: "deleted".into(),
+        });
+    }
+    out
+}
+
+/// `drover delete`: pods stop gracefully; a controller goes at once and
+/// its pods follow (background cascade) or are left running unmanaged
+/// (`orphan`).
+pub fn delete_object(
+    store: &mut Store,
+    kind: Kind,
+    name: &str,
+    orphan: bool,
+    now: DateTime<Utc>,
+) -> bool {
+    if kind == Kind::Pod {
+        if store.pod(name).is_none() {
+            return false;
+        }
+        mark_deleted(store, name, now);
+        return true;
+    }
+    let Some(obj) = store.get(kind, name) else {
+        return false;
+    };
+    let uid = obj.meta().uid.clone();
+    if orphan {
+        let owned: Vec<String> = store
+            .pods()
+            .filter(|p| p.metadata.controller().is_some_and(|o| o.uid == uid))
+            .map(|p| p.metadata.name.clone())
+            .collect();
+        for pod in owned {
+            store.update_pod(&pod, |p| {
+                p.metadata.owner_references.clear();
+                true
+            });
+        }
+    }
+    store.delete(kind, name);
+    true
+}

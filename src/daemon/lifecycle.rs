@@ -1,0 +1,337 @@
+//! Start-up, the event loop and shutdown.
+//!
+//! Start-up order matters for re-adoption: the store is loaded and the
+//! node agent re-adopts live processes (verifying pid + start time) BEFORE
+//! the units folder is applied or any controller runs, so a restarted
+//! daemon never starts a duplicate of a process that is still running.
+
+use super::http::{self, ApiReply, ApiRequest};
+use super::{Daemon, DaemonOptions};
+use crate::agent::logs::LogDir;
+use crate::agent::{Agent, AgentConfig, Effects};
+use crate::api::{Kind, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectMeta};
+use crate::runtime::linux::LinuxRuntime;
+use crate::runtime::ProcessRuntime;
+use crate::store::embedded::EmbeddedBackend;
+use crate::store::{Backend, Store};
+use anyhow::Context;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+
+pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&opts.state_dir)
+        .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
+    let _lock = lock_state_dir(&opts.state_dir)?;
+    crate::runtime::become_subreaper().context("becoming a child subreaper")?;
+
+    let mut backend = EmbeddedBackend::open(&opts.state_dir)?;
+    let store = Store::load(&mut backend)?;
+    let backend: Arc<Mutex<Box<dyn Backend>>> = Arc::new(Mutex::new(Box::new(backend)));
+
+    let listener = bind_socket(&opts.socket)?;
+    let logs = LogDir::new(opts.log_dir.clone(), opts.log_max_bytes);
+    std::fs::create_dir_all(&opts.log_dir)
+        .with_context(|| format!("creating log dir {}", opts.log_dir.display()))?;
+    let agent = Agent::new(
+        LinuxRuntime::new(),
+        AgentConfig {
+            node_name: opts.node_name.clone(),
+            logs: logs.clone(),
+            backoff: opts.backoff,
+            base_env: crate::agent::env::base_env_from_daemon(),
+            probe_port_is_free: true,
+        },
+    );
+    let mut d = Daemon {
+        opts: opts.clone(),
+        store,
+        agent,
+        events: Default::default(),
+        timers: BTreeMap::new(),
+        timer_seq: 0,
+        reconciled_at: 0,
+        pending_watches: vec![],
+        halting: false,
+    };
+
+    // Signals first, so no SIGCHLD between spawn and handler is lost.
+    let mut sigchld = signal(SignalKind::child())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+
+    register_node(&mut d);
+    // Re-adopt what is still running before anything else can start pods.
+    let mut fx = Effects::default();
+    d.agent
+        .sync(&mut d.store, Instant::now(), Daemon::wall(), &mut fx);
+    d.absorb(fx);
+    if let Some(dir) = d.opts.units_dir.clone() {
+        if dir.exists() {
+            match d.reload_units() {
+                Ok(results) => {
+                    tracing::info!("applied {} units from {}", results.len(), dir.display())
+                }
+                Err(e) => {
+                    if d.opts.foreground {
+                        anyhow::bail!("{e}");
+                    }
+                    tracing::error!("units folder {} not applied:\n{e}", dir.display());
+                }
+            }
+        } else if d.opts.foreground {
+            anyhow::bail!("units folder {} does not exist", dir.display());
+        }
+    }
+    d.settle();
+
+    let (api_tx, mut api_rx) = mpsc::channel::<(ApiRequest, oneshot::Sender<ApiReply>)>(64);
+    tokio::spawn(http::serve(listener, api_tx, d.store.subscribe()));
+    let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<i32>();
+    let (persist_tx, mut persist_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
+    let mut persisting = false;
+    if d.opts.foreground {
+        let root = d.opts.log_dir.clone();
+        tokio::spawn(async move {
+            use std::io::Write;
+            let _ = crate::agent::logs::stream_all(&root, |pod, process, line| {
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "{pod}/{process} | ");
+                let _ = out.write_all(line);
+                let _ = out.write_all(b"\n");
+            })
+            .await;
+        });
+    }
+    tokio::spawn(crate::agent::logs::watch_sizes(logs));
+    tracing::info!(
+        "drover {} serving on {} (node {}, state {})",
+        env!("CARGO_PKG_VERSION"),
+        d.opts.socket.display(),
+        d.opts.node_name,
+        d.opts.state_dir.display()
+    );
+
+    loop {
+        for pid in d.pending_watches.drain(..) {
+            let tx = exit_tx.clone();
+            tokio::spawn(async move {
+                match crate::runtime::exit_watch::ExitWatch::open(pid) {
+                    Ok(w) => {
+                        let _ = w.exited().await;
+                    }
+                    Err(e) => tracing::warn!("watching adopted pid {pid}: {e}"),
+                }
+                let _ = tx.send(pid);
+            });
+        }
+        if !persisting && d.store.is_dirty() {
+            persisting = true;
+            let (_, bytes) = d.store.take_snapshot();
+            let backend = backend.clone();
+            let tx = persist_tx.clone();
+            tokio::task::spawn_blocking(move || {
+                let r = backend.lock().expect("backend lock").persist(&bytes);
+                let _ = tx.send(r);
+            });
+        }
+        if d.halting && !d.agent.anything_running() && !persisting {
+            break;
+        }
+        let next_timer = d.timers.keys().next().map(|(at, _)| *at);
+        tokio::select! {
+            _ = sigchld.recv() => d.reap(),
+            Some(pid) = exit_rx.recv() => {
+                let mut fx = Effects::default();
+                d.agent.on_exit(&mut d.store, pid, None, Instant::now(), Daemon::wall(), &mut fx);
+                d.absorb(fx);
+            }
+            Some((req, reply)) = api_rx.recv() => {
+                let answer = d.handle_api(req);
+                let _ = reply.send(answer);
+            }
+            _ = sleep_until(next_timer) => d.fire_timers(),
+            Some(result) = persist_rx.recv() => {
+                persisting = false;
+                if let Err(e) = result {
+                    tracing::error!("persisting state: {e:#}");
+                }
+            }
+            _ = sighup.recv() => {
+                if let Err(e) = d.reload_units() {
+                    tracing::error!("reload: units folder not applied:\n{e}");
+                }
+            }
+            _ = sigterm.recv() => { if d.shutdown() { break; } }
+            _ = sigint.recv() => { if d.shutdown() { break; } }
+        }
+        d.settle();
+    }
+
+    if d.opts.foreground {
+        // `up` leaves no pods behind: the next `up` starts from its units.
+        let pods: Vec<String> = d.store.pods().map(|p| p.metadata.name.clone()).collect();
+        for p in pods {
+            d.store.delete(Kind::Pod, &p);
+        }
+    }
+    let (_, bytes) = d.store.take_snapshot();
+    backend.lock().expect("backend lock").persist(&bytes)?;
+    let _ = std::fs::remove_file(&d.opts.socket);
+    tracing::info!("drover stopped");
+    Ok(())
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Daemon {
+    fn reap(&mut self) {
+        let exits = self.agent.runtime().reap();
+        if exits.is_empty() {
+            return;
+        }
+        let mut fx = Effects::default();
+        let now = Instant::now();
+        let wall = Daemon::wall();
+        for (pid, exit) in exits {
+            self.agent
+                .on_exit(&mut self.store, pid, Some(exit), now, wall, &mut fx);
+        }
+        self.absorb(fx);
+    }
+
+    fn fire_timers(&mut self) {
+        let now = Instant::now();
+        let wall = Daemon::wall();
+        let mut fx = Effects::default();
+        while let Some(entry) = self.timers.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            let timer = entry.remove();
+            self.agent
+                .on_timer(&mut self.store, timer, now, wall, &mut fx);
+        }
+        self.absorb(fx);
+    }
+
+    /// SIGTERM/SIGINT. `daemon`: leave processes running (they are
+    /// re-adopted on the next start) and exit now. `up`: stop every pod
+    /// gracefully first; a second signal kills what is left.
+    fn shutdown(&mut self) -> bool {
+        if !self.opts.foreground {
+            return true;
+        }
+        if self.halting {
+            let pids: Vec<i32> = self.agent.pids().collect();
+            for pid in pids {
+                let _ = crate::runtime::ProcessRuntime::signal_group(self.agent.runtime(), pid, 9);
+            }
+            return false;
+        }
+        eprintln!("stopping all pods (Ctrl-C again to kill them now)");
+        self.halting = true;
+        let mut fx = Effects::default();
+        self.agent
+            .halt_all(&mut self.store, Instant::now(), &mut fx);
+        self.absorb(fx);
+        false
+    }
+}
+
+/// This host's node object: created or refreshed (labels from the config,
+/// Ready) at every start.
+fn register_node(d: &mut Daemon) {
+    let now = Daemon::wall();
+    let name = d.opts.node_name.clone();
+    let labels = d.opts.node_labels.clone();
+    let condition = NodeCondition {
+        type_: "Ready".into(),
+        status: "True".into(),
+        last_heartbeat_time: Some(now),
+    };
+    let version = env!("CARGO_PKG_VERSION").to_string();
+    match d.store.get(Kind::Node, &name) {
+        Some(_) => {
+            d.store.update(Kind::Node, &name, |o| {
+                if let Object::Node(n) = o {
+                    for (k, v) in &labels {
+                        n.metadata.labels.insert(k.clone(), v.clone());
+                    }
+                    n.status.conditions = vec![condition];
+                    n.status.drover_version = version;
+                }
+                true
+            });
+        }
+        None => {
+            let mut metadata = ObjectMeta::new(name, now);
+            metadata.labels = labels;
+            metadata
+                .labels
+                .insert("kubernetes.io/hostname".into(), d.opts.node_name.clone());
+            d.store.put(Object::Node(Node {
+                metadata,
+                spec: NodeSpec::default(),
+                status: NodeStatus {
+                    conditions: vec![condition],
+                    drover_version: version,
+                },
+            }));
+        }
+    }
+}
+
+/// One daemon per state dir: an exclusive flock on STATE_DIR/lock, held
+/// for the daemon's life (released by the kernel if it dies).
+fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own; no memory is involved.
+    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        anyhow::bail!(
+            "another drover daemon is using the state dir {} (pass a different --state-dir)",
+            dir.display()
+        );
+    }
+    Ok(f)
+}
+
+/// Binds the control socket (0660). A stale socket file from a daemon that
+/// died is replaced; a live one is an error.
+fn bind_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("another drover daemon is listening on {}", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("removing stale socket {}", path.display()))?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("binding control socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    if let Ok(Some(group)) = nix::unistd::Group::from_name("drover") {
+        let _ = nix::unistd::chown(path, None, Some(group.gid));
+    }
+    Ok(listener)
+}

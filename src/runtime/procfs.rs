@@ -1,0 +1,159 @@
+//! Reading `/proc`: process identity (start time + boot id), state, and the
+//! environment scan that finds a pod's descendants by their marker variable.
+//!
+//! Read-only: nothing here signals or waits. Every reader tolerates a
+//! process vanishing between `readdir` and `open` (that is the normal case
+//! on a busy host, not an error).
+
+use crate::api::ProcessIdentity;
+use std::fs;
+
+/// The fields of `/proc/PID/stat` the runtime uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Field 3: R, S, D, Z (zombie: exited, not yet reaped), T, X, ...
+    pub state: char,
+    /// Field 4.
+    pub ppid: i32,
+    /// Field 5: process group id.
+    pub pgrp: i32,
+    /// Field 6: session id.
+    pub session: i32,
+    /// Field 22: start time in clock ticks since boot. Together with the
+    /// boot id it names one process for the lifetime of the machine, which
+    /// a pid alone does not (pids are reused).
+    pub start_ticks: u64,
+}
+
+impl ProcStat {
+    pub fn is_zombie(&self) -> bool {
+        self.state == 'Z' || self.state == 'X'
+    }
+}
+
+/// Parses the text of `/proc/PID/stat`. Field 2 (`comm`) is in parentheses
+/// and may itself contain spaces and `)`, so the fixed fields are read after
+/// the LAST `)`.
+pub fn parse_stat(text: &str) -> Option<ProcStat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // fields[0] is field 3 of stat(5), so field N is fields[N - 3].
+    Some(ProcStat {
+        state: fields.first()?.chars().next()?,
+        ppid: fields.get(1)?.parse().ok()?,
+        pgrp: fields.get(2)?.parse().ok()?,
+        session: fields.get(3)?.parse().ok()?,
+        start_ticks: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// `/proc/PID/stat` of a process, None if it does not exist (zombies do
+/// exist: check [`ProcStat::is_zombie`]).
+pub fn stat(pid: i32) -> Option<ProcStat> {
+    if pid <= 0 {
+        return None;
+    }
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// This boot's id (`/proc/sys/kernel/random/boot_id`), empty if unreadable
+/// (without /proc nothing in this module works anyway).
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The identity of `pid` given this boot's id.
+pub fn identity(pid: i32, boot_id: &str) -> Option<ProcessIdentity> {
+    stat(pid).map(|s| ProcessIdentity {
+        start_ticks: s.start_ticks,
+        boot_id: boot_id.to_string(),
+    })
+}
+
+/// Whether `pid` is still the process described by `identity`: the pid
+/// exists, started at the same tick, in the same boot. This is how a
+/// restarted daemon checks a pid from its state before trusting it (a pid
+/// alone may have been reused). A zombie still counts: its pid cannot be
+/// reused until it is reaped, and signalling it is harmless; an
+/// `ExitWatch` on it resolves at once.
+pub fn is_same_process(pid: i32, identity: &ProcessIdentity) -> bool {
+    match stat(pid) {
+        Some(s) => s.start_ticks == identity.start_ticks && boot_id() == identity.boot_id,
+        None => false,
+    }
+}
+
+/// Whether a NUL-separated environment block holds exactly `entry`.
+pub fn environ_contains(environ: &[u8], entry: &[u8]) -> bool {
+    environ.split(|b| *b == 0).any(|e| e == entry)
+}
+
+/// Pids (other than our own) whose `/proc/PID/environ` holds exactly
+/// `KEY=VALUE`. Processes we may not read, and ones that vanish, are
+/// skipped. Zombies have an empty environ and are never listed.
+pub fn marked(key: &str, value: &str) -> Vec<i32> {
+    let entry = format!("{key}={value}");
+    let me = std::process::id() as i32;
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut pids: Vec<i32> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .map(|env| environ_contains(&env, entry.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect();
+    pids.sort_unstable();
+    pids
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_is_parsed_after_the_last_paren() {
+        // comm may contain ") " itself: a naive split would shift fields.
+        let line = "4242 (evil) S 1 2 (x)) R 7 4242 4242 0 -1 4194560 100 0 0 0 \
+                    1 2 0 0 20 0 1 0 987654 1000 10 18446744073709551615";
+        let s = parse_stat(line).expect("parses");
+        assert_eq!(s.state, 'R');
+        assert_eq!((s.ppid, s.pgrp, s.session), (7, 4242, 4242));
+        assert_eq!(s.start_ticks, 987654);
+    }
+
+    #[test]
+    fn truncated_stat_is_none() {
+        assert_eq!(parse_stat("12 (x) S 1 2"), None);
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn environ_match_is_exact() {
+        let env = b"A=1\0DROVER_POD_UID=abc\0B=2\0";
+        assert!(environ_contains(env, b"DROVER_POD_UID=abc"));
+        assert!(!environ_contains(env, b"DROVER_POD_UID=ab"));
+        assert!(!environ_contains(env, b"POD_UID=abc"));
+        assert!(!environ_contains(
+            b"X=DROVER_POD_UID=abc\0",
+            b"DROVER_POD_UID=abc"
+        ));
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        let me = std::process::id() as i32;
+        let s = stat(me).expect("own stat");
+        assert!(!s.is_zombie());
+        let id = identity(me, &boot_id()).expect("own identity");
+        assert!(is_same_process(me, &id));
+        assert_eq!(boot_id().len(), 36, "boot_id is a uuid");
+        assert_eq!(stat(0), None);
+        assert_eq!(stat(-5), None);
+    }
+}

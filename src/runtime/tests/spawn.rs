@@ -1,0 +1,242 @@
+//! spawn: errors before fork and from exec, and what the child gets.
+
+use super::*;
+
+// ---- spawn: exec errors arrive as Err, checked before fork where possible
+
+#[test]
+fn missing_binary_is_command_not_found() {
+    let mut sb = Sandbox::new();
+    for cmd in ["drover-no-such-command", "/nonexistent/bin/tool"] {
+        let req = sb.req(&[cmd]);
+        match spawn_err(&mut sb, &req) {
+            SpawnError::CommandNotFound { command } => assert_eq!(command, cmd),
+            e => panic!("{cmd}: want CommandNotFound, got {e:?}"),
+        }
+    }
+}
+
+#[test]
+fn bare_command_is_searched_in_the_child_path_only() {
+    let mut sb = Sandbox::new();
+    // `true` is on the test's own PATH, but not on the child's.
+    let mut req = sb.req(&["true"]);
+    req.env[0].1 = "/nonexistent".to_string();
+    assert!(matches!(
+        spawn_err(&mut sb, &req),
+        SpawnError::CommandNotFound { .. }
+    ));
+
+    // A tool only on the child's PATH is found.
+    let bin = sb.dir.path().join("bin");
+    fs::create_dir(&bin).unwrap();
+    let tool = bin.join("drover-test-tool");
+    fs::write(&tool, "#!/bin/sh\necho tool-ran\n").unwrap();
+    fs::set_permissions(&tool, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut req = sb.req(&["drover-test-tool"]);
+    req.env[0].1 = format!("{}:/usr/bin:/bin", bin.display());
+    let pid = sb.spawn(&req).expect("found on the child's PATH").pid;
+    assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
+    assert!(sb.log().contains("tool-ran"));
+
+    // No PATH at all: glibc's execvp falls back to /bin:/usr/bin.
+    let mut req = sb.req(&["true"]);
+    req.env.retain(|(k, _)| k != "PATH");
+    let pid = sb.spawn(&req).expect("default search path").pid;
+    assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
+}
+
+#[test]
+fn not_executable_is_permission_denied_and_bad_interpreter_is_io() {
+    let mut sb = Sandbox::new();
+    let script = sb.dir.path().join("script.sh");
+    fs::write(&script, "#!/bin/sh\ntrue\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).unwrap();
+    let path = script.to_str().unwrap().to_string();
+    let req = sb.req(&[&path]);
+    match spawn_err(&mut sb, &req) {
+        SpawnError::PermissionDenied { command } => assert_eq!(command, path),
+        e => panic!("want PermissionDenied, got {e:?}"),
+    }
+
+    fs::write(&script, "#!/no/such/interpreter\n").unwrap();
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+    match spawn_err(&mut sb, &req) {
+        SpawnError::Io { command, source } => {
+            assert_eq!(command, path);
+            assert!(source.to_string().contains("interpreter"), "{source}");
+        }
+        e => panic!("want Io (bad interpreter), got {e:?}"),
+    }
+}
+
+#[test]
+fn unknown_user_group_dir_and_log_are_reported_before_fork() {
+    let mut sb = Sandbox::new();
+    let mut req = sb.req(&["true"]);
+    req.user = Some("drover-no-such-user".to_string());
+    let err = spawn_err(&mut sb, &req);
+    assert!(matches!(&err, SpawnError::UserNotFound { user } if user == "drover-no-such-user"));
+    assert_eq!(err.reason(), "CreateContainerConfigError");
+
+    let mut req = sb.req(&["true"]);
+    req.user = Some("nobody".to_string());
+    req.group = Some("drover-no-such-group".to_string());
+    assert!(
+        matches!(spawn_err(&mut sb, &req), SpawnError::GroupNotFound { group } if group == "drover-no-such-group")
+    );
+
+    let mut req = sb.req(&["true"]);
+    let missing = sb.dir.path().join("missing");
+    req.working_dir = Some(missing.clone());
+    match spawn_err(&mut sb, &req) {
+        SpawnError::WorkingDir { dir, source } => {
+            assert_eq!(dir, missing);
+            assert_eq!(source.kind(), io::ErrorKind::NotFound);
+        }
+        e => panic!("want WorkingDir, got {e:?}"),
+    }
+    req.working_dir = Some(PathBuf::from("/etc/passwd"));
+    assert!(
+        matches!(spawn_err(&mut sb, &req), SpawnError::WorkingDir { source, .. } if source.raw_os_error() == Some(libc::ENOTDIR))
+    );
+
+    let mut req = sb.req(&["true"]);
+    req.log_path = sb.dir.path().join("no-dir").join("x.log");
+    assert!(matches!(
+        spawn_err(&mut sb, &req),
+        SpawnError::LogFile { .. }
+    ));
+
+    let req = sb.req(&[]);
+    assert!(matches!(spawn_err(&mut sb, &req), SpawnError::Io { .. }));
+}
+
+// ---- what the child gets
+
+#[test]
+fn env_is_exactly_the_request_env() {
+    let mut sb = Sandbox::new();
+    let mut req = sb.req(&["/usr/bin/env"]);
+    req.env = vec![
+        ("A".to_string(), "1".to_string()),
+        ("B".to_string(), "two words".to_string()),
+        (MARK.to_string(), sb.marker.clone()),
+    ];
+    let pid = sb.spawn(&req).unwrap().pid;
+    assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
+    let mut got: Vec<String> = sb.log().lines().map(str::to_string).collect();
+    got.sort();
+    let mut want: Vec<String> = req.env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    want.sort();
+    assert_eq!(got, want, "no HOME, PATH, or anything of ours leaks in");
+}
+
+#[test]
+fn stdout_and_stderr_append_to_the_log_and_stdin_is_dev_null() {
+    let mut sb = Sandbox::new();
+    fs::write(sb.log_path(), "previous run\n").unwrap();
+    fs::set_permissions(sb.log_path(), fs::Permissions::from_mode(0o600)).unwrap();
+    let script = "echo to-stdout; echo to-stderr >&2; readlink /proc/$$/fd/0; cat; echo cat-done";
+    let pid = sb.start(&["sh", "-c", script]).pid;
+    assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
+    assert_eq!(
+        sb.log(),
+        "previous run\nto-stdout\nto-stderr\n/dev/null\ncat-done\n",
+        "appended, both streams, stdin at EOF"
+    );
+
+    // A new log file is created 0640 (less only through the umask).
+    let fresh = sb.dir.path().join("fresh.log");
+    let mut req = sb.req(&["true"]);
+    req.log_path = fresh.clone();
+    let pid = sb.spawn(&req).unwrap().pid;
+    sb.wait_exit(pid);
+    let mode = fs::metadata(&fresh).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode & !0o640, 0, "mode {mode:o}");
+    assert_eq!(mode & 0o600, 0o600, "mode {mode:o}");
+}
+
+#[test]
+fn child_leads_a_new_session_and_gets_only_fds_0_1_2() {
+    let mut sb = Sandbox::new();
+    // An fd without CLOEXEC, as a daemon might inherit one.
+    // SAFETY: dup of stdin, closed below.
+    let leaked = unsafe { libc::dup(0) };
+    assert!(leaked > 2);
+    let pid = sb.start(&["sleep", "1000"]).pid;
+    // SAFETY: our own fd.
+    unsafe { libc::close(leaked) };
+    // spawn returns after exec: the fd table is the exec'd program's.
+    let mut fds: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    fds.sort();
+    assert_eq!(fds, ["0", "1", "2"]);
+    let st = procfs::stat(pid).unwrap();
+    assert_eq!(
+        (st.pgrp, st.session),
+        (pid, pid),
+        "setsid: pgid == sid == pid"
+    );
+    assert_eq!(st.ppid, std::process::id() as i32);
+    sb.rt.signal_group(pid, libc::SIGKILL).unwrap();
+    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(libc::SIGKILL));
+}
+
+#[test]
+fn runs_as_nobody_with_its_groups_and_no_new_privs() {
+    let mut sb = Sandbox::new();
+    let script = "id -u; id -g; id -G; grep NoNewPrivs /proc/self/status";
+    let mut req = sb.req(&["sh", "-c", script]);
+    req.user = Some("nobody".to_string());
+    let pid = sb.spawn(&req).unwrap().pid;
+    assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
+    assert_eq!(sb.log(), "65534\n65534\n65534\nNoNewPrivs:\t1\n");
+
+    // Numeric user, group override by name.
+    fs::write(sb.log_path(), "").unwrap();
+    req.user = Some("65534".to_string());
+    req.group = Some("daemon".to_string());
+    let pid = sb.spawn(&req).unwrap().pid;
+    assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
+    assert_eq!(sb.log(), "65534\n1\n1\nNoNewPrivs:\t1\n");
+}
+
+#[test]
+fn supplementary_groups_come_from_the_group_database() {
+    // This machine's postgres user is also in ssl-cert: initgroups data.
+    let Some(env) = user_env("postgres") else {
+        eprintln!("no postgres user here: skipped");
+        return;
+    };
+    let want = nix::unistd::getgrouplist(
+        &std::ffi::CString::new("postgres").unwrap(),
+        nix::unistd::User::from_name("postgres")
+            .unwrap()
+            .unwrap()
+            .gid,
+    )
+    .unwrap();
+    assert!(env.iter().any(|(k, v)| k == "USER" && v == "postgres"));
+    let mut sb = Sandbox::new();
+    let mut req = sb.req(&["id", "-G"]);
+    req.user = Some("postgres".to_string());
+    let pid = sb.spawn(&req).unwrap().pid;
+    assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
+    let mut got: Vec<u32> = sb
+        .log()
+        .split_whitespace()
+        .map(|g| g.parse().unwrap())
+        .collect();
+    got.sort();
+    let mut want: Vec<u32> = want.iter().map(|g| g.as_raw()).collect();
+    want.sort();
+    want.dedup();
+    assert!(
+        want.len() >= 2,
+        "postgres has supplementary groups: {want:?}"
+    );
+    assert_eq!(got, want);
+}
