@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 /// double-forked grandchildren that left the process group.
 pub const MARKER: &str = "DROVER_PROCESS_ID";
 
-pub fn marker_value(pod_uid: &str, process: &str) -> String {
-    format!("{pod_uid}/{process}")
+pub fn marker_value(pod_uid: &str, process: &str, run: u32) -> String {
+    format!("{pod_uid}/{process}/{run}")
 }
 
 /// `PORT_HTTP` for the port named `http` (`-` becomes `_`).
@@ -28,6 +28,8 @@ pub struct EnvInputs<'a> {
     pub pod_uid: &'a str,
     pub node_name: &'a str,
     pub process: &'a str,
+    /// Which run of the process this is (its restart count).
+    pub run: u32,
     pub ports: &'a BTreeMap<String, u16>,
 }
 
@@ -48,7 +50,7 @@ pub fn build_env(i: &EnvInputs) -> Vec<(String, String)> {
     for (k, v) in i.spec_env {
         env.insert(k.clone(), expand(v, &env));
     }
-    env.insert(MARKER.into(), marker_value(i.pod_uid, i.process));
+    env.insert(MARKER.into(), marker_value(i.pod_uid, i.process, i.run));
     env.into_iter().collect()
 }
 
@@ -137,6 +139,7 @@ mod tests {
             pod_uid: "u1",
             node_name: "n1",
             process: "server",
+            run: 2,
             ports: &ports,
         });
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
@@ -146,6 +149,6 @@ mod tests {
         assert_eq!(get("PORT_HTTP"), Some("8081"));
         assert_eq!(get("DROVER_POD_NAME"), Some("web-abcde"));
         assert_eq!(get("DROVER_NODE_NAME"), Some("n1"));
-        assert_eq!(get(MARKER), Some("u1/server"));
+        assert_eq!(get(MARKER), Some("u1/server/2"));
     }
 }

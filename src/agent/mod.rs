@@ -7,6 +7,8 @@ pub mod backoff;
 pub mod env;
 pub mod logs;
 pub mod ports;
+pub mod probe;
+pub mod probe_net;
 pub mod supervise;
 
-pub use supervise::{Agent, AgentConfig, Effects, Note, Timer};
+pub use supervise::{Agent, AgentConfig, CheckRequest, Effects, Note, ProbeKey, Timer};

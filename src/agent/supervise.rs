@@ -15,6 +15,7 @@ use super::backoff::BackoffConfig;
 use super::env::{self, EnvInputs};
 use super::logs::LogDir;
 use super::ports;
+use super::probe::{Check, ProbeKind, ProbeState};
 use crate::api::{Pod, PodPhase, ProcessState, ProcessStatus, RestartPolicy, TerminatedState};
 use crate::runtime::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest};
 use crate::store::Store;
@@ -44,6 +45,12 @@ pub enum Timer {
     Backoff { pod: String, idx: usize, gen: u64 },
     /// The termination grace period is over: SIGKILL.
     Grace { pod: String, idx: usize, gen: u64 },
+    /// A stopped run's escaped descendants (by marker) get SIGKILL.
+    Sweep { marker: String },
+    /// Time to run a probe (and to arm the next one).
+    Probe(ProbeKey),
+    /// An exec probe ran past its timeout.
+    ProbeTimeout { pid: i32 },
 }
 
 /// Something worth an event on the pod.
@@ -66,6 +73,26 @@ pub struct Effects {
     /// Pods whose processes all stopped after deletion and that were
     /// removed from the store.
     pub removed: Vec<String>,
+    /// HTTP and TCP checks to run as tasks; their results come back
+    /// through [`Agent::on_probe_result`].
+    pub checks: Vec<CheckRequest>,
+}
+
+/// One network probe to run, and where its result goes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRequest {
+    pub key: ProbeKey,
+    pub check: Check,
+}
+
+/// Which probe of which run a result belongs to (`gen` tells a stale
+/// result from a previous run apart).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ProbeKey {
+    pub pod: String,
+    pub idx: usize,
+    pub kind: ProbeKind,
+    pub gen: u64,
 }
 
 impl Effects {
@@ -87,6 +114,9 @@ enum Then {
     Restart { reason: String },
     /// Leave it stopped (pod deleted, or `drover up` shutting down).
     Finish,
+    /// A liveness or startup probe failed: what follows is up to the
+    /// restart policy and the backoff, as for a crash.
+    Failed { reason: String, message: String },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,10 +127,10 @@ enum Phase {
         pid: i32,
     },
     Backoff,
-    /// SIGTERM sent; `pid` is None once the main process exited while
-    /// descendants that left its group are still being waited for.
+    /// SIGTERM sent to the group; SIGKILL follows when the grace timer
+    /// fires (`killed`).
     Stopping {
-        pid: Option<i32>,
+        pid: i32,
         then: Then,
         killed: bool,
     },
@@ -115,6 +145,14 @@ struct Proc {
     /// Restarts in a row, for the backoff.
     consecutive: u32,
     started: Option<Instant>,
+    /// Probe results of the current run, by `ProbeKind::index()`.
+    probes: [ProbeState; 3],
+    /// A check of that kind is running (the next period skips, rather
+    /// than piling checks on a hung server).
+    probe_inflight: [bool; 3],
+    /// The startup probe succeeded (or there is none): liveness and
+    /// readiness may run.
+    startup_done: bool,
 }
 
 impl Proc {
@@ -124,6 +162,9 @@ impl Proc {
             gen: 0,
             consecutive: 0,
             started: None,
+            probes: Default::default(),
+            probe_inflight: [false; 3],
+            startup_done: false,
         }
     }
 }
@@ -141,6 +182,8 @@ pub struct Agent<R: ProcessRuntime> {
     cfg: AgentConfig,
     pods: HashMap<String, PodRt>,
     by_pid: HashMap<i32, (String, usize)>,
+    /// Exec probes running now.
+    probe_pids: HashMap<i32, ProbeKey>,
 }
 
 impl<R: ProcessRuntime> Agent<R> {
@@ -150,6 +193,7 @@ impl<R: ProcessRuntime> Agent<R> {
             cfg,
             pods: HashMap::new(),
             by_pid: HashMap::new(),
+            probe_pids: HashMap::new(),
         }
     }
 
@@ -195,8 +239,7 @@ impl<R: ProcessRuntime> Agent<R> {
         for name in gone {
             if let Some(rt) = self.pods.remove(&name) {
                 for p in rt.procs {
-                    if let Phase::Running { pid } | Phase::Stopping { pid: Some(pid), .. } = p.phase
-                    {
+                    if let Phase::Running { pid } | Phase::Stopping { pid, .. } = p.phase {
                         let _ = self.rt.signal_group(pid, SIGKILL);
                         self.by_pid.remove(&pid);
                     }
@@ -323,6 +366,7 @@ impl<R: ProcessRuntime> Agent<R> {
                 proc.started = now.checked_sub(ran).or(Some(now));
                 self.by_pid.insert(pid, (name.to_string(), idx));
                 fx.watch.push(pid);
+                probes::arm(proc, name, idx, &pod.spec.processes[idx], now, fx);
             } else if matches!(status.state, ProcessState::Running { .. }) {
                 lost.push(idx);
             }
@@ -362,7 +406,7 @@ impl<R: ProcessRuntime> Agent<R> {
     fn forget(&mut self, name: &str) {
         if let Some(rt) = self.pods.remove(name) {
             for p in rt.procs {
-                if let Phase::Running { pid } | Phase::Stopping { pid: Some(pid), .. } = p.phase {
+                if let Phase::Running { pid } | Phase::Stopping { pid, .. } = p.phase {
                     self.by_pid.remove(&pid);
                 }
             }
@@ -381,21 +425,7 @@ impl<R: ProcessRuntime> Agent<R> {
         let name = pod.metadata.name.clone();
         let spec = pod.spec.processes[idx].clone();
         ensure_status(pod);
-        let user_vars = spec
-            .user
-            .as_deref()
-            .and_then(crate::runtime::user_env)
-            .unwrap_or_default();
-        let environment = env::build_env(&EnvInputs {
-            base: &self.cfg.base_env,
-            user: &user_vars,
-            spec_env: &spec.env,
-            pod_name: &name,
-            pod_uid: &pod.metadata.uid,
-            node_name: &self.cfg.node_name,
-            process: &spec.name,
-            ports: &pod.status.ports,
-        });
+        let environment = self.process_env(pod, idx);
         let argv = env::expand_argv(&spec.command, &environment);
         let log_path = match self.cfg.logs.start_run(&name, &spec.name) {
             Ok(p) => p,
@@ -422,14 +452,16 @@ impl<R: ProcessRuntime> Agent<R> {
                 proc.phase = Phase::Running { pid: spawned.pid };
                 proc.started = Some(now);
                 proc.gen += 1;
+                probes::arm(proc, &name, idx, &spec, now, fx);
                 self.by_pid.insert(spawned.pid, (name.clone(), idx));
                 let st = &mut pod.status.processes[idx];
                 st.pid = Some(spawned.pid as u32);
                 st.identity = Some(spawned.identity);
                 st.state = ProcessState::Running { started_at: wall };
                 st.started = true;
-                // Without readiness probes a running process is ready.
-                st.ready = spec.readiness.is_none() && !spec.notify;
+                // Without readiness or startup probes a running process
+                // is ready.
+                st.ready = spec.readiness.is_none() && spec.startup.is_none();
                 pod.status.phase = PodPhase::Running;
                 pod.status.start_time.get_or_insert(wall);
                 pod.status.reason = None;
@@ -499,6 +531,12 @@ impl<R: ProcessRuntime> Agent<R> {
         wall: DateTime<Utc>,
         fx: &mut Effects,
     ) -> bool {
+        if let Some(key) = self.probe_pids.remove(&pid) {
+            let _ = self.rt.signal_group(pid, SIGKILL);
+            let result = probes::exec_result(exit);
+            self.on_probe_result(store, key, result, now, wall, fx);
+            return true;
+        }
         let Some((name, idx)) = self.by_pid.remove(&pid) else {
             return false;
         };
@@ -525,54 +563,56 @@ impl<R: ProcessRuntime> Agent<R> {
             };
             let phase = rt.procs[idx].phase.clone();
             match phase {
-                Phase::Stopping { then, killed, .. } => {
+                Phase::Stopping { then, .. } => {
                     let reason = match (&then, exit) {
                         (Then::Restart { reason }, _) => reason.clone(),
+                        (Then::Failed { reason, .. }, _) => reason.clone(),
                         (Then::Finish, Some(ExitReason::Code(0))) => "Completed".into(),
                         (Then::Finish, _) => "Killed".into(),
+                    };
+                    let message = match &then {
+                        Then::Failed { message, .. } => Some(message.clone()),
+                        _ => None,
                     };
                     let t = TerminatedState {
                         exit_code,
                         signal,
                         reason,
-                        message: None,
+                        message,
                         started_at,
                         finished_at: wall,
                     };
-                    let marker = env::marker_value(&rt.uid, &pod.spec.processes[idx].name);
+                    // Descendants that left the process group (double
+                    // fork + setsid) still carry this run's marker: they
+                    // get SIGTERM now and SIGKILL when the grace period
+                    // ends, without holding up the restart or the removal
+                    // (the next run has a different marker).
+                    let marker = run_marker(pod, &rt.uid, idx);
                     let leftovers = self.rt.marked(env::MARKER, &marker);
-                    if !leftovers.is_empty() && !killed {
+                    if !leftovers.is_empty() {
                         for p in &leftovers {
                             let _ = self.rt.signal(*p, SIGTERM);
                         }
-                        // Keep the grace timer running for them.
-                        rt.procs[idx].phase = Phase::Stopping {
-                            pid: None,
-                            then: then.clone(),
-                            killed,
-                        };
-                        set_terminated(pod, idx, t);
+                        let grace = pod.spec.termination_grace_period.as_duration();
+                        fx.timers.push((now + grace, Timer::Sweep { marker }));
+                    }
+                    if let Then::Failed { .. } = then {
+                        self.after_run(pod, &mut rt, idx, t, None, ran_for, now, fx);
+                        update_phase(pod, &rt);
                         return true;
                     }
-                    for p in &leftovers {
-                        let _ = self.rt.signal(*p, SIGKILL);
-                    }
+                    set_terminated(pod, idx, t);
+                    rt.procs[idx].gen += 1;
                     match then {
                         Then::Restart { .. } => {
-                            set_terminated(pod, idx, t);
                             pod.status.processes[idx].restart_count += 1;
                             rt.procs[idx].phase = Phase::Idle;
-                            rt.procs[idx].gen += 1;
                             self.pods
                                 .insert(name.clone(), std::mem::replace(&mut rt, empty_rt()));
                             self.start(pod, idx, now, wall, fx);
                             rt = self.pods.remove(&name).expect("runtime entry");
                         }
-                        Then::Finish => {
-                            set_terminated(pod, idx, t);
-                            rt.procs[idx].phase = Phase::Done;
-                            rt.procs[idx].gen += 1;
-                        }
+                        Then::Finish | Then::Failed { .. } => rt.procs[idx].phase = Phase::Done,
                     }
                 }
                 _ => {
@@ -741,40 +781,25 @@ impl<R: ProcessRuntime> Agent<R> {
                 };
                 proc.phase = Phase::Stopping {
                     pid,
-                    then: then.clone(),
+                    then,
                     killed: true,
                 };
                 let uid = rt.uid.clone();
-                let pname = store
-                    .pod(&pod)
-                    .and_then(|p| p.spec.processes.get(idx))
-                    .map(|s| s.name.clone())
-                    .unwrap_or_default();
-                if let Some(pid) = pid {
-                    let _ = self.rt.signal_group(pid, SIGKILL);
-                }
-                for p in self
-                    .rt
-                    .marked(env::MARKER, &env::marker_value(&uid, &pname))
-                {
-                    let _ = self.rt.signal(p, SIGKILL);
-                }
-                if pid.is_none() {
-                    // Only leftovers were being waited for: they are gone now.
-                    let rt = self.pods.get_mut(&pod).expect("runtime entry");
-                    match then {
-                        Then::Finish => rt.procs[idx].phase = Phase::Done,
-                        Then::Restart { .. } => rt.procs[idx].phase = Phase::Idle,
-                    }
-                    rt.procs[idx].gen += 1;
-                    let finished = rt.stopping && rt.procs.iter().all(|p| p.phase == Phase::Done);
-                    if finished {
-                        self.finish_pod(store, &pod, fx);
-                    } else {
-                        self.sync(store, now, wall, fx);
+                let _ = self.rt.signal_group(pid, SIGKILL);
+                if let Some(p) = store.pod(&pod) {
+                    let marker = run_marker(p, &uid, idx);
+                    for p in self.rt.marked(env::MARKER, &marker) {
+                        let _ = self.rt.signal(p, SIGKILL);
                     }
                 }
             }
+            Timer::Sweep { marker } => {
+                for p in self.rt.marked(env::MARKER, &marker) {
+                    let _ = self.rt.signal(p, SIGKILL);
+                }
+            }
+            Timer::Probe(key) => self.probe_due(store, key, now, fx),
+            Timer::ProbeTimeout { pid } => self.probe_timed_out(store, pid, now, wall, fx),
         }
     }
 
@@ -804,7 +829,7 @@ impl<R: ProcessRuntime> Agent<R> {
             match proc.phase {
                 Phase::Running { pid } => {
                     proc.phase = Phase::Stopping {
-                        pid: Some(pid),
+                        pid,
                         then: Then::Finish,
                         killed: false,
                     };
@@ -873,7 +898,7 @@ impl<R: ProcessRuntime> Agent<R> {
             match proc.phase {
                 Phase::Running { pid } => {
                     proc.phase = Phase::Stopping {
-                        pid: Some(pid),
+                        pid,
                         then: Then::Restart {
                             reason: "Restarted".into(),
                         },
@@ -917,7 +942,7 @@ impl<R: ProcessRuntime> Agent<R> {
             .procs
             .iter()
             .filter_map(|p| match p.phase {
-                Phase::Running { pid } | Phase::Stopping { pid: Some(pid), .. } => Some(pid),
+                Phase::Running { pid } | Phase::Stopping { pid, .. } => Some(pid),
                 _ => None,
             })
             .collect();
@@ -943,7 +968,7 @@ impl<R: ProcessRuntime> Agent<R> {
                 match proc.phase {
                     Phase::Running { pid } => {
                         proc.phase = Phase::Stopping {
-                            pid: Some(pid),
+                            pid,
                             then: Then::Finish,
                             killed: false,
                         };
@@ -992,6 +1017,19 @@ fn empty_rt() -> PodRt {
         procs: vec![],
         stopping: false,
     }
+}
+
+/// The marker value of the run of process `idx` now recorded in `pod`:
+/// `POD_UID/PROCESS/RESTART_COUNT`, so each run's descendants are told
+/// apart from the next run's.
+fn run_marker(pod: &Pod, uid: &str, idx: usize) -> String {
+    let restarts = pod
+        .status
+        .processes
+        .get(idx)
+        .map(|p| p.restart_count)
+        .unwrap_or(0);
+    env::marker_value(uid, &pod.spec.processes[idx].name, restarts)
 }
 
 /// One status entry per process, in spec order.
@@ -1051,6 +1089,9 @@ fn taken_ports(store: &Store, node: &str, except: &str) -> HashSet<u16> {
         .flat_map(|p| p.status.ports.values().copied())
         .collect()
 }
+
+#[path = "supervise_probes.rs"]
+mod probes;
 
 #[cfg(test)]
 #[path = "supervise_tests.rs"]

@@ -303,25 +303,35 @@ fn escaped_descendants_are_found_by_marker_and_killed() {
     w.add(pod("web-1", RestartPolicy::Always));
     w.sync();
     let uid = w.pod("web-1").metadata.uid.clone();
-    let grandchild = w
-        .fake
-        .add_process(vec![(env::MARKER.into(), env::marker_value(&uid, "main"))]);
+    let grandchild = w.fake.add_process(vec![(
+        env::MARKER.into(),
+        env::marker_value(&uid, "main", 0),
+    )]);
+    // A process of another run (or another pod) is not touched.
+    let stranger = w.fake.add_process(vec![(
+        env::MARKER.into(),
+        env::marker_value(&uid, "main", 7),
+    )]);
     w.store.update_pod("web-1", |p| {
         p.metadata.deletion_timestamp = Some(Utc::now());
         true
     });
-    let fx = w.sync();
-    let timer = fx.timers[0].1.clone();
-    let fx2 = w.reap();
-    assert!(fx2.removed.is_empty(), "waits for the escaped grandchild");
+    w.sync();
+    let fx = w.reap();
+    // The pod goes at once; the escaped grandchild got SIGTERM and a sweep
+    // is due at the end of the grace period.
+    assert_eq!(fx.removed, ["web-1"]);
     assert!(w.fake.signals().contains(&SignalSent {
         target: SignalTarget::Process(grandchild),
         signal: SIGTERM
     }));
+    let (at, sweep) = fx.timers[0].clone();
+    assert_eq!(at, w.now + Duration::from_secs(30));
+    assert!(matches!(sweep, Timer::Sweep { .. }));
     w.advance(30);
-    let fx3 = w.fire(timer);
+    w.fire(sweep);
     assert!(!w.fake.is_alive(grandchild));
-    assert_eq!(fx3.removed, ["web-1"]);
+    assert!(w.fake.is_alive(stranger));
 }
 
 #[test]

@@ -55,6 +55,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         timer_seq: 0,
         reconciled_at: 0,
         pending_watches: vec![],
+        pending_checks: vec![],
         halting: false,
     };
 
@@ -92,6 +93,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (api_tx, mut api_rx) = mpsc::channel::<(ApiRequest, oneshot::Sender<ApiReply>)>(64);
     tokio::spawn(http::serve(listener, api_tx, d.store.subscribe()));
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<i32>();
+    let (probe_tx, mut probe_rx) =
+        mpsc::unbounded_channel::<(crate::agent::ProbeKey, crate::agent::probe::ProbeResult)>();
     let (persist_tx, mut persist_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
     let mut persisting = false;
     if d.opts.foreground {
@@ -129,6 +132,13 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 let _ = tx.send(pid);
             });
         }
+        for req in d.pending_checks.drain(..) {
+            let tx = probe_tx.clone();
+            tokio::spawn(async move {
+                let result = crate::agent::probe_net::run(req.check).await;
+                let _ = tx.send((req.key, result));
+            });
+        }
         if !persisting && d.store.is_dirty() {
             persisting = true;
             let (_, bytes) = d.store.take_snapshot();
@@ -148,6 +158,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             Some(pid) = exit_rx.recv() => {
                 let mut fx = Effects::default();
                 d.agent.on_exit(&mut d.store, pid, None, Instant::now(), Daemon::wall(), &mut fx);
+                d.absorb(fx);
+            }
+            Some((key, result)) = probe_rx.recv() => {
+                let mut fx = Effects::default();
+                d.agent.on_probe_result(&mut d.store, key, result, Instant::now(), Daemon::wall(), &mut fx);
                 d.absorb(fx);
             }
             Some((req, reply)) = api_rx.recv() => {

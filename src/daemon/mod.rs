@@ -70,6 +70,8 @@ pub(crate) struct Daemon {
     pub reconciled_at: u64,
     /// Adopted pids to hand to pidfd watchers (drained by the loop).
     pub pending_watches: Vec<i32>,
+    /// Network probes to start as tasks (drained by the loop).
+    pub pending_checks: Vec<crate::agent::CheckRequest>,
     /// `drover up` is stopping everything.
     pub halting: bool,
 }
@@ -86,6 +88,7 @@ impl Daemon {
             self.timers.insert((at, self.timer_seq), t);
         }
         self.pending_watches.extend(fx.watch);
+        self.pending_checks.extend(fx.checks);
         let node = format!("kubelet/{}", self.opts.node_name);
         let now = Self::wall();
         for n in fx.notes {
@@ -108,6 +111,7 @@ impl Daemon {
             if self.store.revision() == self.reconciled_at {
                 break;
             }
+            let before = self.store.revision();
             let now = Self::wall();
             if !self.halting {
                 reconcile::run_controllers(&mut self.store, &mut self.events, now);
@@ -118,10 +122,13 @@ impl Daemon {
                     .sync(&mut self.store, Instant::now(), now, &mut fx);
             }
             self.absorb(fx);
-            self.reconciled_at = self.store.revision();
-            // Agent changes (statuses) bump the revision; one more pass
-            // lets the controllers see them (ready counts), then stop.
+            // The pass itself changed the store (pods created, statuses
+            // written): go round again so the controllers see it (ready
+            // counts, adoption), until a pass changes nothing.
+            self.reconciled_at = before;
         }
+        // Bounded: a pass that keeps changing things is picked up again by
+        // the next event rather than spinning here.
         self.reconciled_at = self.store.revision();
     }
 }

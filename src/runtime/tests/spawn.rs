@@ -161,19 +161,30 @@ fn stdout_and_stderr_append_to_the_log_and_stdin_is_dev_null() {
 fn child_leads_a_new_session_and_gets_only_fds_0_1_2() {
     let mut sb = Sandbox::new();
     // An fd without CLOEXEC, as a daemon might inherit one.
-    // SAFETY: dup of stdin, closed below.
-    let leaked = unsafe { libc::dup(0) };
+    let leak = std::ffi::CString::new(sb.dir.path().join("leak-me").to_str().unwrap()).unwrap();
+    // SAFETY: valid C string; the fd is closed below.
+    let leaked = unsafe { libc::open(leak.as_ptr(), libc::O_RDONLY | libc::O_CREAT, 0o600) };
     assert!(leaked > 2);
     let pid = sb.start(&["sleep", "1000"]).pid;
     // SAFETY: our own fd.
     unsafe { libc::close(leaked) };
-    // spawn returns after exec: the fd table is the exec'd program's.
-    let mut fds: Vec<String> = fs::read_dir(format!("/proc/{pid}/fd"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    fds.sort();
-    assert_eq!(fds, ["0", "1", "2"]);
+    // spawn returns right after execve, while ld.so may still hold a
+    // library open for a moment: wait for the table to settle, but fail at
+    // once if the leaked file shows up.
+    wait_until("the child's fd table to be exactly 0, 1, 2", || {
+        let mut fds = Vec::new();
+        for entry in fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+            let entry = entry.unwrap();
+            let target = fs::read_link(entry.path()).unwrap_or_default();
+            assert!(
+                !target.ends_with("leak-me"),
+                "leaked into the child: {target:?}"
+            );
+            fds.push(entry.file_name().to_string_lossy().into_owned());
+        }
+        fds.sort();
+        (fds == ["0", "1", "2"]).then_some(())
+    });
     let st = procfs::stat(pid).unwrap();
     assert_eq!(
         (st.pgrp, st.session),
