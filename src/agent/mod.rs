@@ -6,6 +6,7 @@
 pub mod backoff;
 pub mod env;
 pub mod logs;
+pub mod notify;
 pub mod ports;
 pub mod probe;
 pub mod probe_net;

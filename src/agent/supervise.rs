@@ -35,6 +35,8 @@ pub struct AgentConfig {
     /// Check that an allocated port is really free on the host (off in
     /// tests of the state machine).
     pub probe_port_is_free: bool,
+    /// NOTIFY_SOCKET for processes with `notify = true`.
+    pub notify_socket: Option<std::path::PathBuf>,
 }
 
 /// A timer the agent asked for. `gen` makes stale timers harmless: a
@@ -51,6 +53,8 @@ pub enum Timer {
     Probe(ProbeKey),
     /// An exec probe ran past its timeout.
     ProbeTimeout { pid: i32 },
+    /// Time to check that a `watchdog` process pinged (WATCHDOG=1).
+    Watchdog { pod: String, idx: usize, gen: u64 },
 }
 
 /// Something worth an event on the pod.
@@ -153,6 +157,8 @@ struct Proc {
     /// The startup probe succeeded (or there is none): liveness and
     /// readiness may run.
     startup_done: bool,
+    /// Last WATCHDOG=1 of this run (the run's start before the first).
+    last_ping: Option<Instant>,
 }
 
 impl Proc {
@@ -165,6 +171,7 @@ impl Proc {
             probes: Default::default(),
             probe_inflight: [false; 3],
             startup_done: false,
+            last_ping: None,
         }
     }
 }
@@ -459,9 +466,9 @@ impl<R: ProcessRuntime> Agent<R> {
                 st.identity = Some(spawned.identity);
                 st.state = ProcessState::Running { started_at: wall };
                 st.started = true;
-                // Without readiness or startup probes a running process
-                // is ready.
-                st.ready = spec.readiness.is_none() && spec.startup.is_none();
+                // Without readiness or startup probes, or READY=1 to wait
+                // for, a running process is ready.
+                st.ready = spec.readiness.is_none() && spec.startup.is_none() && !spec.notify;
                 pod.status.phase = PodPhase::Running;
                 pod.status.start_time.get_or_insert(wall);
                 pod.status.reason = None;
@@ -799,6 +806,7 @@ impl<R: ProcessRuntime> Agent<R> {
                 }
             }
             Timer::Probe(key) => self.probe_due(store, key, now, fx),
+            Timer::Watchdog { pod, idx, gen } => self.watchdog_due(store, &pod, idx, gen, now, fx),
             Timer::ProbeTimeout { pid } => self.probe_timed_out(store, pid, now, wall, fx),
         }
     }
@@ -1092,6 +1100,9 @@ fn taken_ports(store: &Store, node: &str, except: &str) -> HashSet<u16> {
 
 #[path = "supervise_probes.rs"]
 mod probes;
+
+#[path = "supervise_notify.rs"]
+mod notify;
 
 #[cfg(test)]
 #[path = "supervise_tests.rs"]

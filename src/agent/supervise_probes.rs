@@ -29,6 +29,17 @@ pub(super) fn arm(
     proc.probes = Default::default();
     proc.probe_inflight = [false; 3];
     proc.startup_done = spec.startup.is_none();
+    proc.last_ping = Some(now);
+    if let (true, Some(w)) = (spec.notify, spec.watchdog) {
+        fx.timers.push((
+            now + w.as_duration(),
+            Timer::Watchdog {
+                pod: pod.to_string(),
+                idx,
+                gen: proc.gen,
+            },
+        ));
+    }
     let kinds: &[ProbeKind] = if proc.startup_done {
         &[ProbeKind::Liveness, ProbeKind::Readiness]
     } else {
@@ -76,7 +87,7 @@ impl<R: ProcessRuntime> Agent<R> {
             .as_deref()
             .and_then(crate::runtime::user_env)
             .unwrap_or_default();
-        env::build_env(&EnvInputs {
+        let mut environment = env::build_env(&EnvInputs {
             base: &self.cfg.base_env,
             user: &user_vars,
             spec_env: &spec.env,
@@ -91,7 +102,18 @@ impl<R: ProcessRuntime> Agent<R> {
                 .map(|p| p.restart_count)
                 .unwrap_or(0),
             ports: &pod.status.ports,
-        })
+        });
+        if spec.notify {
+            if let Some(sock) = &self.cfg.notify_socket {
+                environment.push(("NOTIFY_SOCKET".into(), sock.display().to_string()));
+            }
+            if let Some(w) = spec.watchdog {
+                let usec = w.as_duration().as_micros().to_string();
+                environment.push(("WATCHDOG_USEC".into(), usec));
+            }
+            environment.sort();
+        }
+        environment
     }
 
     /// A probe's period came round: arm the next one, then run this one
@@ -239,9 +261,9 @@ impl<R: ProcessRuntime> Agent<R> {
         }
         let k = key.kind.index();
         proc.probe_inflight[k] = false;
-        let Phase::Running { pid } = proc.phase else {
+        if !matches!(proc.phase, Phase::Running { .. }) {
             return;
-        };
+        }
         if let ProbeResult::Failure { message } = &result {
             let pod = store.pod(&key.pod).expect("checked").clone();
             fx.note(
@@ -282,7 +304,7 @@ impl<R: ProcessRuntime> Agent<R> {
                         fx.timers.push((at, Timer::Probe(key)));
                     }
                 }
-                if spec.readiness.is_none() {
+                if spec.readiness.is_none() && !spec.notify {
                     store.update_pod(&key.pod, |p| {
                         p.status.processes[key.idx].ready = true;
                         true
@@ -294,45 +316,72 @@ impl<R: ProcessRuntime> Agent<R> {
                 kind @ (ProbeKind::Liveness | ProbeKind::Startup),
                 Verdict::BecameUnhealthy { message },
             ) => {
-                // Stop it like any stop (SIGTERM to the group, SIGKILL after
-                // the grace period); the exit then goes to the restart
-                // policy and backoff as a failure.
-                proc.gen += 1;
-                proc.phase = Phase::Stopping {
-                    pid,
-                    then: Then::Failed {
-                        reason: format!("{kind}ProbeFailed"),
-                        message: format!("{kind} probe failed: {message}"),
-                    },
-                    killed: false,
-                };
-                let gen = proc.gen;
-                let _ = self.rt.signal_group(pid, SIGTERM);
-                fx.timers.push((
-                    now + grace,
-                    Timer::Grace {
-                        pod: key.pod.clone(),
-                        idx: key.idx,
-                        gen,
-                    },
-                ));
-                let pod = store.pod(&key.pod).expect("checked").clone();
-                fx.note(
-                    &pod,
-                    false,
-                    "Killing",
-                    format!(
-                        "Process {} failed {} probe, will be restarted",
-                        spec.name,
-                        kind.to_string().to_lowercase()
-                    ),
+                let reason = format!("{kind}ProbeFailed");
+                let message = format!("{kind} probe failed: {message}");
+                let what = format!("failed {} probe", kind.to_string().to_lowercase());
+                self.fail_running(
+                    store, &key.pod, key.idx, reason, message, &what, grace, now, fx,
                 );
-                store.update_pod(&key.pod, |p| {
-                    p.status.processes[key.idx].ready = false;
-                    true
-                });
             }
         }
         let _ = wall;
+    }
+
+    /// A running process judged broken (liveness, startup, watchdog): stop
+    /// it like any stop (SIGTERM to the group, SIGKILL after the grace
+    /// period); its exit then goes to the restart policy and the backoff as
+    /// a failure with this reason.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn fail_running(
+        &mut self,
+        store: &mut Store,
+        pod_name: &str,
+        idx: usize,
+        reason: String,
+        message: String,
+        what: &str,
+        grace: Duration,
+        now: Instant,
+        fx: &mut Effects,
+    ) {
+        let Some(rt) = self.pods.get_mut(pod_name) else {
+            return;
+        };
+        let Some(proc) = rt.procs.get_mut(idx) else {
+            return;
+        };
+        let Phase::Running { pid } = proc.phase else {
+            return;
+        };
+        proc.gen += 1;
+        proc.phase = Phase::Stopping {
+            pid,
+            then: Then::Failed { reason, message },
+            killed: false,
+        };
+        let gen = proc.gen;
+        let _ = self.rt.signal_group(pid, SIGTERM);
+        fx.timers.push((
+            now + grace,
+            Timer::Grace {
+                pod: pod_name.to_string(),
+                idx,
+                gen,
+            },
+        ));
+        let Some(pod) = store.pod(pod_name).cloned() else {
+            return;
+        };
+        let pname = &pod.spec.processes[idx].name;
+        fx.note(
+            &pod,
+            false,
+            "Killing",
+            format!("Process {pname} {what}, will be restarted"),
+        );
+        store.update_pod(pod_name, |p| {
+            p.status.processes[idx].ready = false;
+            true
+        });
     }
 }

@@ -70,6 +70,7 @@ impl World {
                 backoff: BackoffConfig::default(),
                 base_env: vec![("PATH".into(), "/bin".into())],
                 probe_port_is_free: false,
+                notify_socket: Some("/run/test/notify.sock".into()),
             },
         );
         World {

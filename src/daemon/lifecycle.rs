@@ -33,6 +33,14 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let backend: Arc<Mutex<Box<dyn Backend>>> = Arc::new(Mutex::new(Box::new(backend)));
 
     let listener = bind_socket(&opts.socket)?;
+    // Beside the control socket, as systemd's /run/systemd/notify.
+    let notify_path = opts
+        .socket
+        .parent()
+        .unwrap_or(&opts.state_dir)
+        .join("notify.sock");
+    let notify = crate::agent::notify::NotifySocket::bind(&notify_path)
+        .with_context(|| format!("binding notify socket {}", notify_path.display()))?;
     let logs = LogDir::new(opts.log_dir.clone(), opts.log_max_bytes);
     std::fs::create_dir_all(&opts.log_dir)
         .with_context(|| format!("creating log dir {}", opts.log_dir.display()))?;
@@ -44,6 +52,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             backoff: opts.backoff,
             base_env: crate::agent::env::base_env_from_daemon(),
             probe_port_is_free: true,
+            notify_socket: Some(notify_path.clone()),
         },
     );
     let mut d = Daemon {
@@ -160,6 +169,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 d.agent.on_exit(&mut d.store, pid, None, Instant::now(), Daemon::wall(), &mut fx);
                 d.absorb(fx);
             }
+            Ok(n) = notify.recv() => {
+                let mut fx = Effects::default();
+                d.agent.on_notify(&mut d.store, n, Instant::now(), Daemon::wall(), &mut fx);
+                d.absorb(fx);
+            }
             Some((key, result)) = probe_rx.recv() => {
                 let mut fx = Effects::default();
                 d.agent.on_probe_result(&mut d.store, key, result, Instant::now(), Daemon::wall(), &mut fx);
@@ -197,6 +211,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (_, bytes) = d.store.take_snapshot();
     backend.lock().expect("backend lock").persist(&bytes)?;
     let _ = std::fs::remove_file(&d.opts.socket);
+    let _ = std::fs::remove_file(notify.path());
     tracing::info!("drover stopped");
     Ok(())
 }
