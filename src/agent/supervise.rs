@@ -157,8 +157,10 @@ struct Proc {
     /// The startup probe succeeded (or there is none): liveness and
     /// readiness may run.
     startup_done: bool,
-    /// Last WATCHDOG=1 of this run (the run's start before the first).
+    /// Last WATCHDOG=1 of this run.
     last_ping: Option<Instant>,
+    /// READY=1 came and the watchdog timer runs.
+    watchdog_armed: bool,
 }
 
 impl Proc {
@@ -172,6 +174,7 @@ impl Proc {
             probe_inflight: [false; 3],
             startup_done: false,
             last_ping: None,
+            watchdog_armed: false,
         }
     }
 }

@@ -48,6 +48,25 @@ impl<R: ProcessRuntime> Agent<R> {
         for msg in n.messages {
             match msg {
                 NotifyMsg::Ready => {
+                    if let (Some(w), Some(proc)) = (
+                        spec.watchdog,
+                        self.pods
+                            .get_mut(&name)
+                            .and_then(|rt| rt.procs.get_mut(idx)),
+                    ) {
+                        if !proc.watchdog_armed && matches!(proc.phase, Phase::Running { .. }) {
+                            proc.watchdog_armed = true;
+                            proc.last_ping = Some(now);
+                            fx.timers.push((
+                                now + w.as_duration(),
+                                Timer::Watchdog {
+                                    pod: name.clone(),
+                                    idx,
+                                    gen: proc.gen,
+                                },
+                            ));
+                        }
+                    }
                     if spec.readiness.is_none() {
                         store.update_pod(&name, |p| {
                             let st = &mut p.status.processes[idx];

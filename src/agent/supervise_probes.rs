@@ -29,17 +29,9 @@ pub(super) fn arm(
     proc.probes = Default::default();
     proc.probe_inflight = [false; 3];
     proc.startup_done = spec.startup.is_none();
-    proc.last_ping = Some(now);
-    if let (true, Some(w)) = (spec.notify, spec.watchdog) {
-        fx.timers.push((
-            now + w.as_duration(),
-            Timer::Watchdog {
-                pod: pod.to_string(),
-                idx,
-                gen: proc.gen,
-            },
-        ));
-    }
+    // The watchdog starts with READY=1, as systemd's does for Type=notify.
+    proc.last_ping = None;
+    proc.watchdog_armed = false;
     let kinds: &[ProbeKind] = if proc.startup_done {
         &[ProbeKind::Liveness, ProbeKind::Readiness]
     } else {
