@@ -13,5 +13,6 @@ pub mod daemon;
 pub mod output;
 pub mod paths;
 pub mod runtime;
+pub mod schedule;
 pub mod store;
 pub mod units;

@@ -5,12 +5,22 @@
 use std::collections::BTreeMap;
 
 /// Name of the variable that marks every process drover starts (and, by
-/// inheritance, its descendants) with `POD_UID/PROCESS`, so a stop can find
-/// double-forked grandchildren that left the process group.
+/// inheritance, its descendants) with `INSTANCE/POD_UID/PROCESS/RUN`: a
+/// stop finds double-forked grandchildren that left the process group by
+/// it, and a restarted daemon finds the processes it started (INSTANCE
+/// names its state dir, so daemons side by side never touch each other's).
 pub const MARKER: &str = "DROVER_PROCESS_ID";
 
-pub fn marker_value(pod_uid: &str, process: &str, run: u32) -> String {
-    format!("{pod_uid}/{process}/{run}")
+pub fn marker_value(instance: &str, pod_uid: &str, process: &str, run: u32) -> String {
+    format!("{instance}/{pod_uid}/{process}/{run}")
+}
+
+/// The parts of a marker value: (instance, pod uid, process, run).
+pub fn parse_marker(value: &str) -> Option<(&str, &str, &str, u32)> {
+    let (instance, rest) = value.split_once('/')?;
+    let (uid, rest) = rest.split_once('/')?;
+    let (process, run) = rest.rsplit_once('/')?;
+    Some((instance, uid, process, run.parse().ok()?))
 }
 
 /// `PORT_HTTP` for the port named `http` (`-` becomes `_`).
@@ -19,6 +29,8 @@ pub fn port_var(name: &str) -> String {
 }
 
 pub struct EnvInputs<'a> {
+    /// This daemon's instance id (see [`MARKER`]).
+    pub instance: &'a str,
     /// What every process inherits from the daemon (PATH, LANG, TZ).
     pub base: &'a [(String, String)],
     /// HOME, USER, LOGNAME, SHELL of the process's user, when it has one.
@@ -50,7 +62,10 @@ pub fn build_env(i: &EnvInputs) -> Vec<(String, String)> {
     for (k, v) in i.spec_env {
         env.insert(k.clone(), expand(v, &env));
     }
-    env.insert(MARKER.into(), marker_value(i.pod_uid, i.process, i.run));
+    env.insert(
+        MARKER.into(),
+        marker_value(i.instance, i.pod_uid, i.process, i.run),
+    );
     env.into_iter().collect()
 }
 
@@ -132,6 +147,7 @@ mod tests {
         .into();
         let ports: BTreeMap<String, u16> = [("http".to_string(), 8081)].into();
         let env = build_env(&EnvInputs {
+            instance: "i1",
             base: &base,
             user: &user,
             spec_env: &spec,
@@ -149,6 +165,10 @@ mod tests {
         assert_eq!(get("PORT_HTTP"), Some("8081"));
         assert_eq!(get("DROVER_POD_NAME"), Some("web-abcde"));
         assert_eq!(get("DROVER_NODE_NAME"), Some("n1"));
-        assert_eq!(get(MARKER), Some("u1/server/2"));
+        assert_eq!(get(MARKER), Some("i1/u1/server/2"));
+        assert_eq!(
+            parse_marker("i1/u1/server/2"),
+            Some(("i1", "u1", "server", 2))
+        );
     }
 }

@@ -37,6 +37,9 @@ pub struct AgentConfig {
     pub probe_port_is_free: bool,
     /// NOTIFY_SOCKET for processes with `notify = true`.
     pub notify_socket: Option<std::path::PathBuf>,
+    /// This daemon's instance id (persisted in its state dir), part of
+    /// every process's marker.
+    pub instance: String,
 }
 
 /// A timer the agent asked for. `gen` makes stale timers harmless: a
@@ -299,7 +302,7 @@ impl<R: ProcessRuntime> Agent<R> {
             .pod(name)
             .is_some_and(|p| p.metadata.deletion_timestamp.is_some());
         if deleting {
-            self.stop_pod(store, name, now, wall, fx);
+            self.stop_pod(store, name, now, fx);
             return;
         }
         store.update_pod(name, |pod| {
@@ -597,7 +600,7 @@ impl<R: ProcessRuntime> Agent<R> {
                     // get SIGTERM now and SIGKILL when the grace period
                     // ends, without holding up the restart or the removal
                     // (the next run has a different marker).
-                    let marker = run_marker(pod, &rt.uid, idx);
+                    let marker = run_marker(&self.cfg.instance, pod, &rt.uid, idx);
                     let leftovers = self.rt.marked(env::MARKER, &marker);
                     if !leftovers.is_empty() {
                         for p in &leftovers {
@@ -692,8 +695,9 @@ impl<R: ProcessRuntime> Agent<R> {
         st.pid = None;
         st.identity = None;
         st.ready = false;
-        st.restart_count += 1;
         if delay.is_zero() {
+            // Counted when it happens, as Kubernetes shows restarts done.
+            st.restart_count += 1;
             proc.phase = Phase::Idle;
             let name = pod.metadata.name.clone();
             // start() needs the runtime entry in the map.
@@ -767,6 +771,8 @@ impl<R: ProcessRuntime> Agent<R> {
                     return;
                 }
                 store.update_pod(&pod, |p| {
+                    ensure_status(p);
+                    p.status.processes[idx].restart_count += 1;
                     self.start(p, idx, now, wall, fx);
                     true
                 });
@@ -797,7 +803,7 @@ impl<R: ProcessRuntime> Agent<R> {
                 let uid = rt.uid.clone();
                 let _ = self.rt.signal_group(pid, SIGKILL);
                 if let Some(p) = store.pod(&pod) {
-                    let marker = run_marker(p, &uid, idx);
+                    let marker = run_marker(&self.cfg.instance, p, &uid, idx);
                     for p in self.rt.marked(env::MARKER, &marker) {
                         let _ = self.rt.signal(p, SIGKILL);
                     }
@@ -817,14 +823,7 @@ impl<R: ProcessRuntime> Agent<R> {
     /// Stops every process of a pod for good: SIGTERM to each process
     /// group now, SIGKILL after the grace period. The pod leaves the store
     /// once everything exited (if it is being deleted).
-    pub fn stop_pod(
-        &mut self,
-        store: &mut Store,
-        name: &str,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) {
+    pub fn stop_pod(&mut self, store: &mut Store, name: &str, now: Instant, fx: &mut Effects) {
         let Some(pod) = store.pod(name) else { return };
         let grace = pod.spec.termination_grace_period.as_duration();
         let Some(rt) = self.pods.get_mut(name) else {
@@ -875,7 +874,6 @@ impl<R: ProcessRuntime> Agent<R> {
                 );
             }
         }
-        let _ = wall;
         let all_done = self.pods[name].procs.iter().all(|p| p.phase == Phase::Done);
         if all_done {
             self.finish_pod(store, name, fx);
@@ -896,6 +894,18 @@ impl<R: ProcessRuntime> Agent<R> {
             return false;
         };
         let grace = pod.spec.termination_grace_period.as_duration();
+        if self.pods.get(name).is_some_and(|rt| !rt.stopping) {
+            let pod = pod.clone();
+            fx.note(
+                &pod,
+                false,
+                "Killing",
+                format!(
+                    "Restarting processes (grace period {})",
+                    crate::api::duration::format_duration(grace)
+                ),
+            );
+        }
         let Some(rt) = self.pods.get_mut(name) else {
             return false;
         };
@@ -968,35 +978,7 @@ impl<R: ProcessRuntime> Agent<R> {
     pub fn halt_all(&mut self, store: &mut Store, now: Instant, fx: &mut Effects) -> bool {
         let names: Vec<String> = self.pods.keys().cloned().collect();
         for name in names {
-            let grace = store
-                .pod(&name)
-                .map(|p| p.spec.termination_grace_period.as_duration())
-                .unwrap_or(Duration::from_secs(30));
-            let rt = self.pods.get_mut(&name).expect("exists");
-            rt.stopping = true;
-            for (idx, proc) in rt.procs.iter_mut().enumerate() {
-                proc.gen += 1;
-                match proc.phase {
-                    Phase::Running { pid } => {
-                        proc.phase = Phase::Stopping {
-                            pid,
-                            then: Then::Finish,
-                            killed: false,
-                        };
-                        let _ = self.rt.signal_group(pid, SIGTERM);
-                        fx.timers.push((
-                            now + grace,
-                            Timer::Grace {
-                                pod: name.clone(),
-                                idx,
-                                gen: proc.gen,
-                            },
-                        ));
-                    }
-                    Phase::Stopping { .. } => {}
-                    _ => proc.phase = Phase::Done,
-                }
-            }
+            self.stop_pod(store, &name, now, fx);
         }
         self.anything_running()
     }
@@ -1033,14 +1015,14 @@ fn empty_rt() -> PodRt {
 /// The marker value of the run of process `idx` now recorded in `pod`:
 /// `POD_UID/PROCESS/RESTART_COUNT`, so each run's descendants are told
 /// apart from the next run's.
-fn run_marker(pod: &Pod, uid: &str, idx: usize) -> String {
+fn run_marker(instance: &str, pod: &Pod, uid: &str, idx: usize) -> String {
     let restarts = pod
         .status
         .processes
         .get(idx)
         .map(|p| p.restart_count)
         .unwrap_or(0);
-    env::marker_value(uid, &pod.spec.processes[idx].name, restarts)
+    env::marker_value(instance, uid, &pod.spec.processes[idx].name, restarts)
 }
 
 /// One status entry per process, in spec order.
@@ -1106,6 +1088,9 @@ mod probes;
 
 #[path = "supervise_notify.rs"]
 mod notify;
+
+#[path = "supervise_recover.rs"]
+mod recover;
 
 #[cfg(test)]
 #[path = "supervise_tests.rs"]

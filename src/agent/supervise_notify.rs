@@ -13,13 +13,13 @@ impl<R: ProcessRuntime> Agent<R> {
         if let Some(found) = self.by_pid.get(&n.pid) {
             return Some(found.clone());
         }
-        let marker = n.marker.as_deref()?;
-        let (uid, rest) = marker.split_once('/')?;
-        let (process, _run) = rest.rsplit_once('/')?;
-        let (name, rt) = self.pods.iter().find(|(_, rt)| rt.uid == uid)?;
+        let (instance, uid, process, _run) = env::parse_marker(n.marker.as_deref()?)?;
+        if instance != self.cfg.instance {
+            return None;
+        }
+        let (name, _) = self.pods.iter().find(|(_, rt)| rt.uid == uid)?;
         let pod = store.pod(name)?;
         let idx = pod.spec.processes.iter().position(|p| p.name == process)?;
-        let _ = rt;
         Some((name.clone(), idx))
     }
 

@@ -80,6 +80,7 @@ impl<R: ProcessRuntime> Agent<R> {
             .and_then(crate::runtime::user_env)
             .unwrap_or_default();
         let mut environment = env::build_env(&EnvInputs {
+            instance: &self.cfg.instance,
             base: &self.cfg.base_env,
             user: &user_vars,
             spec_env: &spec.env,

@@ -71,6 +71,7 @@ impl World {
                 base_env: vec![("PATH".into(), "/bin".into())],
                 probe_port_is_free: false,
                 notify_socket: Some("/run/test/notify.sock".into()),
+                instance: "test".into(),
             },
         );
         World {
@@ -195,7 +196,7 @@ fn crash_loop_restarts_at_once_then_backs_off() {
     let fx = w.reap();
     assert_eq!(w.fake.spawns().len(), 2, "no spawn during backoff");
     let st = &w.pod("web-1").status.processes[0];
-    assert_eq!(st.restart_count, 2);
+    assert_eq!(st.restart_count, 1, "a restart counts when it happens");
     assert_eq!(st.last_state.as_ref().unwrap().exit_code, Some(137));
     assert_eq!(st.last_state.as_ref().unwrap().signal, Some(9));
     match &st.state {
@@ -214,6 +215,7 @@ fn crash_loop_restarts_at_once_then_backs_off() {
     w.advance(10);
     w.fire(timer);
     assert_eq!(w.fake.spawns().len(), 3);
+    assert_eq!(w.pod("web-1").status.processes[0].restart_count, 2);
     assert_eq!(w.pod("web-1").status.phase, PodPhase::Running);
 }
 
@@ -306,12 +308,12 @@ fn escaped_descendants_are_found_by_marker_and_killed() {
     let uid = w.pod("web-1").metadata.uid.clone();
     let grandchild = w.fake.add_process(vec![(
         env::MARKER.into(),
-        env::marker_value(&uid, "main", 0),
+        env::marker_value("test", &uid, "main", 0),
     )]);
     // A process of another run (or another pod) is not touched.
     let stranger = w.fake.add_process(vec![(
         env::MARKER.into(),
-        env::marker_value(&uid, "main", 7),
+        env::marker_value("test", &uid, "main", 7),
     )]);
     w.store.update_pod("web-1", |p| {
         p.metadata.deletion_timestamp = Some(Utc::now());
@@ -426,4 +428,34 @@ fn restart_pod_stops_and_starts_again_counting_a_restart() {
     assert_eq!(st.restart_count, 1);
     assert_eq!(st.last_state.as_ref().unwrap().exit_code, Some(143));
     assert_eq!(st.last_state.as_ref().unwrap().reason, "Restarted");
+}
+
+#[test]
+fn recover_records_unrecorded_processes_and_stops_strays() {
+    let mut w = World::new();
+    w.add(pod("web-1", RestartPolicy::Always));
+    let uid = w.pod("web-1").metadata.uid.clone();
+    // Started by the previous daemon, which died before writing it down.
+    let unrecorded = w.fake.add_process(vec![(
+        env::MARKER.into(),
+        env::marker_value("test", &uid, "main", 0),
+    )]);
+    // Its pod is gone from the store.
+    let stray = w.fake.add_process(vec![(
+        env::MARKER.into(),
+        env::marker_value("test", "no-such-uid", "main", 0),
+    )]);
+    // Another daemon's process: never touched.
+    let foreign = w.fake.add_process(vec![(
+        env::MARKER.into(),
+        env::marker_value("other", &uid, "main", 0),
+    )]);
+    let mut fx = Effects::default();
+    w.agent.recover(&mut w.store, w.wall, &mut fx);
+    let fx = w.sync();
+    assert!(w.fake.spawns().is_empty(), "no duplicate was started");
+    assert_eq!(fx.watch, [unrecorded]);
+    assert_eq!(w.pid("web-1"), unrecorded);
+    assert!(!w.fake.is_alive(stray));
+    assert!(w.fake.is_alive(foreign));
 }

@@ -4,7 +4,7 @@
 //! contract.
 //!
 //! Routes (`{plural}` is `Kind::plural()`: pods, replicasets,
-//! replicationcontrollers, nodes, events):
+//! replicationcontrollers, jobs, cronjobs, nodes, events):
 //!
 //! | method | path                                   | body            | answer |
 //! |--------|----------------------------------------|-----------------|--------|
@@ -12,9 +12,10 @@
 //! | GET    | /v1/{plural}?selector=SEL              |                 | [`List`] (`{"kind":"List","items":[..]}`) |
 //! | GET    | /v1/{plural}/{name}                    |                 | the object (`{"kind":..,"metadata":..}`) |
 //! | POST   | /v1/apply                              | [`ApplyRequest`]| [`ApplyResponse`] |
-//! | DELETE | /v1/{plural}/{name}?cascade=orphan     |                 | [`ActionResponse`] |
+//! | DELETE | /v1/{plural}/{name}?cascade=orphan     |                 | [`ActionResponse`] (a Job's pods, a CronJob's Jobs go too, unless orphaned) |
 //! | POST   | /v1/{plural}/{name}/labels             | [`LabelRequest`]| the object |
-//! | POST   | /v1/{plural}/{name}/scale              | [`ScaleRequest`]| the object |
+//! | POST   | /v1/{plural}/{name}/scale              | [`ScaleRequest`]| the object (a Job's `replicas` is its parallelism) |
+//! | POST   | /v1/jobs                               | [`CreateJobRequest`] | the Job: a manual run of a CronJob's template |
 //! | POST   | /v1/{plural}/{name}/restart            |                 | [`ActionResponse`] |
 //! | POST   | /v1/{plural}/{name}/kill               | [`KillRequest`] | [`ActionResponse`] |
 //! | POST   | /v1/nodes/{name}/cordon                |                 | the node |
@@ -92,6 +93,16 @@ pub struct LabelRequest {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ScaleRequest {
     pub replicas: u32,
+}
+
+/// `drover create job [NAME] --from=cronjob/CJ`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CreateJobRequest {
+    /// `cronjob/NAME`: the CronJob whose job template is run.
+    pub from: String,
+    /// The Job's name; by default `CJ-manual-xxxxx`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

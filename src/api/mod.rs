@@ -1,5 +1,5 @@
-//! The object model users see: Pod, ReplicaSet, ReplicationController, Node,
-//! Event and their specs and statuses, serialised in the snake_case JSON
+//! The object model users see: Pod, ReplicaSet, ReplicationController, Job,
+//! CronJob, Node, Event and their specs and statuses, serialised in the snake_case JSON
 //! shape of product.md §4.
 //!
 //! This layer owns types and pure helpers (label selection, durations) only:
@@ -9,6 +9,7 @@
 pub mod duration;
 pub mod event;
 pub mod http;
+pub mod job;
 pub mod meta;
 pub mod node;
 pub mod object;
@@ -18,6 +19,10 @@ pub mod selector;
 
 pub use duration::Dur;
 pub use event::{Event, EventType, InvolvedObject};
+pub use job::{
+    CompletionMode, ConcurrencyPolicy, CronJob, CronJobSpec, CronJobStatus, Job, JobCondition,
+    JobConditionType, JobRef, JobSpec, JobStatus, JobTemplate,
+};
 pub use meta::{annotations, Kind, Labels, ObjectMeta, OwnerRef};
 pub use node::{Node, NodeCondition, NodeSpec, NodeStatus};
 pub use object::Object;

@@ -1,7 +1,7 @@
 //! `Object`: any stored object, tagged by `kind` in JSON exactly as
 //! `{"kind": "Pod", "metadata": ..., "spec": ..., "status": ...}`.
 
-use super::{Event, Kind, Node, ObjectMeta, Pod, ReplicaSet, ReplicationController};
+use super::{CronJob, Event, Job, Kind, Node, ObjectMeta, Pod, ReplicaSet, ReplicationController};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -11,6 +11,8 @@ pub enum Object {
     Pod(Pod),
     ReplicaSet(ReplicaSet),
     ReplicationController(ReplicationController),
+    Job(Job),
+    CronJob(CronJob),
     Node(Node),
     Event(Event),
 }
@@ -21,6 +23,8 @@ impl Object {
             Object::Pod(_) => Kind::Pod,
             Object::ReplicaSet(_) => Kind::ReplicaSet,
             Object::ReplicationController(_) => Kind::ReplicationController,
+            Object::Job(_) => Kind::Job,
+            Object::CronJob(_) => Kind::CronJob,
             Object::Node(_) => Kind::Node,
             Object::Event(_) => Kind::Event,
         }
@@ -31,6 +35,8 @@ impl Object {
             Object::Pod(o) => &o.metadata,
             Object::ReplicaSet(o) => &o.metadata,
             Object::ReplicationController(o) => &o.metadata,
+            Object::Job(o) => &o.metadata,
+            Object::CronJob(o) => &o.metadata,
             Object::Node(o) => &o.metadata,
             Object::Event(o) => &o.metadata,
         }
@@ -41,6 +47,8 @@ impl Object {
             Object::Pod(o) => &mut o.metadata,
             Object::ReplicaSet(o) => &mut o.metadata,
             Object::ReplicationController(o) => &mut o.metadata,
+            Object::Job(o) => &mut o.metadata,
+            Object::CronJob(o) => &mut o.metadata,
             Object::Node(o) => &mut o.metadata,
             Object::Event(o) => &mut o.metadata,
         }

@@ -219,7 +219,8 @@ pub struct PodStatus {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ProcessStatus {
     pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Always present (null when not running): the documented shape.
+    #[serde(default)]
     pub pid: Option<u32>,
     #[serde(default)]
     pub ready: bool,
@@ -228,7 +229,8 @@ pub struct ProcessStatus {
     #[serde(default)]
     pub restart_count: u32,
     pub state: ProcessState,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Always present (null before the first exit).
+    #[serde(default)]
     pub last_state: Option<TerminatedState>,
     /// Identity of `pid` for re-adoption after a daemon restart: the
     /// process start time in clock ticks since boot (/proc/PID/stat field 22)

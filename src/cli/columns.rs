@@ -5,7 +5,8 @@
 //! handed in as [`LocalUsage`].
 
 use crate::api::{
-    Event, Kind, LabelSelector, Labels, Node, ObjectMeta, Pod, ReplicaSet, ReplicationController,
+    CronJob, Event, Job, Kind, LabelSelector, Labels, Node, ObjectMeta, Pod, ReplicaSet,
+    ReplicationController,
 };
 use crate::output::age::age;
 use crate::output::table::Table;
@@ -61,7 +62,26 @@ pub fn table(
         Kind::Node if cols.wide => strs(&["NAME", "STATUS", "AGE", "VERSION", "LABELS"]),
         Kind::Node => strs(&["NAME", "STATUS", "AGE", "VERSION"]),
         Kind::Event => strs(&["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]),
-        Kind::DaemonSet | Kind::Job | Kind::CronJob => strs(&["NAME", "AGE"]),
+        Kind::Job if cols.wide => strs(&[
+            "NAME",
+            "STATUS",
+            "COMPLETIONS",
+            "DURATION",
+            "AGE",
+            "PROCESSES",
+            "SELECTOR",
+        ]),
+        Kind::Job => strs(&["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]),
+        Kind::CronJob => strs(&[
+            "NAME",
+            "SCHEDULE",
+            "TIMEZONE",
+            "SUSPEND",
+            "ACTIVE",
+            "LAST SCHEDULE",
+            "AGE",
+        ]),
+        Kind::DaemonSet => strs(&["NAME", "AGE"]),
     };
     headers.extend(cols.label_columns.iter().map(|k| label_header(k)));
     let mut table = Table::new(headers);
@@ -114,7 +134,15 @@ pub fn table(
                 let ev: Event = parse(item, kind, name)?;
                 (event_row(&ev, now), ev.metadata.labels)
             }
-            Kind::DaemonSet | Kind::Job | Kind::CronJob => {
+            Kind::Job => {
+                let job: Job = parse(item, kind, name)?;
+                (job_row(&job, cols.wide, now), job.metadata.labels)
+            }
+            Kind::CronJob => {
+                let cj: CronJob = parse(item, kind, name)?;
+                (cronjob_row(&cj, now), cj.metadata.labels)
+            }
+            Kind::DaemonSet => {
                 let meta: ObjectMeta = item
                     .get("metadata")
                     .cloned()
@@ -323,6 +351,64 @@ pub fn labels_inline(labels: &Labels) -> String {
         .map(|(k, v)| format!("{k}={v}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+/// kubectl's job row: STATUS, COMPLETIONS "succeeded/completions" and
+/// DURATION from start to completion (or to now while it runs).
+fn job_row(job: &Job, wide: bool, now: DateTime<Utc>) -> Vec<String> {
+    let mut row = vec![
+        job.metadata.name.clone(),
+        job.display_status().to_string(),
+        format!("{}/{}", job.status.succeeded, job.spec.completions),
+        job_duration(job, now),
+        age(job.metadata.creation_timestamp, now),
+    ];
+    if wide {
+        let names: Vec<&str> = job
+            .spec
+            .template
+            .spec
+            .processes
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        row.push(names.join(","));
+        row.push(format!(
+            "{}={}",
+            crate::api::job::labels::CONTROLLER_UID,
+            job.metadata.uid
+        ));
+    }
+    row
+}
+
+/// How long a Job ran: start to completion, or to `now` while unfinished;
+/// empty before it started.
+pub fn job_duration(job: &Job, now: DateTime<Utc>) -> String {
+    let Some(start) = job.status.start_time else {
+        return String::new();
+    };
+    let end = match (job.status.completion_time, job.status.finished()) {
+        (Some(done), _) => done,
+        (None, Some(c)) => c.last_transition_time,
+        (None, None) => now,
+    };
+    crate::output::age::human_duration((end - start).to_std().unwrap_or_default())
+}
+
+fn cronjob_row(cj: &CronJob, now: DateTime<Utc>) -> Vec<String> {
+    vec![
+        cj.metadata.name.clone(),
+        cj.spec.schedule.clone(),
+        cj.spec.time_zone.clone().unwrap_or_else(|| "<none>".into()),
+        if cj.spec.suspend { "True" } else { "False" }.into(),
+        cj.status.active.len().to_string(),
+        cj.status
+            .last_schedule_time
+            .map(|t| age(t, now))
+            .unwrap_or_else(|| "<none>".into()),
+        age(cj.metadata.creation_timestamp, now),
+    ]
 }
 
 fn event_row(ev: &Event, now: DateTime<Utc>) -> Vec<String> {

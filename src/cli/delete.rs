@@ -18,13 +18,13 @@ const KINDS: [Kind; 7] = [
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// pod, rs, rc or node; or KIND/NAME
+    /// pod, rs, rc, job, cronjob or node; or KIND/NAME
     kind: String,
     /// The objects' names (or more KIND/NAME)
     #[arg(value_name = "NAME")]
     names: Vec<String>,
-    /// What becomes of a set's pods: deleted with it (background), or left
-    /// running, unmanaged (orphan)
+    /// What becomes of a set's or a job's pods (a cronjob's jobs): deleted
+    /// with it (background), or left running, unmanaged (orphan)
     #[arg(long, value_enum, default_value_t = Cascade::Background)]
     cascade: Cascade,
 }

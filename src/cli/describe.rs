@@ -1,6 +1,7 @@
-//! `drover describe pod|rs|rc|node NAME`: one object in detail, laid out as
-//! `kubectl describe` does, then its events.
+//! `drover describe pod|rs|rc|job|cronjob|node NAME`: one object in
+//! detail, laid out as `kubectl describe` does, then its events.
 
+mod job;
 mod node;
 mod pod;
 mod probe;
@@ -10,7 +11,7 @@ use super::columns::event_interval;
 use super::print;
 use super::target::{parse_target, words};
 use crate::api::{
-    Event, Kind, LabelSelector, Labels, Node, Pod, ReplicaSet, ReplicationController,
+    CronJob, Event, Job, Kind, LabelSelector, Labels, Node, Pod, ReplicaSet, ReplicationController,
 };
 use crate::client::{list_path, object_path, Client};
 use crate::output::age::TimeZone;
@@ -21,16 +22,18 @@ use std::fmt::Display;
 
 pub use probe::describe_probe;
 
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 6] = [
     Kind::Pod,
     Kind::ReplicaSet,
     Kind::ReplicationController,
+    Kind::Job,
+    Kind::CronJob,
     Kind::Node,
 ];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// pod, rs, rc or node; or KIND/NAME
+    /// pod, rs, rc, job, cronjob or node; or KIND/NAME
     kind: String,
     /// The object's name
     name: Option<String>,
@@ -63,6 +66,31 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
             let sel = LabelSelector::from_labels(rc.spec.selector.clone());
             let pods = owned_pods(client, &sel, &rc.metadata.uid).await?;
             set::render_replication_controller(&rc, &pods, &events, clock)
+        }
+        Kind::Job => {
+            let job: Job = parse(object)?;
+            let sel = LabelSelector::from_labels(
+                [(
+                    crate::api::job::labels::CONTROLLER_UID.to_string(),
+                    job.metadata.uid.clone(),
+                )]
+                .into(),
+            );
+            let pods = owned_pods(client, &sel, &job.metadata.uid).await?;
+            job::render_job(&job, &pods, &events, clock)
+        }
+        Kind::CronJob => {
+            let cj: CronJob = parse(object)?;
+            let jobs: Vec<Job> = list::<Job>(client, &list_path(Kind::Job, None))
+                .await?
+                .into_iter()
+                .filter(|j| {
+                    j.metadata
+                        .controller()
+                        .is_some_and(|o| o.uid == cj.metadata.uid)
+                })
+                .collect();
+            job::render_cronjob(&cj, &jobs, &events, clock)
         }
         Kind::Node => {
             let node: Node = parse(object)?;

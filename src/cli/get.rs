@@ -24,7 +24,7 @@ const KINDS: [Kind; 8] = [
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// pods, rs, rc, nodes or events; or KIND/NAME
+    /// pods, rs, rc, jobs, cronjobs, nodes or events; or KIND/NAME
     #[arg(value_name = "KIND")]
     kind: String,
     /// Only this object

@@ -1,4 +1,4 @@
-//! `drover kill pod|rs|rc NAME [--signal HUP]`: signal the processes, as
+//! `drover kill pod|rs|rc|job NAME [--signal HUP]`: signal the processes, as
 //! `systemctl kill -s` does (reload a config, dump state).
 
 use super::target::{parse_target, words};
@@ -8,16 +8,17 @@ use crate::api::Kind;
 use crate::client::{object_path, Client};
 use crate::runtime::signals::parse_signal;
 
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 5] = [
     Kind::Pod,
     Kind::ReplicaSet,
     Kind::ReplicationController,
     Kind::DaemonSet,
+    Kind::Job,
 ];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// pod, rs or rc; or KIND/NAME
+    /// pod, rs, rc or job; or KIND/NAME
     kind: String,
     /// The object's name
     name: Option<String>,

@@ -1,4 +1,8 @@
-//! `drover logs POD [-c PROCESS] [-f] [--previous] [--tail N]`
+//! `drover logs POD|job/NAME [-c PROCESS] [-f] [--previous] [--tail N]`
+//!
+//! `job/NAME` reads a pod of the Job, as kubectl does: a running one if
+//! any, else the newest (a finished Job's pods and logs stay until its TTL
+//! or its CronJob's history limit removes them).
 //!
 //! Without `-f` the daemon sends the text. With `-f` the daemon only says
 //! where the log file is, and this process follows it itself, so a long
@@ -14,9 +18,45 @@ use std::path::Path;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+/// The pod of Job `job` whose log to show: a running one, else the newest.
+async fn job_pod(client: &Client, job: &str) -> anyhow::Result<String> {
+    let j: crate::api::Job = client.get(&object_path(Kind::Job, job)).await?;
+    let selector = format!(
+        "{}={}",
+        crate::api::job::labels::CONTROLLER_UID,
+        j.metadata.uid
+    );
+    let list: crate::api::http::List = client
+        .get(&crate::client::list_path(Kind::Pod, Some(&selector)))
+        .await?;
+    let pods: Vec<Pod> = list
+        .items
+        .into_iter()
+        .filter_map(|o| match o {
+            crate::api::Object::Pod(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    pick_job_pod(&pods)
+        .map(str::to_string)
+        .with_context(|| format!("job {job} has no pods"))
+}
+
+fn pick_job_pod(pods: &[Pod]) -> Option<&str> {
+    pods.iter()
+        .max_by_key(|p| {
+            (
+                p.status.phase == crate::api::PodPhase::Running,
+                p.metadata.creation_timestamp,
+                p.metadata.name.clone(),
+            )
+        })
+        .map(|p| p.metadata.name.as_str())
+}
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// The pod (NAME or pod/NAME)
+    /// The pod (NAME or pod/NAME), or job/NAME for a pod of that job
     #[arg(value_name = "POD")]
     pod: String,
     /// The process, when the pod has several
@@ -39,12 +79,19 @@ pub struct Args {
 }
 
 pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
-    let pod = args
+    let pod = match args
         .pod
-        .strip_prefix("pod/")
-        .or_else(|| args.pod.strip_prefix("pods/"))
-        .unwrap_or(&args.pod)
-        .to_string();
+        .split_once('/')
+        .filter(|(k, _)| Kind::from_cli(k) == Some(Kind::Job))
+    {
+        Some((_, job)) => job_pod(client, job).await?,
+        None => args
+            .pod
+            .strip_prefix("pod/")
+            .or_else(|| args.pod.strip_prefix("pods/"))
+            .unwrap_or(&args.pod)
+            .to_string(),
+    };
     let process = match args.process {
         Some(p) => p,
         None => {

@@ -13,6 +13,7 @@ mod apply;
 mod columns;
 mod completion;
 mod cordon;
+mod create;
 mod daemon;
 mod delete;
 mod describe;
@@ -63,7 +64,7 @@ Environment:
 #[command(
     name = "drover",
     version,
-    about = "Run and supervise processes the Kubernetes way: pods, replica sets, probes",
+    about = "Run and supervise processes the Kubernetes way: pods, replica sets, jobs, cron jobs, probes",
     after_help = AFTER_HELP,
     arg_required_else_help = true,
     disable_help_subcommand = true
@@ -88,14 +89,16 @@ pub enum Command {
     Daemon(daemon::Args),
     /// Validate unit files and apply them, all or nothing
     Apply(apply::Args),
-    /// List pods, replica sets, replication controllers, nodes or events
+    /// List pods, replica sets, replication controllers, jobs, cron jobs, nodes or events
     Get(get::Args),
     /// Show one object in detail, with its events
     Describe(describe::Args),
     /// Add, change or remove labels of a pod, set or node
     Label(label::Args),
-    /// Set the number of replicas of a replica set or replication controller
+    /// Set the number of replicas of a replica set or replication controller (a job's parallelism)
     Scale(scale::Args),
+    /// Run a cron job's job template now: create job [NAME] --from=cronjob/NAME
+    Create(create::Args),
     /// Delete objects; a set's pods go with it unless --cascade=orphan
     Delete(delete::Args),
     /// Restart a pod in place, or a set's pods one at a time
@@ -113,7 +116,7 @@ pub enum Command {
     Uncordon(cordon::Args),
     /// List events, oldest first
     Events(events::Args),
-    /// Wait until an object is ready, complete or deleted
+    /// Wait until an object is ready, complete (or failed) or deleted
     Wait(wait::Args),
     /// Check unit files without applying them
     Validate(validate::Args),
@@ -178,6 +181,7 @@ async fn run_verb(command: Command, client: &Client) -> anyhow::Result<()> {
         Command::Describe(args) => describe::run(args, client).await,
         Command::Label(args) => label::run(args, client).await,
         Command::Scale(args) => scale::run(args, client).await,
+        Command::Create(args) => create::run(args, client).await,
         Command::Delete(args) => delete::run(args, client).await,
         Command::Restart(args) => restart::run(args, client).await,
         Command::Kill(args) => kill::run(args, client).await,

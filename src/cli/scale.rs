@@ -1,4 +1,5 @@
-//! `drover scale rs|rc NAME --replicas N` (also `rs/NAME`).
+//! `drover scale rs|rc|job NAME --replicas N` (also `rs/NAME`); a Job's
+//! replicas are its parallelism (how many pods run at once).
 
 use super::print;
 use super::target::{parse_target, words};
@@ -9,11 +10,11 @@ use serde_json::Value;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// rs or rc; or KIND/NAME
+    /// rs, rc or job; or KIND/NAME
     kind: String,
     /// The object's name
     name: Option<String>,
-    /// The number of pods wanted
+    /// The number of pods wanted (a job: how many run at once)
     #[arg(long, value_name = "N")]
     replicas: u32,
 }
@@ -21,7 +22,7 @@ pub struct Args {
 pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
     let target = parse_target(
         &words(&args.kind, args.name.as_deref()),
-        &[Kind::ReplicaSet, Kind::ReplicationController],
+        &[Kind::ReplicaSet, Kind::ReplicationController, Kind::Job],
         "scale",
     )?;
     let path = format!("{}/scale", object_path(target.kind, &target.name));

@@ -1,5 +1,9 @@
-//! `drover wait KIND/NAME --for=condition=ready|complete [--timeout 30s]`
+//! `drover wait KIND/NAME --for=condition=ready|complete|failed [--timeout 30s]`
 //! (also `--for=delete`, and `KIND -l SELECTOR` for every matching object).
+//!
+//! A Job waited on for `complete` that fails instead (or for `failed`
+//! that completes) ends the wait at once with an error: it will never
+//! change its mind.
 //!
 //! No polling interval: check, then long-poll the daemon's revision until
 //! something changes, check again, until the condition holds or the time
@@ -8,25 +12,28 @@
 use super::target::{parse_kind, parse_target, words, Target};
 use super::{print, CliError};
 use crate::api::duration::parse_duration;
-use crate::api::{Kind, LabelSelector, Node, Pod, PodPhase, ReplicaSet, ReplicationController};
+use crate::api::{
+    Job, Kind, LabelSelector, Node, Pod, PodPhase, ReplicaSet, ReplicationController,
+};
 use crate::client::{list_path, object_path, Client};
 use serde_json::Value;
 use tokio::time::Instant;
 
-const KINDS: [Kind; 4] = [
+const KINDS: [Kind; 5] = [
     Kind::Pod,
     Kind::ReplicaSet,
     Kind::ReplicationController,
+    Kind::Job,
     Kind::Node,
 ];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// pod, rs, rc or node; or KIND/NAME
+    /// pod, rs, rc, job or node; or KIND/NAME
     kind: String,
     /// The object's name (none with -l)
     name: Option<String>,
-    /// condition=ready, condition=complete or delete
+    /// condition=ready, condition=complete, condition=failed (jobs) or delete
     #[arg(long = "for", value_name = "CONDITION")]
     condition: String,
     /// Give up after this long ("30s", "5m")
@@ -42,6 +49,7 @@ pub struct Args {
 pub enum Condition {
     Ready,
     Complete,
+    Failed,
     Delete,
 }
 
@@ -50,9 +58,11 @@ pub fn parse_condition(text: &str) -> Result<Condition, CliError> {
     match lower.as_str() {
         "condition=ready" => Ok(Condition::Ready),
         "condition=complete" => Ok(Condition::Complete),
+        "condition=failed" => Ok(Condition::Failed),
         "delete" => Ok(Condition::Delete),
         _ => Err(CliError::Usage(format!(
-            "unknown --for `{text}`: expected condition=ready, condition=complete or delete"
+            "unknown --for `{text}`: expected condition=ready, condition=complete, \
+             condition=failed or delete"
         ))),
     }
 }
@@ -85,9 +95,20 @@ pub fn holds(kind: Kind, object: &Value, cond: Condition) -> anyhow::Result<bool
         (Kind::Node, Condition::Ready) => serde_json::from_value::<Node>(object.clone())
             .map_err(parse_err)?
             .is_ready(),
+        (Kind::Job, Condition::Complete | Condition::Failed) => {
+            let job: Job = serde_json::from_value(object.clone()).map_err(parse_err)?;
+            job_finished(&job, cond)?
+        }
+        (kind, Condition::Failed) => {
+            return Err(CliError::Usage(format!(
+                "condition=failed applies to jobs, not {}",
+                kind.plural()
+            ))
+            .into())
+        }
         (kind, Condition::Complete) => {
             return Err(CliError::Usage(format!(
-                "condition=complete applies to pods, not {}",
+                "condition=complete applies to pods and jobs, not {}",
                 kind.plural()
             ))
             .into())
@@ -100,6 +121,34 @@ pub fn holds(kind: Kind, object: &Value, cond: Condition) -> anyhow::Result<bool
             .into())
         }
     })
+}
+
+/// Whether a Job reached the condition waited for; an error when it
+/// reached the other one (a finished Job never changes again).
+fn job_finished(job: &Job, cond: Condition) -> anyhow::Result<bool> {
+    let name = &job.metadata.name;
+    let why = |c: &crate::api::JobCondition| {
+        let mut s = c.reason.clone().unwrap_or_default();
+        if let Some(m) = &c.message {
+            s.push_str(": ");
+            s.push_str(m);
+        }
+        s
+    };
+    match (cond, &job.status) {
+        (Condition::Complete, st) if st.is_complete() => Ok(true),
+        (Condition::Complete, st) if st.is_failed() => {
+            let c = st
+                .condition(crate::api::JobConditionType::Failed)
+                .expect("failed");
+            anyhow::bail!("job.batch/{name} failed: {}", why(c))
+        }
+        (Condition::Failed, st) if st.is_failed() => Ok(true),
+        (Condition::Failed, st) if st.is_complete() => {
+            anyhow::bail!("job.batch/{name} completed; it will not fail")
+        }
+        _ => Ok(false),
+    }
 }
 
 fn set_ready(desired: u32, status: &crate::api::ReplicaSetStatus) -> bool {
@@ -158,7 +207,7 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
                 Subject::Selected { .. } => subject.describe(),
             };
             let verb = match cond {
-                Condition::Ready | Condition::Complete => "condition met",
+                Condition::Ready | Condition::Complete | Condition::Failed => "condition met",
                 Condition::Delete => "deleted",
             };
             print(&format!("{what} {verb}\n"))?;
@@ -226,6 +275,10 @@ mod tests {
             Condition::Complete
         );
         assert_eq!(parse_condition("delete").unwrap(), Condition::Delete);
+        assert_eq!(
+            parse_condition("condition=failed").unwrap(),
+            Condition::Failed
+        );
         assert!(parse_condition("ready").is_err());
     }
 
@@ -252,5 +305,34 @@ mod tests {
         assert!(holds(Kind::ReplicaSet, &rs, Condition::Complete).is_err());
 
         assert!(holds(Kind::Node, &fixtures::node(), Condition::Ready).unwrap());
+    }
+
+    #[test]
+    fn jobs_complete_or_fail_for_good() {
+        let job = |conditions: serde_json::Value| {
+            serde_json::json!({
+                "kind": "Job",
+                "metadata": {"name": "backup", "creation_timestamp": "2024-05-01T11:50:00Z"},
+                "spec": {"template": {"restart_policy": "Never",
+                         "processes": [{"name": "main", "command": ["true"]}]}},
+                "status": {"conditions": conditions}
+            })
+        };
+        let running = job(serde_json::json!([]));
+        assert!(!holds(Kind::Job, &running, Condition::Complete).unwrap());
+        let done = job(serde_json::json!([{"type": "Complete", "status": "True",
+            "last_transition_time": "2024-05-01T11:55:00Z"}]));
+        assert!(holds(Kind::Job, &done, Condition::Complete).unwrap());
+        assert!(holds(Kind::Job, &done, Condition::Failed).is_err());
+        let failed = job(serde_json::json!([{"type": "Failed", "status": "True",
+            "reason": "BackoffLimitExceeded", "message": "Job has reached the specified backoff limit",
+            "last_transition_time": "2024-05-01T11:55:00Z"}]));
+        let err = holds(Kind::Job, &failed, Condition::Complete).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "job.batch/backup failed: BackoffLimitExceeded: Job has reached the specified backoff limit"
+        );
+        assert!(holds(Kind::Job, &failed, Condition::Failed).unwrap());
+        assert!(holds(Kind::Pod, &fixtures::pod(), Condition::Failed).is_err());
     }
 }

@@ -8,9 +8,15 @@
 //!
 //! - [`replicaset`]: ReplicaSet / ReplicationController reconcile (claim,
 //!   scale, restart one pod at a time) and the deletion ranking.
+//! - [`job`]: Job reconcile (completions, parallelism, backoff, deadline,
+//!   Indexed mode, suspend, TTL).
+//! - [`cronjob`]: CronJob reconcile (schedule, concurrency policy,
+//!   history limits, missed runs).
 //! - [`scheduler`]: which node a new or pending pod goes to.
 //! - [`plan`]: the [`Op`]s and [`Plan`] they return.
 
+pub mod cronjob;
+pub mod job;
 pub mod plan;
 pub mod replicaset;
 pub mod scheduler;

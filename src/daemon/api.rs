@@ -7,10 +7,11 @@ use super::http::{ApiReply, ApiRequest};
 use super::Daemon;
 use crate::agent::Effects;
 use crate::api::http::{
-    ActionResponse, ApplyRequest, ApplyResponse, KillRequest, LabelRequest, List, LogPath,
-    ScaleRequest, VersionInfo,
+    ActionResponse, ApplyRequest, ApplyResponse, CreateJobRequest, KillRequest, LabelRequest, List,
+    LogPath, ScaleRequest, VersionInfo,
 };
 use crate::api::{annotations, Kind, LabelSelector, Object};
+use crate::controllers::cronjob;
 use hyper::Method;
 use std::time::Instant;
 
@@ -45,6 +46,7 @@ impl Daemon {
                     &List::new(events.into_iter().map(Object::Event).collect()),
                 )
             }
+            (&Method::POST, ["jobs"]) => self.api_create_job(&req),
             (&Method::GET, [plural]) => self.api_list(plural, &req),
             (&Method::GET, [plural, name]) => match self.lookup(plural, name) {
                 Ok(obj) => ApiReply::json(200, obj),
@@ -175,7 +177,7 @@ impl Daemon {
         };
         if !matches!(
             kind,
-            Kind::Pod | Kind::ReplicaSet | Kind::ReplicationController
+            Kind::Pod | Kind::ReplicaSet | Kind::ReplicationController | Kind::Job | Kind::CronJob
         ) {
             return ApiReply::error(400, format!("{} cannot be deleted", kind.plural()));
         }
@@ -237,13 +239,18 @@ impl Daemon {
             Ok(b) => b,
             Err(e) => return ApiReply::error(400, format!("invalid scale request: {e}")),
         };
-        if !matches!(kind, Kind::ReplicaSet | Kind::ReplicationController) {
+        if !matches!(
+            kind,
+            Kind::ReplicaSet | Kind::ReplicationController | Kind::Job
+        ) {
             return ApiReply::error(400, format!("{} cannot be scaled", kind.plural()));
         }
         let found = self.store.update(kind, name, |o| {
             match o {
                 Object::ReplicaSet(r) => r.spec.replicas = body.replicas,
                 Object::ReplicationController(r) => r.spec.replicas = body.replicas,
+                // A Job scales by how many pods run at once.
+                Object::Job(j) => j.spec.parallelism = body.replicas,
                 _ => return false,
             }
             o.meta_mut().generation += 1;
@@ -332,7 +339,7 @@ impl Daemon {
                 Some(_) => vec![name.to_string()],
                 None => return not_found(kind, name),
             },
-            Kind::ReplicaSet | Kind::ReplicationController => {
+            Kind::ReplicaSet | Kind::ReplicationController | Kind::Job => {
                 let Some(owner) = self.store.get(kind, name) else {
                     return not_found(kind, name);
                 };
@@ -356,6 +363,53 @@ impl Daemon {
                 ),
             },
         )
+    }
+
+    /// `drover create job NAME --from=cronjob/CJ`: a manual run of a
+    /// CronJob's template, controlled by the CronJob (so its concurrency
+    /// policy and history limits count it).
+    fn api_create_job(&mut self, req: &ApiRequest) -> ApiReply {
+        let body: CreateJobRequest = match serde_json::from_slice(&req.body) {
+            Ok(b) => b,
+            Err(e) => return ApiReply::error(400, format!("invalid create request: {e}")),
+        };
+        let Some((kind, from)) = body
+            .from
+            .split_once('/')
+            .and_then(|(k, n)| Some((Kind::from_cli(k)?, n)))
+        else {
+            return ApiReply::error(400, format!("--from={}: expected cronjob/NAME", body.from));
+        };
+        if kind != Kind::CronJob {
+            return ApiReply::error(
+                400,
+                format!(
+                    "--from={}: a job can be created from a cronjob only",
+                    body.from
+                ),
+            );
+        }
+        let Some(Object::CronJob(cj)) = self.store.get(Kind::CronJob, from) else {
+            return not_found(Kind::CronJob, from);
+        };
+        let now = Daemon::wall();
+        let name = match body.name {
+            Some(n) => n,
+            None => manual_job_name(&cj.metadata.name, |n| {
+                self.store.get(Kind::Job, n).is_some()
+            }),
+        };
+        if self.store.get(Kind::Job, &name).is_some() {
+            return ApiReply::error(409, format!("jobs.batch \"{name}\" already exists"));
+        }
+        let mut job = cronjob::job_from_template(cj, name.clone(), None, now);
+        job.metadata.uid = crate::api::meta::new_uid();
+        let obj = Object::Job(job);
+        if let Err(errs) = crate::units::validate_object(&obj) {
+            return ApiReply::error(400, errs.join("; "));
+        }
+        self.store.put(obj);
+        ApiReply::json(200, self.store.get(Kind::Job, &name).expect("just put"))
     }
 
     fn api_logs(&self, name: &str, what: &str, req: &ApiRequest) -> ApiReply {
@@ -419,6 +473,25 @@ impl Daemon {
                 }
             }
             Err(e) => ApiReply::error(500, format!("reading {}: {e}", path.display())),
+        }
+    }
+}
+
+/// `CJ-manual-xxxxx` (the prefix shortened so the name still fits 57
+/// characters, as a generated Kubernetes name), unused in the store.
+fn manual_job_name(cronjob: &str, taken: impl Fn(&str) -> bool) -> String {
+    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+    let mut prefix = format!("{cronjob}-manual-");
+    prefix.truncate(crate::units::MAX_JOB_NAME - 5);
+    loop {
+        let bytes = uuid::Uuid::new_v4().into_bytes();
+        let suffix: String = bytes[..5]
+            .iter()
+            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
+            .collect();
+        let name = format!("{prefix}{suffix}");
+        if !taken(&name) {
+            return name;
         }
     }
 }

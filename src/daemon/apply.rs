@@ -19,8 +19,47 @@ pub struct Applied {
 fn appliable(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Pod | Kind::ReplicaSet | Kind::ReplicationController
+        Kind::Pod | Kind::ReplicaSet | Kind::ReplicationController | Kind::Job | Kind::CronJob
     )
+}
+
+/// Kinds whose objects the units folder owns.
+const UNIT_KINDS: [Kind; 5] = [
+    Kind::Pod,
+    Kind::ReplicaSet,
+    Kind::ReplicationController,
+    Kind::Job,
+    Kind::CronJob,
+];
+
+/// A Job's pods are made from a template that is fixed once it ran
+/// (Kubernetes: `field is immutable`); what may change is how it runs.
+fn immutable_change(existing: &Object, new: &Object) -> Option<String> {
+    let (Object::Job(old), Object::Job(new)) = (existing, new) else {
+        return None;
+    };
+    let fields = [
+        ("spec.template", old.spec.template != new.spec.template),
+        (
+            "spec.completions",
+            old.spec.completions != new.spec.completions,
+        ),
+        (
+            "spec.completion_mode",
+            old.spec.completion_mode != new.spec.completion_mode,
+        ),
+    ];
+    let changed: Vec<&str> = fields.iter().filter(|(_, c)| *c).map(|(f, _)| *f).collect();
+    if changed.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "Job/{}: {} cannot change once the job exists; delete it first \
+         (drover delete job {}) to run it again with the new spec",
+        old.metadata.name,
+        changed.join(", "),
+        old.metadata.name
+    ))
 }
 
 /// Validates every object first; any error rejects the whole batch.
@@ -45,6 +84,9 @@ pub fn apply(
             for e in errs {
                 errors.push(format!("{}/{}: {e}", obj.kind(), obj.name()));
             }
+        }
+        if let Some(existing) = store.get(obj.kind(), obj.name()) {
+            errors.extend(immutable_change(existing, obj));
         }
     }
     if !errors.is_empty() {
@@ -135,7 +177,15 @@ fn replace_spec(current: &mut Object, new: Object) {
         (Object::Pod(c), Object::Pod(n)) => c.spec = n.spec,
         (Object::ReplicaSet(c), Object::ReplicaSet(n)) => c.spec = n.spec,
         (Object::ReplicationController(c), Object::ReplicationController(n)) => c.spec = n.spec,
-        _ => {}
+        (Object::Job(c), Object::Job(n)) => c.spec = n.spec,
+        (Object::CronJob(c), Object::CronJob(n)) => c.spec = n.spec,
+        (Object::Pod(_), _)
+        | (Object::ReplicaSet(_), _)
+        | (Object::ReplicationController(_), _)
+        | (Object::Job(_), _)
+        | (Object::CronJob(_), _)
+        | (Object::Node(_), _)
+        | (Object::Event(_), _) => {}
     }
 }
 
@@ -144,7 +194,9 @@ fn reset_status(obj: &mut Object) {
         Object::Pod(p) => p.status = Default::default(),
         Object::ReplicaSet(r) => r.status = Default::default(),
         Object::ReplicationController(r) => r.status = Default::default(),
-        _ => {}
+        Object::Job(j) => j.status = Default::default(),
+        Object::CronJob(c) => c.status = Default::default(),
+        Object::Node(_) | Object::Event(_) => {}
     }
 }
 
@@ -155,7 +207,7 @@ pub fn prune_units_dir(
     keep: &[(Kind, String)],
     now: DateTime<Utc>,
 ) -> Vec<ApplyResult> {
-    let doomed: Vec<(Kind, String)> = [Kind::Pod, Kind::ReplicaSet, Kind::ReplicationController]
+    let doomed: Vec<(Kind, String)> = UNIT_KINDS
         .iter()
         .flat_map(|k| store.list(*k))
         .filter(|o| from_units_dir(o.meta()))
@@ -204,6 +256,18 @@ pub fn delete_object(
         for pod in owned {
             store.update_pod(&pod, |p| {
                 p.metadata.owner_references.clear();
+                true
+            });
+        }
+        // A CronJob's Jobs stay, with their pods, unmanaged.
+        let jobs: Vec<String> = store
+            .list(Kind::Job)
+            .filter(|j| j.meta().controller().is_some_and(|o| o.uid == uid))
+            .map(|j| j.name().to_string())
+            .collect();
+        for job in jobs {
+            store.update(Kind::Job, &job, |j| {
+                j.meta_mut().owner_references.clear();
                 true
             });
         }

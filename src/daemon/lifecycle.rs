@@ -17,7 +17,6 @@ use crate::store::{Backend, Store};
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
@@ -30,7 +29,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 
     let mut backend = EmbeddedBackend::open(&opts.state_dir)?;
     let store = Store::load(&mut backend)?;
-    let backend: Arc<Mutex<Box<dyn Backend>>> = Arc::new(Mutex::new(Box::new(backend)));
+    let instance = instance_id(&opts.state_dir)?;
 
     let listener = bind_socket(&opts.socket)?;
     // Beside the control socket, as systemd's /run/systemd/notify.
@@ -53,6 +52,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             base_env: crate::agent::env::base_env_from_daemon(),
             probe_port_is_free: true,
             notify_socket: Some(notify_path.clone()),
+            instance,
         },
     );
     let mut d = Daemon {
@@ -75,8 +75,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut sighup = signal(SignalKind::hangup())?;
 
     register_node(&mut d);
-    // Re-adopt what is still running before anything else can start pods.
+    // Re-adopt what is still running before anything else can start pods:
+    // first processes whose start never reached the state file, then
+    // every recorded one.
     let mut fx = Effects::default();
+    d.agent.recover(&mut d.store, Daemon::wall(), &mut fx);
     d.agent
         .sync(&mut d.store, Instant::now(), Daemon::wall(), &mut fx);
     d.absorb(fx);
@@ -104,8 +107,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<i32>();
     let (probe_tx, mut probe_rx) =
         mpsc::unbounded_channel::<(crate::agent::ProbeKey, crate::agent::probe::ProbeResult)>();
-    let (persist_tx, mut persist_rx) = mpsc::unbounded_channel::<anyhow::Result<()>>();
-    let mut persisting = false;
+    // Replies to API requests wait until what they changed is on disk: an
+    // acknowledged `scale` survives a `kill -9` right after.
+    let mut replies: Vec<(oneshot::Sender<ApiReply>, ApiReply)> = vec![];
     if d.opts.foreground {
         let root = d.opts.log_dir.clone();
         tokio::spawn(async move {
@@ -148,20 +152,19 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 let _ = tx.send((req.key, result));
             });
         }
-        if !persisting && d.store.is_dirty() {
-            persisting = true;
-            let (_, bytes) = d.store.take_snapshot();
-            let backend = backend.clone();
-            let tx = persist_tx.clone();
-            tokio::task::spawn_blocking(move || {
-                let r = backend.lock().expect("backend lock").persist(&bytes);
-                let _ = tx.send(r);
-            });
-        }
-        if d.halting && !d.agent.anything_running() && !persisting {
+        if d.halting && !d.agent.anything_running() {
             break;
         }
         let next_timer = d.timers.keys().next().map(|(at, _)| *at);
+        // Controllers that wait on the clock (CronJob schedules, Job
+        // backoff, deadlines, TTLs) say when; nothing else polls.
+        let wall = Daemon::wall();
+        let controllers_due = if d.halting {
+            None
+        } else {
+            super::reconcile::next_wakeup(&d.store, wall)
+                .map(|at| Instant::now() + (at - wall).to_std().unwrap_or_default())
+        };
         tokio::select! {
             _ = sigchld.recv() => d.reap(),
             Some(pid) = exit_rx.recv() => {
@@ -181,14 +184,13 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             }
             Some((req, reply)) = api_rx.recv() => {
                 let answer = d.handle_api(req);
-                let _ = reply.send(answer);
+                replies.push((reply, answer));
             }
             _ = sleep_until(next_timer) => d.fire_timers(),
-            Some(result) = persist_rx.recv() => {
-                persisting = false;
-                if let Err(e) = result {
-                    tracing::error!("persisting state: {e:#}");
-                }
+            _ = sleep_until(controllers_due) => {
+                // Nothing changed in the store, but time passed: run the
+                // controllers regardless.
+                d.reconciled_at = 0;
             }
             _ = sighup.recv() => {
                 if let Err(e) = d.reload_units() {
@@ -199,6 +201,18 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = sigint.recv() => { if d.shutdown() { break; } }
         }
         d.settle();
+        // Written before anything else happens: every process started in
+        // this pass is on disk before the next event is handled (and
+        // `recover` covers a death in between).
+        if d.store.is_dirty() {
+            let (_, bytes) = d.store.take_snapshot();
+            if let Err(e) = backend.persist(&bytes) {
+                tracing::error!("persisting state: {e:#}");
+            }
+        }
+        for (reply, answer) in replies.drain(..) {
+            let _ = reply.send(answer);
+        }
     }
 
     if d.opts.foreground {
@@ -209,7 +223,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
     }
     let (_, bytes) = d.store.take_snapshot();
-    backend.lock().expect("backend lock").persist(&bytes)?;
+    backend.persist(&bytes)?;
     let _ = std::fs::remove_file(&d.opts.socket);
     let _ = std::fs::remove_file(notify.path());
     tracing::info!("drover stopped");
@@ -319,6 +333,29 @@ fn register_node(d: &mut Daemon) {
             }));
         }
     }
+}
+
+/// This state dir's instance id, made once (STATE_DIR/instance-id): part
+/// of every process's marker, so a restarted daemon recognises its own
+/// processes and never those of a daemon beside it.
+fn instance_id(dir: &std::path::Path) -> anyhow::Result<String> {
+    let path = dir.join("instance-id");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim();
+        if !id.is_empty() {
+            return Ok(id.to_string());
+        }
+    }
+    let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
+    let tmp = dir.join("instance-id.new");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(id.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
 }
 
 /// One daemon per state dir: an exclusive flock on STATE_DIR/lock, held

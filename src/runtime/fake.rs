@@ -305,6 +305,21 @@ impl ProcessRuntime for FakeRuntime {
             .map(|(pid, _)| *pid)
             .collect()
     }
+
+    fn marked_leaders(&self, key: &str, prefix: &str) -> Vec<(i32, String)> {
+        self.state()
+            .processes
+            .iter()
+            .filter(|(pid, p)| !p.exited && p.pgid == **pid)
+            .filter_map(|(pid, p)| {
+                let (_, v) = p
+                    .env
+                    .iter()
+                    .find(|(k, v)| k == key && v.starts_with(prefix))?;
+                Some((*pid, v.clone()))
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

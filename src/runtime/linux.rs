@@ -141,12 +141,22 @@ impl ProcessRuntime for LinuxRuntime {
         reap_all()
     }
 
+    /// A zombie has no identity here: it is dead, whoever reaps it (a
+    /// daemon that restarted must not re-adopt a process that already
+    /// ended, even if its new parent has not reaped it yet).
     fn identity(&self, pid: i32) -> Option<ProcessIdentity> {
+        if procfs::stat(pid).is_none_or(|s| s.is_zombie()) {
+            return None;
+        }
         procfs::identity(pid, &self.boot_id)
     }
 
     fn marked(&self, key: &str, value: &str) -> Vec<i32> {
         procfs::marked(key, value)
+    }
+
+    fn marked_leaders(&self, key: &str, prefix: &str) -> Vec<(i32, String)> {
+        procfs::marked_leaders(key, prefix)
     }
 }
 

@@ -141,4 +141,8 @@ pub trait ProcessRuntime {
     /// Pids of live processes whose environment contains `KEY=VALUE`
     /// (how double-forked descendants of a pod are found).
     fn marked(&self, key: &str, value: &str) -> Vec<i32>;
+    /// Live session leaders whose `KEY` value starts with `prefix`, with
+    /// the value: the main processes a daemon started, found again after
+    /// it restarted.
+    fn marked_leaders(&self, key: &str, prefix: &str) -> Vec<(i32, String)>;
 }

@@ -112,6 +112,35 @@ pub fn marked(key: &str, value: &str) -> Vec<i32> {
     pids
 }
 
+/// Live session leaders (pid == sid; every process the runtime starts is
+/// one) whose `KEY` variable starts with `prefix`, with its whole value.
+/// One pass over /proc: how a restarted daemon finds processes it started
+/// but never got to record.
+pub fn marked_leaders(key: &str, prefix: &str) -> Vec<(i32, String)> {
+    let entry = format!("{key}={prefix}");
+    let me = std::process::id() as i32;
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut out: Vec<(i32, String)> = dir
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter_map(|pid| {
+            let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let value = env
+                .split(|b| *b == 0)
+                .find_map(|e| e.strip_prefix(entry.as_bytes()))?;
+            let st = stat(pid)?;
+            (st.session == pid && !st.is_zombie()).then(|| {
+                let value = format!("{prefix}{}", String::from_utf8_lossy(value));
+                (pid, value)
+            })
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use toml_edit::Table;
 
+#[path = "build_job.rs"]
+mod job;
+
 /// What a file turned into, with where its name is (for "defined twice").
 pub(crate) struct Built {
     pub object: Object,
@@ -154,7 +157,10 @@ impl<'a> Walker<'a> {
             self.api_version(f, named_kind);
         }
         let max = match kind {
-            Some(Kind::ReplicaSet) | Some(Kind::ReplicationController) => schema::MAX_SET_NAME,
+            Some(Kind::ReplicaSet) | Some(Kind::ReplicationController) | Some(Kind::Job) => {
+                schema::MAX_SET_NAME
+            }
+            Some(Kind::CronJob) => schema::MAX_CRONJOB_NAME,
             _ => schema::MAX_POD_NAME,
         };
         let (name, name_span) = self.name(&root, max).unzip();
@@ -166,6 +172,10 @@ impl<'a> Walker<'a> {
 
         let spec_help = match kind {
             Kind::Pod => "add a [spec] table with at least one [[spec.processes]]",
+            Kind::Job => "add a [spec] table with `completions` and [spec.template]",
+            Kind::CronJob => {
+                "add a [spec] table with `schedule` and [spec.job_template.spec.template]"
+            }
             _ => "add a [spec] table with `replicas`, [spec.selector] and [spec.template]",
         };
         let spec_field = self.require(&root, "spec", Some(spec_help.into()))?;
@@ -182,6 +192,8 @@ impl<'a> Walker<'a> {
                     status: Default::default(),
                 })
             }
+            Kind::Job => self.job(&spec, name, labels, now)?,
+            Kind::CronJob => self.cronjob(&spec, name, labels, now)?,
             _ => self.set(&spec, kind, name, labels, now)?,
         };
         if !self.diags.is_empty() {
@@ -196,7 +208,7 @@ impl<'a> Walker<'a> {
     /// The kind if this version loads it, and the kind named (also when it
     /// is not supported yet), for checking api_version.
     fn kind(&mut self, root: &Tbl<'a>) -> (Option<Kind>, Option<Kind>) {
-        let help = "add kind = \"Pod\" (or \"ReplicaSet\", \"ReplicationController\")";
+        let help = "add kind = \"Pod\" (or \"ReplicaSet\", \"ReplicationController\", \"Job\", \"CronJob\")";
         let Some(f) = self.require(root, "kind", Some(help.into())) else {
             return (None, None);
         };
@@ -296,6 +308,11 @@ impl<'a> Walker<'a> {
                 format!(
                     "{why}, so that its pods' names fit in {}",
                     schema::MAX_POD_NAME
+                )
+            } else if max == schema::MAX_CRONJOB_NAME && why.starts_with("use at most") {
+                format!(
+                    "{why}, so that its Jobs' names (NAME-<unix time>) fit in {}",
+                    schema::MAX_SET_NAME
                 )
             } else {
                 why
@@ -476,7 +493,8 @@ impl<'a> Walker<'a> {
             .get("env")
             .and_then(|f| self.env(f, t.child("env")))
             .unwrap_or_default();
-        let known = rules::known_vars(env.keys(), ports.iter());
+        let mut known = rules::known_vars(env.keys(), ports.iter());
+        known.extend(self.extra_vars.iter().cloned());
         let command = self
             .require(
                 t,

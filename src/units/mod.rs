@@ -9,7 +9,7 @@
 //! backups). The same kind and name in two files is an error naming both.
 //!
 //! ```toml
-//! kind = "ReplicaSet"       # Pod | ReplicaSet | ReplicationController
+//! kind = "ReplicaSet"       # Pod | ReplicaSet | ReplicationController | Job | CronJob
 //! api_version = "apps/v1"   # optional; checked against kind
 //! name = "web"              # DNS-1123 label; at most 57 characters for a set
 //! labels = { app = "web" }
@@ -25,6 +25,17 @@
 //! name = "server"
 //! command = ["python3", "-m", "http.server", "${PORT_HTTP}"]
 //! ```
+//!
+//! A Job's `[spec]` has `completions`, `parallelism`, `backoff_limit`,
+//! `backoff_initial`/`backoff_max` (the delay before a failed pod is
+//! replaced), `active_deadline`, `ttl_after_finished`, `completion_mode`,
+//! `suspend` and a `[spec.template]` whose `restart_policy` must be
+//! `OnFailure` or `Never` (its labels are optional: a Job labels its pods
+//! `job-name` and `controller-uid` itself). A CronJob's `[spec]` has
+//! `schedule` (5 crontab fields, a macro, or 6 fields with seconds),
+//! `time_zone`, `concurrency_policy`, `starting_deadline`, `suspend`, the
+//! history limits and `[spec.job_template.spec]`, a Job's spec. In an
+//! Indexed Job, `${JOB_COMPLETION_INDEX}` may be used in `command`.
 //!
 //! The full list of fields is product.md §2 and `schema`. A ReplicaSet
 //! must have a selector; a ReplicationController's defaults to its
@@ -59,9 +70,13 @@ mod walk;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_job;
 
 pub use diagnostic::{Diagnostic, Diagnostics, Location, Secondary, Span};
-pub use rules::port_var;
+pub use rules::{dns_label, port_var};
+/// The longest Job name (its pods are `NAME-xxxxx`, at most 63).
+pub const MAX_JOB_NAME: usize = schema::MAX_SET_NAME;
 pub use validate::validate_object;
 
 use crate::api::meta::annotations;

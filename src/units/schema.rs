@@ -26,6 +26,35 @@ pub const TEMPLATE: &[&str] = &[
 /// ReplicaSet and ReplicationController `[spec]`.
 pub const SET_SPEC: &[&str] = &["replicas", "selector", "template"];
 
+/// A Job's `[spec]`, and a CronJob's `spec.job_template.spec`.
+pub const JOB_SPEC: &[&str] = &[
+    "completions",
+    "parallelism",
+    "backoff_limit",
+    "backoff_initial",
+    "backoff_max",
+    "active_deadline",
+    "ttl_after_finished",
+    "completion_mode",
+    "suspend",
+    "template",
+];
+
+/// A CronJob's `[spec]`.
+pub const CRONJOB_SPEC: &[&str] = &[
+    "schedule",
+    "time_zone",
+    "concurrency_policy",
+    "starting_deadline",
+    "suspend",
+    "successful_jobs_history_limit",
+    "failed_jobs_history_limit",
+    "job_template",
+];
+
+/// A CronJob's `spec.job_template`: the Job's labels and spec.
+pub const JOB_TEMPLATE: &[&str] = &["labels", "spec"];
+
 /// A ReplicaSet's `spec.selector`.
 pub const SELECTOR: &[&str] = &["match_labels", "match_expressions"];
 
@@ -82,9 +111,19 @@ pub const KINDS: &[&str] = &[
 ];
 
 /// Kinds this version loads; the others are reported as "not supported yet".
-pub const SUPPORTED_KINDS: &[&str] = &["Pod", "ReplicaSet", "ReplicationController"];
+pub const SUPPORTED_KINDS: &[&str] = &[
+    "Pod",
+    "ReplicaSet",
+    "ReplicationController",
+    "Job",
+    "CronJob",
+];
 
 pub const RESTART_POLICIES: &[&str] = &["Always", "OnFailure", "Never"];
+/// What a Job's pods may do when a process fails.
+pub const JOB_RESTART_POLICIES: &[&str] = &["OnFailure", "Never"];
+pub const COMPLETION_MODES: &[&str] = &["NonIndexed", "Indexed"];
+pub const CONCURRENCY_POLICIES: &[&str] = &["Allow", "Forbid", "Replace"];
 pub const OPERATORS: &[&str] = &["In", "NotIn", "Exists", "DoesNotExist"];
 pub const SCHEMES: &[&str] = &["http", "https"];
 
@@ -98,6 +137,9 @@ pub const INHERITED_VARS: &[&str] = &["PATH", "HOME", "USER", "LOGNAME", "SHELL"
 /// so that `NAME-xxxxx` pod names still fit in 63.
 pub const MAX_POD_NAME: usize = 63;
 pub const MAX_SET_NAME: usize = 57;
+/// A CronJob's Jobs are named `NAME-<10-digit unix time>` and must still
+/// fit in 57.
+pub const MAX_CRONJOB_NAME: usize = 46;
 /// Port names follow Kubernetes' IANA service names: at most 15 characters.
 pub const MAX_PORT_NAME: usize = 15;
 

@@ -385,13 +385,13 @@ fn unknown_kind() {
 
 #[test]
 fn kind_not_supported_yet() {
-    let text = "kind = \"Job\"\nname = \"backup\"\n[spec]\ncompletions = 5\n";
+    let text = "kind = \"DaemonSet\"\nname = \"agent\"\n[spec]\n";
     let d = one(text);
     assert_at(
         &d,
         1,
         8,
-        "kind `Job` is not supported by this version of drover yet",
+        "kind `DaemonSet` is not supported by this version of drover yet",
     );
 }
 
@@ -770,7 +770,13 @@ fn the_example_units_are_valid() {
     kinds.dedup();
     assert_eq!(
         kinds,
-        [Kind::Pod, Kind::ReplicaSet, Kind::ReplicationController]
+        [
+            Kind::Pod,
+            Kind::ReplicaSet,
+            Kind::ReplicationController,
+            Kind::Job,
+            Kind::CronJob
+        ]
     );
     for u in &units {
         assert_eq!(validate_object(&u.object), Ok(()), "{}", u.source.display());

@@ -4,15 +4,17 @@
 //! `spec.template.processes[0].command: must not be empty`.
 
 use super::{rules, schema};
+use crate::api::job::labels::COMPLETION_INDEX_ENV;
 use crate::api::{
-    Kind, LabelSelector, Labels, Object, ObjectMeta, PodSpec, PortRef, Probe, ProbeHandler,
-    ProcessSpec,
+    CompletionMode, Kind, LabelSelector, Labels, Object, ObjectMeta, PodSpec, PortRef, Probe,
+    ProbeHandler, ProcessSpec, RestartPolicy,
 };
+use crate::api::{JobSpec, PodTemplate};
 use std::collections::BTreeSet;
 
-/// Checks an object as a unit file's would be checked. Only Pods,
-/// ReplicaSets and ReplicationControllers can be applied; a Node or Event
-/// is an error.
+/// Checks an object as a unit file's would be checked. Pods, ReplicaSets,
+/// ReplicationControllers, Jobs and CronJobs can be applied; a Node or
+/// Event is an error.
 pub fn validate_object(obj: &Object) -> Result<(), Vec<String>> {
     let mut v = Validator::default();
     match obj {
@@ -34,6 +36,26 @@ pub fn validate_object(obj: &Object) -> Result<(), Vec<String>> {
             v.labels(&rc.spec.template.labels, "spec.template.labels");
             v.pod_spec(&rc.spec.template.spec, "spec.template");
         }
+        Object::Job(j) => {
+            v.meta(&j.metadata, Kind::Job);
+            v.job_spec(&j.spec, "spec");
+        }
+        Object::CronJob(cj) => {
+            v.meta(&cj.metadata, Kind::CronJob);
+            if let Err(e) = crate::schedule::Schedule::parse(&cj.spec.schedule) {
+                v.err("spec.schedule", e.to_string());
+            }
+            if let Some(tz) = &cj.spec.time_zone {
+                if let Err(e) = crate::schedule::parse_time_zone(tz) {
+                    v.err("spec.time_zone", e.to_string());
+                }
+            }
+            if cj.spec.starting_deadline.is_some_and(|d| d.0.is_zero()) {
+                v.err("spec.starting_deadline", "must be longer than 0s");
+            }
+            v.labels(&cj.spec.job_template.labels, "spec.job_template.labels");
+            v.job_spec(&cj.spec.job_template.spec, "spec.job_template.spec");
+        }
         Object::Node(_) | Object::Event(_) => v.err(
             "kind",
             format!(
@@ -53,6 +75,9 @@ pub fn validate_object(obj: &Object) -> Result<(), Vec<String>> {
 #[derive(Default)]
 struct Validator {
     errors: Vec<String>,
+    /// Variables `${VAR}` may name besides the usual ones
+    /// (`JOB_COMPLETION_INDEX` in an Indexed Job).
+    extra_vars: Vec<String>,
 }
 
 impl Validator {
@@ -61,10 +86,10 @@ impl Validator {
     }
 
     fn meta(&mut self, m: &ObjectMeta, kind: Kind) {
-        let max = if kind == Kind::Pod {
-            schema::MAX_POD_NAME
-        } else {
-            schema::MAX_SET_NAME
+        let max = match kind {
+            Kind::Pod => schema::MAX_POD_NAME,
+            Kind::CronJob => schema::MAX_CRONJOB_NAME,
+            _ => schema::MAX_SET_NAME,
         };
         if let Err(why) = rules::dns_label(&m.name, max) {
             self.err(
@@ -124,6 +149,35 @@ impl Validator {
         }
     }
 
+    fn job_spec(&mut self, spec: &JobSpec, path: &str) {
+        let PodTemplate { labels, spec: pod } = &spec.template;
+        let tpath = format!("{path}.template");
+        self.labels(labels, &format!("{tpath}.labels"));
+        if pod.restart_policy == RestartPolicy::Always {
+            self.err(
+                &format!("{tpath}.restart_policy"),
+                "a Job's pods cannot restart Always; expected OnFailure or Never",
+            );
+        }
+        if spec.backoff_max < spec.backoff_initial {
+            self.err(
+                &format!("{path}.backoff_max"),
+                format!(
+                    "must be at least backoff_initial ({})",
+                    spec.backoff_initial
+                ),
+            );
+        }
+        if spec.active_deadline.is_some_and(|d| d.0.is_zero()) {
+            self.err(&format!("{path}.active_deadline"), "must be longer than 0s");
+        }
+        if spec.completion_mode == CompletionMode::Indexed {
+            self.extra_vars = vec![COMPLETION_INDEX_ENV.to_string()];
+        }
+        self.pod_spec(pod, &tpath);
+        self.extra_vars.clear();
+    }
+
     fn pod_spec(&mut self, spec: &PodSpec, path: &str) {
         self.labels(&spec.node_selector, &format!("{path}.node_selector"));
         let mut port_names = Vec::new();
@@ -179,7 +233,8 @@ impl Validator {
                 );
             }
         }
-        let known = rules::known_vars(p.env.keys(), ports.iter());
+        let mut known = rules::known_vars(p.env.keys(), ports.iter());
+        known.extend(self.extra_vars.iter().cloned());
         for arg in &p.command {
             for r in rules::var_refs(arg) {
                 match r {

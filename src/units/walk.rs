@@ -173,6 +173,9 @@ impl<'a> Tbl<'a> {
 pub(crate) struct Walker<'a> {
     pub src: &'a Source<'a>,
     pub diags: Vec<Diagnostic>,
+    /// Variables `${VAR}` may name besides the usual ones, while walking
+    /// a template that provides them (`JOB_COMPLETION_INDEX`).
+    pub extra_vars: Vec<String>,
 }
 
 impl<'a> Walker<'a> {
@@ -180,6 +183,7 @@ impl<'a> Walker<'a> {
         Walker {
             src,
             diags: Vec::new(),
+            extra_vars: Vec::new(),
         }
     }
 

@@ -1,0 +1,67 @@
+//! After a daemon restart: processes this daemon started whose start never
+//! reached the state file (it died between the spawn and the write).
+//! They carry this instance's marker, so one scan of /proc finds them:
+//! one whose pod still exists is recorded as that pod's running process
+//! (and then re-adopted like any other, never started twice); one whose
+//! pod is gone is stopped, as nobody would ever supervise it.
+
+use super::*;
+
+impl<R: ProcessRuntime> Agent<R> {
+    /// Call once at start, before the first [`Agent::sync`].
+    pub fn recover(&mut self, store: &mut Store, wall: DateTime<Utc>, fx: &mut Effects) {
+        let prefix = format!("{}/", self.cfg.instance);
+        for (pid, value) in self.rt.marked_leaders(env::MARKER, &prefix) {
+            let Some((_, uid, process, run)) = env::parse_marker(&value) else {
+                continue;
+            };
+            let found = store.pods().find_map(|p| {
+                let idx = p.spec.processes.iter().position(|s| s.name == process)?;
+                (p.metadata.uid == uid
+                    && !p.is_terminal()
+                    && p.metadata.deletion_timestamp.is_none())
+                .then(|| (p.metadata.name.clone(), idx))
+            });
+            let identity = self.rt.identity(pid);
+            let (Some((name, idx)), Some(identity)) = (found, identity) else {
+                tracing::warn!("stopping pid {pid} ({value}): its pod is gone");
+                let _ = self.rt.signal_group(pid, SIGKILL);
+                continue;
+            };
+            store.update_pod(&name, |pod| {
+                ensure_status(pod);
+                let st = &mut pod.status.processes[idx];
+                if st.pid == Some(pid as u32) && st.identity.as_ref() == Some(&identity) {
+                    return false;
+                }
+                let older = st.restart_count > run;
+                if older {
+                    // A run older than the recorded one: not ours to keep.
+                    return false;
+                }
+                st.pid = Some(pid as u32);
+                st.identity = Some(identity.clone());
+                st.restart_count = run;
+                st.started = true;
+                st.state = ProcessState::Running { started_at: wall };
+                pod.status.phase = PodPhase::Running;
+                fx.note(
+                    pod,
+                    false,
+                    "Recovered",
+                    format!(
+                        "Found process {process} (pid {pid}) started before the daemon restarted"
+                    ),
+                );
+                true
+            });
+            let recorded = store
+                .pod(&name)
+                .and_then(|p| p.status.processes.get(idx))
+                .and_then(|s| s.pid);
+            if recorded != Some(pid as u32) {
+                let _ = self.rt.signal_group(pid, SIGKILL);
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! drover's integration tests: one binary (style.md §7), every test
+//! against a real `drover daemon` in its own temp dir (see `harness`).
+//!
+//! Modules live in tests/tests/ so cargo does not build each one as a
+//! test binary of its own.
+
+mod harness;
+
+#[path = "tests/cli.rs"]
+mod cli;
+#[path = "tests/jobs.rs"]
+mod jobs;
+#[path = "tests/pods.rs"]
+mod pods;
+#[path = "tests/probes.rs"]
+mod probes;
+#[path = "tests/readoption.rs"]
+mod readoption;
+#[path = "tests/replicasets.rs"]
+mod replicasets;
+#[path = "tests/supervision.rs"]
+mod supervision;
+#[path = "tests/units.rs"]
+mod units;
