@@ -188,7 +188,7 @@ impl Daemon {
         ApiReply::json(
             200,
             &ActionResponse {
-                message: format!("{} \"{name}\" deleted", resource(kind)),
+                message: format!("{} \"{name}\" deleted", singular(kind)),
             },
         )
     }
@@ -312,7 +312,7 @@ impl Daemon {
                     &ActionResponse {
                         message: format!(
                             "{}/{name} restarting (one pod at a time)",
-                            resource(kind)
+                            singular(kind)
                         ),
                     },
                 )
@@ -498,6 +498,16 @@ fn manual_job_name(cronjob: &str, taken: impl Fn(&str) -> bool) -> String {
 
 fn not_found(kind: Kind, name: &str) -> ApiReply {
     ApiReply::error(404, format!("{} \"{name}\" not found", resource(kind)))
+}
+
+/// kubectl's name for one object's type in messages: `replicaset.apps`,
+/// `pod`.
+fn singular(kind: Kind) -> String {
+    let name = kind.as_str().to_ascii_lowercase();
+    match kind.api_version().split_once('/') {
+        Some((group, _)) => format!("{name}.{group}"),
+        None => name,
+    }
 }
 
 /// kubectl's `resource.group` naming: `replicasets.apps`, `pods`.

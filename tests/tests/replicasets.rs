@@ -428,7 +428,6 @@ fn restart_replaces_pods_one_at_a_time() {
 /// kubectl names a resource `replicaset.apps/web` (singular), as `drover
 /// scale` and `drover delete` do.
 #[test]
-#[ignore = "bug: `drover restart rs web` prints `replicasets.apps/web restarting ...` (plural; src/daemon/api.rs api_restart uses the plural resource name)"]
 fn restart_message_names_the_set_like_kubectl() {
     let d = TestDaemon::start(&[("web.toml", &rs_unit("web", "web", 1))]);
     d.wait_pods("app=web", 1);
