@@ -45,10 +45,32 @@ pub(super) fn arm(
                 kind: *kind,
                 gen: proc.gen,
             };
-            fx.timers
-                .push((now + p.initial_delay.as_duration(), Timer::Probe(key)));
+            let mut at = now + p.initial_delay.as_duration();
+            if *kind == ProbeKind::Liveness {
+                at += spread(pod, idx, p.period.as_duration());
+            }
+            fx.timers.push((at, Timer::Probe(key)));
         }
     }
+}
+
+/// A fixed offset within one period, different for each pod: pods created
+/// together (a ReplicaSet of 1000) would otherwise probe in lock-step, a
+/// burst of checks every period. Only liveness is spread: a readiness
+/// check that comes early makes a pod ready sooner, a liveness check
+/// within its first period is as good as at its start.
+fn spread(pod: &str, idx: usize, period: Duration) -> Duration {
+    // FNV-1a: stable across runs and versions, unlike std's hasher.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in pod.bytes().chain([idx as u8]) {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    let ms = period.as_millis() as u64;
+    if ms == 0 {
+        return Duration::ZERO;
+    }
+    Duration::from_millis(h % ms)
 }
 
 /// How an exec probe's exit reads.

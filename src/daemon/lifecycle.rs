@@ -110,6 +110,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // Replies to API requests wait until what they changed is on disk: an
     // acknowledged `scale` survives a `kill -9` right after.
     let mut replies: Vec<(oneshot::Sender<ApiReply>, ApiReply)> = vec![];
+    let mut controllers_due: Option<Instant> = None;
+    let mut wakeup_rev: Option<u64> = None;
     if d.opts.foreground {
         let root = d.opts.log_dir.clone();
         tokio::spawn(async move {
@@ -157,14 +159,19 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
         let next_timer = d.timers.keys().next().map(|(at, _)| *at);
         // Controllers that wait on the clock (CronJob schedules, Job
-        // backoff, deadlines, TTLs) say when; nothing else polls.
-        let wall = Daemon::wall();
-        let controllers_due = if d.halting {
-            None
-        } else {
-            super::reconcile::next_wakeup(&d.store, wall)
-                .map(|at| Instant::now() + (at - wall).to_std().unwrap_or_default())
-        };
+        // backoff, deadlines, TTLs) say when; nothing else polls. Asked
+        // again only when the store changed: a probe result or a timer
+        // that changes nothing must not cost a walk over every object.
+        if wakeup_rev != Some(d.store.revision()) {
+            let wall = Daemon::wall();
+            controllers_due = if d.halting {
+                None
+            } else {
+                super::reconcile::next_wakeup(&d.store, wall)
+                    .map(|at| Instant::now() + (at - wall).to_std().unwrap_or_default())
+            };
+            wakeup_rev = Some(d.store.revision());
+        }
         tokio::select! {
             _ = sigchld.recv() => d.reap(),
             Some(pid) = exit_rx.recv() => {
@@ -189,8 +196,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = sleep_until(next_timer) => d.fire_timers(),
             _ = sleep_until(controllers_due) => {
                 // Nothing changed in the store, but time passed: run the
-                // controllers regardless.
+                // controllers regardless, then ask again when to wake.
                 d.reconciled_at = 0;
+                wakeup_rev = None;
             }
             _ = sighup.recv() => {
                 if let Err(e) = d.reload_units() {
