@@ -135,6 +135,19 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     );
 
     loop {
+        // Written before the next event is handled (the start-up pass
+        // included): every process started in the last pass is on disk,
+        // and API replies go out only once what they changed is durable.
+        // `recover` covers a death in between.
+        if d.store.is_dirty() {
+            let (_, bytes) = d.store.take_snapshot();
+            if let Err(e) = backend.persist(&bytes) {
+                tracing::error!("persisting state: {e:#}");
+            }
+        }
+        for (reply, answer) in replies.drain(..) {
+            let _ = reply.send(answer);
+        }
         for pid in d.pending_watches.drain(..) {
             let tx = exit_tx.clone();
             tokio::spawn(async move {
@@ -209,18 +222,6 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = sigint.recv() => { if d.shutdown() { break; } }
         }
         d.settle();
-        // Written before anything else happens: every process started in
-        // this pass is on disk before the next event is handled (and
-        // `recover` covers a death in between).
-        if d.store.is_dirty() {
-            let (_, bytes) = d.store.take_snapshot();
-            if let Err(e) = backend.persist(&bytes) {
-                tracing::error!("persisting state: {e:#}");
-            }
-        }
-        for (reply, answer) in replies.drain(..) {
-            let _ = reply.send(answer);
-        }
     }
 
     if d.opts.foreground {
