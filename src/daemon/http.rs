@@ -32,11 +32,17 @@ pub struct ApiReply {
 }
 
 impl ApiReply {
+    /// Pretty JSON with kubectl's four-space indent: `drover get -o json`
+    /// prints these bytes as they come.
     pub fn json<T: serde::Serialize>(status: u16, value: &T) -> ApiReply {
+        let mut body = Vec::with_capacity(4096);
+        let formatter = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+        let mut ser = serde_json::Serializer::with_formatter(&mut body, formatter);
+        value.serialize(&mut ser).expect("serialisable");
         ApiReply {
             status,
             content_type: "application/json",
-            body: serde_json::to_vec_pretty(value).expect("serialisable"),
+            body,
         }
     }
 
