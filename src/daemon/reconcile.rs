@@ -513,13 +513,7 @@ fn schedule(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
 /// so those are not touched here.
 fn collect_garbage(store: &mut Store, now: DateTime<Utc>) {
     let orphan_jobs: Vec<String> = jobs(store)
-        .filter(|j| match j.metadata.controller() {
-            Some(owner) => match store.get(owner.kind, &owner.name) {
-                Some(o) => o.meta().uid != owner.uid,
-                None => true,
-            },
-            None => false,
-        })
+        .filter(|j| owner_is_gone(store, &j.metadata))
         .map(|j| j.metadata.name.clone())
         .collect();
     for name in orphan_jobs {
@@ -528,17 +522,23 @@ fn collect_garbage(store: &mut Store, now: DateTime<Utc>) {
     let orphans: Vec<String> = store
         .pods()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| match p.metadata.controller() {
-            Some(owner) => match store.get(owner.kind, &owner.name) {
-                Some(o) => o.meta().uid != owner.uid,
-                None => true,
-            },
-            None => false,
-        })
+        .filter(|p| owner_is_gone(store, &p.metadata))
         .map(|p| p.metadata.name.clone())
         .collect();
     for name in orphans {
         mark_deleted(store, &name, now);
+    }
+}
+
+/// The object has a controlling owner, and no object with that owner's
+/// kind, name and uid exists any more (a re-created namesake is another
+/// owner).
+fn owner_is_gone(store: &Store, meta: &ObjectMeta) -> bool {
+    match meta.controller() {
+        Some(owner) => store
+            .get(owner.kind, &owner.name)
+            .is_none_or(|o| o.meta().uid != owner.uid),
+        None => false,
     }
 }
 
