@@ -21,6 +21,10 @@ use std::time::Instant;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
+/// How often changes made by the agent alone (not by an API request) are
+/// written to the state file at most.
+const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     std::fs::create_dir_all(&opts.state_dir)
         .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
@@ -111,6 +115,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // acknowledged `scale` survives a `kill -9` right after.
     let mut replies: Vec<(oneshot::Sender<ApiReply>, ApiReply)> = vec![];
     let mut controllers_due: Option<Instant> = None;
+    let mut last_persist: Option<Instant> = None;
     let mut wakeup_rev: Option<u64> = None;
     if d.opts.foreground {
         let root = d.opts.log_dir.clone();
@@ -135,14 +140,24 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     );
 
     loop {
-        // Written before the next event is handled (the start-up pass
-        // included): every process started in the last pass is on disk,
-        // and API replies go out only once what they changed is durable.
-        // `recover` covers a death in between.
+        // Durability. Whatever an API request changed is on disk before
+        // its reply goes out (an acknowledged `scale` survives `kill -9`).
+        // What only the agent changed (pids, restart counts) is written at
+        // most every PERSIST_EVERY: a crash loop of many pods must not
+        // serialise the whole store per exit, and a process started but
+        // not yet written is found again by `recover` after a restart.
+        let mut persist_due: Option<Instant> = None;
         if d.store.is_dirty() {
-            let (_, bytes) = d.store.take_snapshot();
-            if let Err(e) = backend.persist(&bytes) {
-                tracing::error!("persisting state: {e:#}");
+            let now = Instant::now();
+            let due = last_persist.is_none_or(|t| now >= t + PERSIST_EVERY);
+            if due || !replies.is_empty() || d.halting {
+                let (_, bytes) = d.store.take_snapshot();
+                if let Err(e) = backend.persist(&bytes) {
+                    tracing::error!("persisting state: {e:#}");
+                }
+                last_persist = Some(now);
+            } else {
+                persist_due = last_persist.map(|t| t + PERSIST_EVERY);
             }
         }
         for (reply, answer) in replies.drain(..) {
@@ -207,6 +222,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 replies.push((reply, answer));
             }
             _ = sleep_until(next_timer) => d.fire_timers(),
+            _ = sleep_until(persist_due) => {}
             _ = sleep_until(controllers_due) => {
                 // Nothing changed in the store, but time passed: run the
                 // controllers regardless, then ask again when to wake.
