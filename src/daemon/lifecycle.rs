@@ -78,6 +78,22 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
 
+    if d.opts.foreground {
+        // Started (and given a turn to set up its watches) before any pod,
+        // so every line of every pod this `up` starts is shown.
+        let root = d.opts.log_dir.clone();
+        tokio::spawn(async move {
+            use std::io::Write;
+            let _ = crate::agent::logs::stream_all(&root, |pod, process, line| {
+                let mut out = std::io::stdout().lock();
+                let _ = write!(out, "{pod}/{process} | ");
+                let _ = out.write_all(line);
+                let _ = out.write_all(b"\n");
+            })
+            .await;
+        });
+    }
+    tokio::task::yield_now().await;
     register_node(&mut d);
     // Re-adopt what is still running before anything else can start pods:
     // first processes whose start never reached the state file, then
@@ -117,19 +133,6 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut controllers_due: Option<Instant> = None;
     let mut last_persist: Option<Instant> = None;
     let mut wakeup_rev: Option<u64> = None;
-    if d.opts.foreground {
-        let root = d.opts.log_dir.clone();
-        tokio::spawn(async move {
-            use std::io::Write;
-            let _ = crate::agent::logs::stream_all(&root, |pod, process, line| {
-                let mut out = std::io::stdout().lock();
-                let _ = write!(out, "{pod}/{process} | ");
-                let _ = out.write_all(line);
-                let _ = out.write_all(b"\n");
-            })
-            .await;
-        });
-    }
     tokio::spawn(crate::agent::logs::watch_sizes(logs));
     tracing::info!(
         "drover {} serving on {} (node {}, state {})",
