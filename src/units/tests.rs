@@ -905,3 +905,18 @@ fn shell_syntax_in_a_command_string_suggests_sh_c() {
         "write command = [\"/bin/sh\", \"-c\", \"echo hi | tee /tmp/x\"]",
     );
 }
+
+#[test]
+fn https_probes_are_refused_until_drover_speaks_tls() {
+    let text = "kind = \"Pod\"\nname = \"p\"\n[spec]\n[[spec.processes]]\nname = \"main\"\n\
+                command = [\"sleep\", \"1\"]\n[spec.processes.liveness]\n\
+                http_get = { path = \"/\", port = 8443, scheme = \"https\" }\n";
+    let errs = parse_unit(std::path::Path::new("p.toml"), text, chrono::Utc::now())
+        .expect_err("https is refused");
+    let all: Vec<String> = errs.iter().map(|d| d.to_string()).collect();
+    assert!(
+        all.iter()
+            .any(|e| e.contains("unknown scheme \"https\"") && e.contains("p.toml:8:48")),
+        "{all:?}"
+    );
+}
