@@ -375,14 +375,7 @@ fn instance_id(dir: &std::path::Path) -> anyhow::Result<String> {
         }
     }
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
-    let tmp = dir.join("instance-id.new");
-    {
-        use std::io::Write;
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(id.as_bytes())?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path).with_context(|| format!("writing {}", path.display()))?;
+    crate::store::embedded::write_atomically(dir, "instance-id", id.as_bytes())?;
     Ok(id)
 }
 

@@ -52,14 +52,20 @@ impl Backend for EmbeddedBackend {
     }
 
     fn persist(&mut self, snapshot: &[u8]) -> anyhow::Result<()> {
-        let path = self.path();
-        let tmp = self.dir.join("store.json.new");
-        let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-        f.write_all(snapshot)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
-        File::open(&self.dir)?.sync_all()?;
-        Ok(())
+        write_atomically(&self.dir, "store.json", snapshot)
     }
+}
+
+/// Replaces DIR/NAME with `bytes` so that a crash at any point leaves the
+/// old or the new content: write DIR/NAME.new, fsync, rename, fsync DIR.
+pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}.new"));
+    let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+    File::open(dir)?.sync_all()?;
+    Ok(())
 }
