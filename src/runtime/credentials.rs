@@ -4,7 +4,7 @@
 //! Lookups go through NSS (getpwnam_r, getgrouplist), which may allocate,
 //! take locks or talk to LDAP: none of that is allowed between fork and
 //! exec, so the child only receives the finished numbers (see
-//! `linux::child_setup`).
+//! `child.rs`).
 
 use super::SpawnError;
 use nix::unistd::{Gid, Group, Uid, User};

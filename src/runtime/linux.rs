@@ -1,34 +1,40 @@
-//! `LinuxRuntime`: the real [`ProcessRuntime`]. It forks and execs through
-//! `std::process::Command` (whose CLOEXEC pipe turns exec failures into
-//! `Err`s), reaps with `waitpid(-1)`, signals with `kill(2)`.
+//! `LinuxRuntime`: the real [`ProcessRuntime`]. It starts processes with
+//! a vfork-style clone (child.rs: exec failures come back as errnos),
+//! reaps with `waitpid(-1)`, signals with `kill(2)`.
 //!
 //! It must not block: `reap` uses WNOHANG, `spawn` only waits for the
 //! child's exec. It must not make decisions either (when to restart, when
 //! to escalate TERM to KILL): that is the agent's state machine.
 
-use super::credentials::{self, Credentials};
+use super::child::ChildPlan;
+use super::credentials;
 use super::procfs;
 use super::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned};
 use crate::api::ProcessIdentity;
 use nix::errno::Errno;
 use std::fs::{File, OpenOptions};
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::sync::Arc;
 
-/// The real runtime. Holds nothing but this boot's id (read once: it
-/// cannot change while we run).
+/// The real runtime. Holds this boot's id (read once: it cannot change
+/// while we run) and /dev/null, every child's stdin (opened once).
 #[derive(Clone, Debug)]
 pub struct LinuxRuntime {
     boot_id: String,
+    dev_null: Arc<File>,
 }
 
 impl LinuxRuntime {
     pub fn new() -> LinuxRuntime {
+        let dev_null = File::open("/dev/null")
+            .and_then(above_stdio)
+            .expect("/dev/null can be opened");
         LinuxRuntime {
             boot_id: procfs::boot_id(),
+            dev_null: Arc::new(dev_null),
         }
     }
 }
@@ -72,44 +78,28 @@ impl ProcessRuntime for LinuxRuntime {
             }
         };
         // Everything that can fail for a reason other than exec is checked
-        // here, before fork, so that ENOENT from spawn means "no such
+        // here, before clone, so that ENOENT from spawn means "no such
         // binary" and nothing else.
         let creds = credentials::resolve(&command, req.user.as_deref(), req.group.as_deref())?;
         if let Some(dir) = &req.working_dir {
             check_working_dir(dir)?;
         }
-        let (stdout, stderr) = open_log(&req.log_path)?;
-
-        let mut cmd = Command::new(&command);
-        cmd.args(&req.argv[1..])
-            .env_clear()
-            .envs(req.env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        if let Some(dir) = &req.working_dir {
-            cmd.current_dir(dir);
-        }
-        let setup = ChildSetup {
+        let log = open_log(&req.log_path)?;
+        let plan = ChildPlan::new(
+            &req.argv,
+            &req.env,
+            req.working_dir.as_deref(),
+            &*self.dev_null,
+            &log,
             creds,
-            max_signal: libc::SIGRTMAX(),
-        };
-        // SAFETY: ChildSetup::run only makes async-signal-safe calls (see
-        // there); everything it reads was computed before fork.
-        unsafe {
-            cmd.pre_exec(move || setup.run());
-        }
-        let child = {
-            // Blocked in this thread across fork, so no handler of ours
-            // (tokio's) runs in the child before it resets dispositions.
-            let _blocked = SignalsBlocked::all();
-            cmd.spawn()
-        }
-        .map_err(|e| exec_error(&command, e))?;
-        let pid = child.id() as i32;
-        // We reap ourselves (waitpid(-1) in `reap`); dropping a std Child
-        // neither waits nor kills.
-        drop(child);
+        )
+        .map_err(|source| SpawnError::Io {
+            command: command.clone(),
+            source,
+        })?;
+        let pid = plan.spawn().map_err(|e| exec_error(&command, e))?;
+        // The child has its own copy of the log descriptor now.
+        drop(log);
         // Our unreaped child always has a /proc entry (a zombie at worst),
         // unless something else in this process reaped it: a bug there.
         let identity = procfs::identity(pid, &self.boot_id).ok_or_else(|| SpawnError::Io {
@@ -234,24 +224,40 @@ fn check_working_dir(dir: &Path) -> Result<(), SpawnError> {
     })
 }
 
-/// One open file description (O_APPEND, so copy-truncate rotation and the
-/// two streams never overwrite each other), dup'd for stdout and stderr.
-fn open_log(path: &Path) -> Result<(File, File), SpawnError> {
-    let err = |source| SpawnError::LogFile {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = OpenOptions::new()
+/// The log, O_APPEND (so copy-truncate rotation and the two streams
+/// never overwrite each other); the child dups it to stdout and stderr.
+fn open_log(path: &Path) -> Result<File, SpawnError> {
+    OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
         .open(path)
-        .map_err(err)?;
-    let dup = file.try_clone().map_err(err)?;
-    Ok((file, dup))
+        .and_then(above_stdio)
+        .map_err(|source| SpawnError::LogFile {
+            path: path.to_path_buf(),
+            source,
+        })
 }
 
-/// Maps the errno that came back through std's CLOEXEC pipe.
+/// `file` moved to a descriptor above 2, so the child's dup2s onto 0, 1
+/// and 2 never overwrite a source a later dup2 still needs. std reopens a
+/// closed 0, 1 or 2 on /dev/null at start-up, so this is a check that
+/// costs nothing, not a dup per spawn.
+fn above_stdio(file: File) -> io::Result<File> {
+    if file.as_raw_fd() > 2 {
+        return Ok(file);
+    }
+    // SAFETY: fcntl on a descriptor we own; the new one is owned by the
+    // returned File.
+    let fd = unsafe { libc::fcntl(file.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
+    if fd == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor nobody else owns.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// Maps the errno the child reported (or clone's own).
 fn exec_error(command: &str, source: io::Error) -> SpawnError {
     let command = command.to_string();
     match source.raw_os_error() {
@@ -270,166 +276,4 @@ fn exec_error(command: &str, source: io::Error) -> SpawnError {
         Some(libc::EACCES) => SpawnError::PermissionDenied { command },
         _ => SpawnError::Io { command, source },
     }
-}
-
-/// Blocks every signal in the calling thread until dropped.
-struct SignalsBlocked {
-    old: libc::sigset_t,
-}
-
-impl SignalsBlocked {
-    fn all() -> SignalsBlocked {
-        // SAFETY: sigset_t is plain data; the pointers are valid.
-        unsafe {
-            let mut all: libc::sigset_t = std::mem::zeroed();
-            let mut old: libc::sigset_t = std::mem::zeroed();
-            libc::sigfillset(&mut all);
-            libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-            SignalsBlocked { old }
-        }
-    }
-}
-
-impl Drop for SignalsBlocked {
-    fn drop(&mut self) {
-        // SAFETY: restores the mask saved in `all`.
-        unsafe {
-            libc::pthread_sigmask(libc::SIG_SETMASK, &self.old, std::ptr::null_mut());
-        }
-    }
-}
-
-/// What the child does between fork and exec, after std has dup'd stdio
-/// and changed directory, before std swaps in the environment and calls
-/// execvp.
-///
-/// THE RULE between fork and exec (the daemon is multi-threaded, and fork
-/// copies only the calling thread: any lock another thread held, inside
-/// malloc, stdio, NSS or tracing, stays locked forever in the child):
-/// - only async-signal-safe functions (signal-safety(7)) and raw syscalls;
-/// - no allocation or deallocation, no `format!`, no `String`/`Vec`
-///   growth, no logging, no panics (a panic unwinds into std's fork code);
-/// - no NSS lookups (getpwnam, initgroups): done before fork, the child
-///   only receives numbers;
-/// - errors are returned as `io::Error::last_os_error()` (just an errno,
-///   no allocation); std sends it through the CLOEXEC pipe and `spawn`
-///   returns it.
-///
-/// setgroups/setgid/setuid are glibc wrappers that, in a multi-threaded
-/// process, broadcast to every thread; after fork the child has one thread
-/// and glibc knows it, so they are single syscalls here (std itself calls
-/// them in the same place).
-struct ChildSetup {
-    creds: Option<Credentials>,
-    /// SIGRTMAX, read before fork.
-    max_signal: i32,
-}
-
-impl ChildSetup {
-    fn run(&self) -> io::Result<()> {
-        // SAFETY: every call below is async-signal-safe or a raw syscall,
-        // and only reads memory owned by `self` (allocated before fork).
-        unsafe {
-            // New session: the process leads its own group (pgid == pid),
-            // so signal_group reaches its whole tree, and it has no
-            // controlling terminal (Ctrl-C at `drover up` is ours to handle).
-            if libc::setsid() == -1 {
-                return Err(io::Error::last_os_error());
-            }
-            self.reset_signal_dispositions();
-            // Descriptors the daemon inherited without CLOEXEC must not
-            // leak into pods: mark everything above stderr close-on-exec
-            // (std's own error pipe already is). Older kernels (< 5.11)
-            // lack close_range: best effort.
-            libc::syscall(
-                libc::SYS_close_range,
-                3 as libc::c_uint,
-                libc::c_uint::MAX,
-                libc::CLOSE_RANGE_CLOEXEC as libc::c_uint,
-            );
-            if let Some(c) = &self.creds {
-                // Order matters: groups and gid need root, so before setuid.
-                if libc::setgroups(c.groups.len(), c.groups.as_ptr()) == -1
-                    || libc::setgid(c.gid) == -1
-                    || libc::setuid(c.uid) == -1
-                    || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1
-                {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            // Last: the parent blocked everything across fork.
-            let mut empty: libc::sigset_t = std::mem::zeroed();
-            libc::sigemptyset(&mut empty);
-            if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) == -1 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    }
-
-    /// Every signal back to SIG_DFL. exec would reset caught signals by
-    /// itself, but not ignored ones (Rust ignores SIGPIPE, a daemon started
-    /// by nohup ignores SIGHUP), and a handler still installed when we
-    /// unblock could run here, in the child, writing into the parent's
-    /// tokio signal pipe.
-    ///
-    /// Measured: glibc 2.36's posix_spawn (which std and cargo use when
-    /// they can) leaves signals 32 and 33 IGNORED in the processes it
-    /// starts, and glibc's sigaction() refuses to touch those two
-    /// ("internal") signals, so a daemon started that way would pass them
-    /// on ignored. Hence the raw rt_sigaction syscall.
-    ///
-    /// # Safety
-    /// Child side of fork only (see [`ChildSetup`]).
-    unsafe fn reset_signal_dispositions(&self) {
-        for sig in 1..=self.max_signal {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                set_default_disposition(sig);
-            }
-        }
-    }
-}
-
-/// The kernel's `struct sigaction` on x86_64 and aarch64 (both have
-/// sa_restorer; unused for SIG_DFL).
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-#[repr(C)]
-pub(super) struct KernelSigaction {
-    pub handler: libc::sighandler_t,
-    pub flags: libc::c_ulong,
-    pub restorer: usize,
-    pub mask: u64,
-}
-
-/// SIG_DFL for `sig`, straight to the kernel (async-signal-safe; errors
-/// ignored: nothing useful to do about them in the child).
-///
-/// # Safety
-/// Changes the calling process's signal disposition.
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-unsafe fn set_default_disposition(sig: i32) {
-    let act = KernelSigaction {
-        handler: libc::SIG_DFL,
-        flags: 0,
-        restorer: 0,
-        mask: 0,
-    };
-    libc::syscall(
-        libc::SYS_rt_sigaction,
-        sig,
-        &act as *const KernelSigaction,
-        std::ptr::null_mut::<KernelSigaction>(),
-        std::mem::size_of::<u64>(),
-    );
-}
-
-/// Elsewhere, glibc's sigaction (which skips signals 32 and 33).
-///
-/// # Safety
-/// Changes the calling process's signal disposition.
-#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-unsafe fn set_default_disposition(sig: i32) {
-    let mut dfl: libc::sigaction = std::mem::zeroed();
-    dfl.sa_sigaction = libc::SIG_DFL;
-    libc::sigaction(sig, &dfl, std::ptr::null_mut());
 }

@@ -24,6 +24,7 @@
 //! stolen (ECHILD). Start them through `spawn` and observe them via
 //! `reap` like any other process.
 
+mod child;
 mod credentials;
 pub mod exit_watch;
 pub mod fake;

@@ -212,7 +212,7 @@ fn signal_mask_and_ignored_signals_are_reset_in_the_child_isolated() {
         libc::signal(libc::SIGHUP, libc::SIG_IGN);
         #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
         for sig in [32, 33] {
-            let ign = super::linux::KernelSigaction {
+            let ign = super::child::KernelSigaction {
                 handler: libc::SIG_IGN,
                 flags: 0,
                 restorer: 0,
@@ -222,7 +222,7 @@ fn signal_mask_and_ignored_signals_are_reset_in_the_child_isolated() {
                 libc::SYS_rt_sigaction,
                 sig,
                 &ign as *const _,
-                std::ptr::null_mut::<super::linux::KernelSigaction>(),
+                std::ptr::null_mut::<super::child::KernelSigaction>(),
                 8usize,
             );
             assert_eq!(r, 0, "ignore signal {sig}");

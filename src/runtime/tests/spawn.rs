@@ -213,6 +213,31 @@ fn runs_as_nobody_with_its_groups_and_no_new_privs() {
     let pid = sb.spawn(&req).unwrap().pid;
     assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
     assert_eq!(sb.log(), "65534\n1\n1\nNoNewPrivs:\t1\n");
+    assert_parent_kept_its_credentials();
+}
+
+/// The child shares the parent's memory until exec: whatever it does to
+/// change user must change only itself. Checks that every thread of the
+/// test process (the parent) is still who it was.
+fn assert_parent_kept_its_credentials() {
+    // SAFETY: getuid/getgid cannot fail.
+    let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+    let tasks = fs::read_dir("/proc/self/task").unwrap();
+    let mut seen = 0;
+    for task in tasks {
+        let status = fs::read_to_string(task.unwrap().path().join("status")).unwrap_or_default();
+        for (key, want) in [("Uid:", uid), ("Gid:", gid)] {
+            let line = status.lines().find(|l| l.starts_with(key));
+            let Some(line) = line else { continue };
+            let ids: Vec<u32> = line[key.len()..]
+                .split_whitespace()
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert_eq!(ids, [want; 4], "a thread of the parent changed {key} {line}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 2, "read no thread's credentials");
 }
 
 #[test]
