@@ -73,8 +73,12 @@ impl LogDir {
     pub fn start_run(&self, pod: &str, process: &str) -> io::Result<PathBuf> {
         check_name("pod", pod)?;
         check_name("process", process)?;
-        fs::create_dir_all(self.root.join(pod))?;
         let current = self.current(pod, process);
+        if created_now(&self.root.join(pod))? {
+            // A directory we just made holds no earlier run: nothing to
+            // move (saves three lookups per process on a pod's first start).
+            return Ok(current);
+        }
         let previous = self.previous(pod, process);
         rename_if_exists(&current, &previous)?;
         let previous_rotated = rotated_path(&previous);
@@ -191,6 +195,19 @@ fn check_name(what: &str, name: &str) -> io::Result<()> {
 }
 
 /// Ok(true) if `from` was moved, Ok(false) if it did not exist.
+/// Makes `dir` (and missing parents); true if `dir` itself did not exist.
+fn created_now(dir: &Path) -> io::Result<bool> {
+    match fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir)?;
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 fn rename_if_exists(from: &Path, to: &Path) -> io::Result<bool> {
     match fs::rename(from, to) {
         Ok(()) => Ok(true),

@@ -33,7 +33,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 
     let mut backend = EmbeddedBackend::open(&opts.state_dir)?;
     let store = Store::load(&mut backend)?;
-    let instance = instance_id(&opts.state_dir)?;
+    let (instance, fresh_instance) = instance_id(&opts.state_dir)?;
 
     let listener = bind_socket(&opts.socket)?;
     // Beside the control socket, as systemd's /run/systemd/notify.
@@ -99,7 +99,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // first processes whose start never reached the state file, then
     // every recorded one.
     let mut fx = Effects::default();
-    d.agent.recover(&mut d.store, Daemon::wall(), &mut fx);
+    if !fresh_instance {
+        // (A new instance id is carried by no process yet: no /proc scan.)
+        d.agent.recover(&mut d.store, Daemon::wall(), &mut fx);
+    }
     d.agent
         .sync(&mut d.store, Instant::now(), Daemon::wall(), &mut fx);
     d.absorb(fx);
@@ -366,17 +369,18 @@ fn register_node(d: &mut Daemon) {
 /// This state dir's instance id, made once (STATE_DIR/instance-id): part
 /// of every process's marker, so a restarted daemon recognises its own
 /// processes and never those of a daemon beside it.
-fn instance_id(dir: &std::path::Path) -> anyhow::Result<String> {
+/// Also says whether the id was made just now.
+fn instance_id(dir: &std::path::Path) -> anyhow::Result<(String, bool)> {
     let path = dir.join("instance-id");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let id = text.trim();
         if !id.is_empty() {
-            return Ok(id.to_string());
+            return Ok((id.to_string(), false));
         }
     }
     let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_string();
     crate::store::embedded::write_atomically(dir, "instance-id", id.as_bytes())?;
-    Ok(id)
+    Ok((id, true))
 }
 
 /// One daemon per state dir: an exclusive flock on STATE_DIR/lock, held

@@ -7,6 +7,7 @@
 
 use crate::api::ProcessIdentity;
 use std::fs;
+use std::io::Read;
 
 /// The fields of `/proc/PID/stat` the runtime uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,7 +54,15 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
     if pid <= 0 {
         return None;
     }
-    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    // One read into a buffer on the stack: read_to_string would also stat
+    // the file (procfs reports size 0) and allocate; this runs once per
+    // process started. A stat line is well under 1 KiB (comm is at most
+    // 15 bytes; 52 numbers follow).
+    let mut buf = [0u8; 1024];
+    let n = fs::File::open(format!("/proc/{pid}/stat"))
+        .and_then(|mut f| f.read(&mut buf))
+        .ok()?;
+    parse_stat(std::str::from_utf8(&buf[..n]).ok()?)
 }
 
 /// This boot's id (`/proc/sys/kernel/random/boot_id`), empty if unreadable

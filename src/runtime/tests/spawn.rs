@@ -233,7 +233,10 @@ fn assert_parent_kept_its_credentials() {
                 .split_whitespace()
                 .map(|n| n.parse().unwrap())
                 .collect();
-            assert_eq!(ids, [want; 4], "a thread of the parent changed {key} {line}");
+            assert_eq!(
+                ids, [want; 4],
+                "a thread of the parent changed {key} {line}"
+            );
             seen += 1;
         }
     }
