@@ -17,7 +17,7 @@ use super::logs::LogDir;
 use super::ports;
 use super::probe::{Check, ProbeKind, ProbeState};
 use crate::api::{Pod, PodPhase, ProcessState, ProcessStatus, RestartPolicy, TerminatedState};
-use crate::runtime::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest};
+use crate::runtime::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
@@ -238,9 +238,13 @@ impl<R: ProcessRuntime> Agent<R> {
             .filter(|p| self.needs_attention(p))
             .map(|p| p.metadata.name.clone())
             .collect();
+        // Processes to start are gathered over every pod and started as
+        // one batch: the runtime may start them in parallel.
+        let mut batch = Vec::new();
         for name in mine {
-            self.sync_pod(store, &name, now, wall, fx);
+            self.sync_pod(store, &name, now, wall, fx, &mut batch);
         }
+        self.start_batch(store, batch, now, wall, fx);
         // A pod that left the store without being stopped (e.g. the store
         // was edited by hand): stop its processes, nobody will see them.
         let gone: Vec<String> = self
@@ -279,6 +283,7 @@ impl<R: ProcessRuntime> Agent<R> {
         now: Instant,
         wall: DateTime<Utc>,
         fx: &mut Effects,
+        batch: &mut Vec<(String, usize, SpawnRequest)>,
     ) {
         let Some(pod) = store.pod(name) else { return };
         // A pod re-created under the same name is a different pod.
@@ -331,10 +336,37 @@ impl<R: ProcessRuntime> Agent<R> {
                 .map(|(i, _)| i)
                 .collect();
             for idx in idle {
-                self.start(pod, idx, now, wall, fx);
+                if let Some(req) = self.prepare_start(pod, idx, now, wall, fx) {
+                    batch.push((name.to_string(), idx, req));
+                }
             }
             true
         });
+    }
+
+    /// Starts what `sync` gathered, then records each outcome in its pod.
+    fn start_batch(
+        &mut self,
+        store: &mut Store,
+        batch: Vec<(String, usize, SpawnRequest)>,
+        now: Instant,
+        wall: DateTime<Utc>,
+        fx: &mut Effects,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let (keys, reqs): (Vec<(String, usize)>, Vec<SpawnRequest>) = batch
+            .into_iter()
+            .map(|(name, idx, req)| ((name, idx), req))
+            .unzip();
+        let results = self.rt.spawn_many(&reqs);
+        for ((name, idx), result) in keys.into_iter().zip(results) {
+            store.update_pod(&name, |pod| {
+                self.finish_start(pod, idx, result, now, wall, fx);
+                true
+            });
+        }
     }
 
     /// First sight of a pod: a fresh one gets idle processes; one whose
@@ -435,30 +467,65 @@ impl<R: ProcessRuntime> Agent<R> {
         wall: DateTime<Utc>,
         fx: &mut Effects,
     ) {
-        let name = pod.metadata.name.clone();
-        let spec = pod.spec.processes[idx].clone();
+        if let Some(req) = self.prepare_start(pod, idx, now, wall, fx) {
+            let result = self.rt.spawn(&req);
+            self.finish_start(pod, idx, result, now, wall, fx);
+        }
+    }
+
+    /// Everything before the spawn of process `idx`: its environment, its
+    /// argv, a fresh log. None if that already failed (recorded as a
+    /// failed start, with the usual backoff).
+    fn prepare_start(
+        &mut self,
+        pod: &mut Pod,
+        idx: usize,
+        now: Instant,
+        wall: DateTime<Utc>,
+        fx: &mut Effects,
+    ) -> Option<SpawnRequest> {
         ensure_status(pod);
+        let name = pod.metadata.name.clone();
+        let spec = &pod.spec.processes[idx];
         let environment = self.process_env(pod, idx);
         let argv = env::expand_argv(&spec.command, &environment);
-        let log_path = match self.cfg.logs.start_run(&name, &spec.name) {
-            Ok(p) => p,
-            Err(source) => {
-                let err = SpawnError::LogFile {
-                    path: self.cfg.logs.current(&name, &spec.name),
-                    source,
-                };
-                return self.start_failed(pod, idx, err, now, wall, fx);
+        let log = self
+            .cfg
+            .logs
+            .start_run(&name, &spec.name)
+            .map_err(|source| SpawnError::LogFile {
+                path: self.cfg.logs.current(&name, &spec.name),
+                source,
+            });
+        match log {
+            Ok(log_path) => Some(SpawnRequest {
+                argv,
+                env: environment,
+                working_dir: spec.working_dir.clone(),
+                user: spec.user.clone(),
+                group: spec.group.clone(),
+                log_path,
+            }),
+            Err(err) => {
+                self.start_failed(pod, idx, err, now, wall, fx);
+                None
             }
-        };
-        let req = SpawnRequest {
-            argv,
-            env: environment,
-            working_dir: spec.working_dir.clone(),
-            user: spec.user.clone(),
-            group: spec.group.clone(),
-            log_path,
-        };
-        match self.rt.spawn(&req) {
+        }
+    }
+
+    /// Records how the spawn of process `idx` went.
+    fn finish_start(
+        &mut self,
+        pod: &mut Pod,
+        idx: usize,
+        result: Result<Spawned, SpawnError>,
+        now: Instant,
+        wall: DateTime<Utc>,
+        fx: &mut Effects,
+    ) {
+        let name = pod.metadata.name.clone();
+        let spec = pod.spec.processes[idx].clone();
+        match result {
             Ok(spawned) => {
                 let rt = self.pods.get_mut(&name).expect("runtime entry");
                 let proc = &mut rt.procs[idx];

@@ -20,11 +20,14 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The real runtime. Holds this boot's id (read once: it cannot change
-/// while we run) and /dev/null, every child's stdin (opened once).
+/// while we run), /dev/null (every child's stdin, opened once) and the
+/// number of CPUs.
 #[derive(Clone, Debug)]
 pub struct LinuxRuntime {
     boot_id: String,
     dev_null: Arc<File>,
+    /// CPUs this process may use: threads for `spawn_many`.
+    cores: usize,
 }
 
 impl LinuxRuntime {
@@ -35,6 +38,7 @@ impl LinuxRuntime {
         LinuxRuntime {
             boot_id: procfs::boot_id(),
             dev_null: Arc::new(dev_null),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 }
@@ -66,8 +70,16 @@ pub fn is_same_process(pid: i32, identity: &ProcessIdentity) -> bool {
     procfs::is_same_process(pid, identity)
 }
 
-impl ProcessRuntime for LinuxRuntime {
-    fn spawn(&mut self, req: &SpawnRequest) -> Result<Spawned, SpawnError> {
+/// Below this many processes a batch is started from the calling thread
+/// alone: a thread costs more than it saves.
+const PARALLEL_FROM: usize = 8;
+
+impl LinuxRuntime {
+    /// `spawn`, callable from several threads at once: each clone runs
+    /// on its thread's own stack and sleeps only that thread, and nothing
+    /// reaps meanwhile (`spawn_many` holds `&mut self`), so an exec
+    /// failure's child is reaped by the thread that started it.
+    fn spawn_one(&self, req: &SpawnRequest) -> Result<Spawned, SpawnError> {
         let command = match req.argv.first() {
             Some(c) if !c.is_empty() => c.clone(),
             _ => {
@@ -109,6 +121,43 @@ impl ProcessRuntime for LinuxRuntime {
             )),
         })?;
         Ok(Spawned { pid, identity })
+    }
+}
+
+impl ProcessRuntime for LinuxRuntime {
+    fn spawn(&mut self, req: &SpawnRequest) -> Result<Spawned, SpawnError> {
+        self.spawn_one(req)
+    }
+
+    /// One thread per core, each starting a contiguous share of `reqs`.
+    /// Why: the calling thread sleeps in every clone until that child has
+    /// exec'd; with a thread per core, one child's exec overlaps another's
+    /// setup, and starting 1000 processes takes measurably less time (see
+    /// README, benchmarks).
+    fn spawn_many(&mut self, reqs: &[SpawnRequest]) -> Vec<Result<Spawned, SpawnError>> {
+        let workers = self.cores.min(reqs.len() / PARALLEL_FROM).max(1);
+        let this = &*self;
+        let start_all = |share: &[SpawnRequest]| -> Vec<_> {
+            share.iter().map(|r| this.spawn_one(r)).collect()
+        };
+        if workers == 1 {
+            return start_all(reqs);
+        }
+        let mut shares = reqs.chunks(reqs.len().div_ceil(workers));
+        let mine = shares.next().unwrap_or_default();
+        std::thread::scope(|scope| {
+            let others: Vec<_> = shares
+                .map(|share| scope.spawn(move || start_all(share)))
+                .collect();
+            let mut results = start_all(mine);
+            for handle in others {
+                match handle.join() {
+                    Ok(r) => results.extend(r),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+            results
+        })
     }
 
     fn signal_group(&mut self, pgid: i32, signal: i32) -> io::Result<()> {

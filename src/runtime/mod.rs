@@ -130,6 +130,11 @@ pub trait ProcessRuntime {
     /// Starts a process in a new session (so it leads its own process
     /// group, pgid == pid), stdin from /dev/null, stdout+stderr to the log.
     fn spawn(&mut self, req: &SpawnRequest) -> Result<Spawned, SpawnError>;
+    /// `spawn` for each request, results in the same order. A runtime may
+    /// start them concurrently (the real one does, one thread per core).
+    fn spawn_many(&mut self, reqs: &[SpawnRequest]) -> Vec<Result<Spawned, SpawnError>> {
+        reqs.iter().map(|r| self.spawn(r)).collect()
+    }
     /// Signals a whole process group (`kill(-pgid, sig)`); ESRCH is Ok.
     fn signal_group(&mut self, pgid: i32, signal: i32) -> std::io::Result<()>;
     /// Signals one process; ESRCH is Ok.

@@ -279,3 +279,42 @@ fn supplementary_groups_come_from_the_group_database() {
     );
     assert_eq!(got, want);
 }
+
+#[test]
+fn spawn_many_starts_all_in_order_and_reports_each_failure() {
+    let mut sb = Sandbox::new();
+    // Enough requests for the runtime to share them out between threads,
+    // with failures spread over every share.
+    let reqs: Vec<SpawnRequest> = (0..40)
+        .map(|i| {
+            if i % 7 == 3 {
+                sb.req(&["drover-no-such-command"])
+            } else {
+                sb.req(&["sh", "-c", &format!("echo started-{i}")])
+            }
+        })
+        .collect();
+    let results = sb.rt.spawn_many(&reqs);
+    assert_eq!(results.len(), reqs.len());
+    let mut pids = vec![];
+    for (i, r) in results.into_iter().enumerate() {
+        match r {
+            Err(SpawnError::CommandNotFound { .. }) if i % 7 == 3 => {}
+            Ok(s) if i % 7 != 3 => {
+                sb.unreaped.push(s.pid);
+                pids.push(s.pid);
+            }
+            other => panic!("request {i}: unexpected {other:?}"),
+        }
+    }
+    for pid in &pids {
+        assert_eq!(sb.wait_exit(*pid), ExitReason::Code(0));
+    }
+    let log = sb.log();
+    for i in (0..40).filter(|i| i % 7 != 3) {
+        assert!(
+            log.contains(&format!("started-{i}\n")),
+            "no output of {i}: {log}"
+        );
+    }
+}
