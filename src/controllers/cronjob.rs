@@ -98,10 +98,12 @@ pub fn job_from_template(
     }
 }
 
-/// One reconcile pass for `cj`, given every Job the store holds.
-pub fn reconcile(cj: &CronJob, jobs: &[Job], now: DateTime<Utc>) -> CronPlan {
+/// One reconcile pass for `cj`, given every Job the store holds
+/// (borrowed from the store, not copied).
+pub fn reconcile(cj: &CronJob, jobs: &[&Job], now: DateTime<Utc>) -> CronPlan {
     let own: Vec<&Job> = jobs
         .iter()
+        .copied()
         .filter(|j| {
             j.metadata
                 .controller()

@@ -28,6 +28,12 @@ pub fn t(secs: i64) -> DateTime<Utc> {
     Utc.timestamp_opt(T0_SECS, 0).unwrap() + Duration::seconds(secs)
 }
 
+/// Borrows every item: the controllers take `&[&Pod]`, `&[&Node]` and
+/// `&[&Job]`, as the daemon hands them objects still in its store.
+pub fn refs<T>(items: &[T]) -> Vec<&T> {
+    items.iter().collect()
+}
+
 pub fn labels(pairs: &[(&str, &str)]) -> Labels {
     pairs
         .iter()

@@ -25,7 +25,7 @@
 
 use super::plan::Op;
 use super::replicaset::pods_to_delete;
-use super::scheduler::{bound_node, pick_with_load, NodeLoad};
+use super::scheduler::{pick_with_load, NodeLoad};
 use crate::api::job::labels;
 use crate::api::{
     annotations, CompletionMode, Job, JobCondition, JobConditionType, JobStatus, Kind, Node,
@@ -239,19 +239,14 @@ fn set_condition(
     }
 }
 
-/// One reconcile pass for `job`, given every pod and node the store holds.
+/// One reconcile pass for `job`, given every pod and node the store holds
+/// (borrowed: a store may hold thousands of finished Job pods, and the
+/// executor need not copy them).
 ///
 /// The same inputs always give the same plan; applying it and reconciling
 /// again gives no ops (time-driven steps come back through
 /// `requeue_after`).
-pub fn reconcile(job: &Job, pods: &[Pod], nodes: &[Node], now: DateTime<Utc>) -> JobPlan {
-    let all: Vec<&Pod> = pods.iter().collect();
-    reconcile_refs(job, &all, nodes, now)
-}
-
-/// [`reconcile`] over borrowed pods (the executor's form: it need not
-/// copy every pod of the store).
-pub fn reconcile_refs(job: &Job, pods: &[&Pod], nodes: &[Node], now: DateTime<Utc>) -> JobPlan {
+pub fn reconcile(job: &Job, pods: &[&Pod], nodes: &[&Node], now: DateTime<Utc>) -> JobPlan {
     let seen = classify(owned(job, pods));
     let mut plan = JobPlan {
         ops: vec![],
@@ -342,7 +337,7 @@ pub fn reconcile_refs(job: &Job, pods: &[&Pod], nodes: &[Node], now: DateTime<Ut
         if let Some(wait) = backoff_wait.filter(|w| !w.is_zero()) {
             plan.requeue_after = earliest(plan.requeue_after, Some(wait));
         } else {
-            let mut load = node_load(pods);
+            let mut load = NodeLoad::from_pods(pods);
             let owner = owner_ref(job);
             for index in creates {
                 ops.push(new_pod(job, &owner, index, nodes, &mut load, now));
@@ -576,17 +571,6 @@ fn manage_indexed(
     (ops, creates)
 }
 
-/// Non-terminal pods per node, for spreading new pods.
-fn node_load(pods: &[&Pod]) -> NodeLoad {
-    let mut load = NodeLoad::default();
-    for p in pods.iter().filter(|p| !p.is_terminal()) {
-        if let Some(node) = bound_node(p) {
-            load.add(node);
-        }
-    }
-    load
-}
-
 /// A pod from the template: the Job's labels, its owner reference, the
 /// completion index (label and `JOB_COMPLETION_INDEX`) when Indexed, and
 /// a node from the scheduler.
@@ -594,7 +578,7 @@ fn new_pod(
     job: &Job,
     owner: &OwnerRef,
     index: Option<u32>,
-    nodes: &[Node],
+    nodes: &[&Node],
     load: &mut NodeLoad,
     now: DateTime<Utc>,
 ) -> Op {

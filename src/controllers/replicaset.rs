@@ -125,7 +125,9 @@ fn claim(view: &ReplicaView, pod: &Pod) -> Claim {
     }
 }
 
-/// One reconcile pass for `view`, given every pod and node the store holds.
+/// One reconcile pass for `view`, given every pod and node the store holds
+/// (borrowed: the executor lends them from the store, so a pass copies
+/// nothing it does not change).
 ///
 /// `now` stamps the planned pods' `creation_timestamp` (the executor may
 /// overwrite it); nothing else depends on it. The same inputs always give
@@ -135,12 +137,12 @@ fn claim(view: &ReplicaView, pod: &Pod) -> Claim {
 /// A controller with a deletion timestamp plans no ops at all (Kubernetes
 /// skips `manageReplicas` then): its pods are the cascade's business, and
 /// creating replacements for pods being stopped would fight it.
-pub fn reconcile(view: &ReplicaView, pods: &[Pod], nodes: &[Node], now: DateTime<Utc>) -> Plan {
+pub fn reconcile(view: &ReplicaView, pods: &[&Pod], nodes: &[&Node], now: DateTime<Utc>) -> Plan {
     let mut ops = Vec::new();
     let mut active: Vec<&Pod> = Vec::new();
     let mut terminated: Vec<&Pod> = Vec::new();
     let owner = view.owner_ref();
-    for pod in pods {
+    for &pod in pods {
         let name = &pod.metadata.name;
         match claim(view, pod) {
             Claim::Foreign | Claim::Ignore => {}
@@ -203,7 +205,7 @@ fn delete(pod: &Pod, reason: &str) -> Op {
 fn new_pod(
     view: &ReplicaView,
     owner: &OwnerRef,
-    nodes: &[Node],
+    nodes: &[&Node],
     load: &mut NodeLoad,
     now: DateTime<Utc>,
 ) -> Op {

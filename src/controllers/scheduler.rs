@@ -7,8 +7,10 @@
 //! Kubernetes' scheduler would give (`0/2 nodes are available: 1 node(s)
 //! didn't match node selector, 1 node(s) were unschedulable`).
 //!
-//! Pure: the caller passes every node and pod it knows; nothing is bound
-//! here. Binding (setting `status.node_name`) is the executor's write.
+//! Pure: the caller passes every node and pod it knows, borrowed (the
+//! daemon lends them from its store rather than copying them per pass);
+//! nothing is bound here. Binding (setting `status.node_name`) is the
+//! executor's write.
 
 use crate::api::{Node, Pod, PodPhase, PodSpec};
 use std::collections::BTreeMap;
@@ -58,7 +60,7 @@ fn check(spec: &PodSpec, node: &Node) -> Result<(), Unfit> {
 pub(crate) struct NodeLoad(BTreeMap<String, usize>);
 
 impl NodeLoad {
-    pub(crate) fn from_pods(pods: &[Pod]) -> NodeLoad {
+    pub(crate) fn from_pods(pods: &[&Pod]) -> NodeLoad {
         let mut load = NodeLoad::default();
         for pod in pods.iter().filter(|p| !p.is_terminal()) {
             if let Some(node) = bound_node(pod) {
@@ -84,13 +86,13 @@ pub(crate) fn bound_node(pod: &Pod) -> Option<&str> {
 
 /// The node for a pod with `spec`, given every known pod (for spreading),
 /// or the kubectl-like reason why none fits.
-pub fn pick_node(spec: &PodSpec, nodes: &[Node], pods: &[Pod]) -> Result<String, String> {
+pub fn pick_node(spec: &PodSpec, nodes: &[&Node], pods: &[&Pod]) -> Result<String, String> {
     pick_with_load(spec, nodes, &NodeLoad::from_pods(pods))
 }
 
 pub(crate) fn pick_with_load(
     spec: &PodSpec,
-    nodes: &[Node],
+    nodes: &[&Node],
     load: &NodeLoad,
 ) -> Result<String, String> {
     if nodes.is_empty() {
@@ -140,9 +142,9 @@ fn needs_node(pod: &Pod) -> bool {
 /// when no node fitted): which node each gets now, oldest first, each
 /// placement counted for the next so they spread. An `Err` carries the
 /// message for the pod's `status.message` (reason `Unschedulable`).
-pub fn schedule_pending(pods: &[Pod], nodes: &[Node]) -> Vec<(String, Result<String, String>)> {
+pub fn schedule_pending(pods: &[&Pod], nodes: &[&Node]) -> Vec<(String, Result<String, String>)> {
     let mut load = NodeLoad::from_pods(pods);
-    let mut pending: Vec<&Pod> = pods.iter().filter(|p| needs_node(p)).collect();
+    let mut pending: Vec<&Pod> = pods.iter().copied().filter(|p| needs_node(p)).collect();
     pending.sort_by(|a, b| {
         (a.metadata.creation_timestamp, &a.metadata.name)
             .cmp(&(b.metadata.creation_timestamp, &b.metadata.name))
@@ -266,7 +268,11 @@ mod tests {
             },
         ];
         for c in cases {
-            let got = pick_node(&spec_with_selector(c.selector), &c.nodes, &c.pods);
+            let got = pick_node(
+                &spec_with_selector(c.selector),
+                &refs(&c.nodes),
+                &refs(&c.pods),
+            );
             let want = c.want.map(str::to_string).map_err(str::to_string);
             assert_eq!(got, want, "case: {}", c.name);
         }
@@ -283,7 +289,7 @@ mod tests {
             pod("gone").created_at(t(5)).terminating(t(40)),
             pod("done").created_at(t(5)).failed(),
         ];
-        let got = schedule_pending(&pods, &nodes);
+        let got = schedule_pending(&refs(&pods), &refs(&nodes));
         let want = vec![
             ("early".to_string(), Ok("n2".to_string())),
             ("middle".to_string(), Ok("n1".to_string())),
@@ -297,7 +303,7 @@ mod tests {
         let nodes = [node("n1").unschedulable()];
         let pods = [pod("a").node_selector(&[("gpu", "yes")])];
         assert_eq!(
-            schedule_pending(&pods, &nodes),
+            schedule_pending(&refs(&pods), &refs(&nodes)),
             vec![(
                 "a".to_string(),
                 Err("0/1 nodes are available: 1 node(s) were unschedulable".to_string())

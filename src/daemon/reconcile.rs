@@ -9,6 +9,12 @@
 //! cache): plans are applied to the same in-memory store the next
 //! reconcile reads, before it runs.
 //!
+//! Every step plans while it borrows the store, collects its plans, then
+//! applies them (the borrow checker forces that order). The controllers
+//! take their pods, nodes and Jobs by reference, so a pass allocates for
+//! what it changes, not for every object: this runs after every store
+//! change, and a store may hold thousands of pods.
+//!
 //! Time-driven work (a CronJob's next run, a Job's failure backoff, active
 //! deadline or TTL) is not triggered by any change: [`next_wakeup`] says
 //! when the next of those is due, and the loop runs the controllers then.
@@ -30,10 +36,9 @@ const CRONJOB_SOURCE: &str = "cronjob-controller";
 /// One pass of every controller; returns whether it changed anything.
 pub fn run_controllers(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) -> bool {
     let before = store.revision();
-    let nodes: Vec<Node> = store.nodes().cloned().collect();
-    run_sets(store, events, &nodes, now);
+    run_sets(store, events, now);
     run_cronjobs(store, events, now);
-    run_jobs(store, events, &nodes, now);
+    run_jobs(store, events, now);
 
     schedule(store, events, now);
     collect_garbage(store, now);
@@ -41,28 +46,22 @@ pub fn run_controllers(store: &mut Store, events: &mut EventLog, now: DateTime<U
 }
 
 /// ReplicaSets and ReplicationControllers.
-fn run_sets(store: &mut Store, events: &mut EventLog, nodes: &[Node], now: DateTime<Utc>) {
+fn run_sets(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
     if store.replicasets().next().is_none() && store.replication_controllers().next().is_none() {
         return;
     }
-    let pods: Vec<Pod> = store.pods().cloned().collect();
-    let mut plans: Vec<(Kind, ObjectMeta, Plan)> = vec![];
-    for rs in store.replicasets() {
-        let view = ReplicaView::from_rs(rs);
-        plans.push((
-            Kind::ReplicaSet,
-            rs.metadata.clone(),
-            replicaset::reconcile(&view, &pods, nodes, now),
-        ));
-    }
-    for rc in store.replication_controllers() {
-        let view = ReplicaView::from_rc(rc);
-        plans.push((
-            Kind::ReplicationController,
-            rc.metadata.clone(),
-            replicaset::reconcile(&view, &pods, nodes, now),
-        ));
-    }
+    let plans: Vec<(Kind, ObjectMeta, Plan)> = {
+        let pods: Vec<&Pod> = store.pods().collect();
+        let nodes: Vec<&Node> = store.nodes().collect();
+        let sets = store.replicasets().map(ReplicaView::from_rs);
+        let rcs = store.replication_controllers().map(ReplicaView::from_rc);
+        sets.chain(rcs)
+            .map(|view| {
+                let plan = replicaset::reconcile(&view, &pods, &nodes, now);
+                (view.kind, view.meta.clone(), plan)
+            })
+            .collect()
+    };
     for (kind, meta, plan) in plans {
         apply_plan(store, events, kind, &meta, plan, now);
     }
@@ -82,12 +81,24 @@ fn cronjobs(store: &Store) -> impl Iterator<Item = &CronJob> {
     })
 }
 
-/// Every pod by the uid of its controller.
-fn pods_by_owner(store: &Store) -> HashMap<&str, Vec<&Pod>> {
-    let mut by: HashMap<&str, Vec<&Pod>> = HashMap::new();
+/// The pods of each of `owners` (uids), by the uid of their controller.
+/// Only those owners get an entry: the store's other pods (a ReplicaSet's
+/// thousand) are looked at, never copied into the map.
+fn pods_by_owner<'a>(
+    store: &'a Store,
+    owners: impl Iterator<Item = &'a str>,
+) -> HashMap<&'a str, Vec<&'a Pod>> {
+    let mut by: HashMap<&str, Vec<&Pod>> = owners.map(|uid| (uid, Vec::new())).collect();
+    if by.is_empty() {
+        return by;
+    }
     for p in store.pods() {
-        if let Some(o) = p.metadata.controller() {
-            by.entry(o.uid.as_str()).or_default().push(p);
+        if let Some(own) = p
+            .metadata
+            .controller()
+            .and_then(|o| by.get_mut(o.uid.as_str()))
+        {
+            own.push(p);
         }
     }
     by
@@ -95,27 +106,30 @@ fn pods_by_owner(store: &Store) -> HashMap<&str, Vec<&Pod>> {
 
 /// Jobs: plans are computed over borrowed pods (a store may hold
 /// thousands of finished Job pods), then applied.
-fn run_jobs(store: &mut Store, events: &mut EventLog, nodes: &[Node], now: DateTime<Utc>) {
+fn run_jobs(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
     if store.list(Kind::Job).next().is_none() {
         return;
     }
     let plans: Vec<(ObjectMeta, JobPlan)> = {
-        let by_owner = pods_by_owner(store);
-        let all: Vec<&Pod> = store.pods().collect();
-        jobs(store)
-            .map(|j| {
-                let own = by_owner.get(j.metadata.uid.as_str());
-                let own = own.map(Vec::as_slice).unwrap_or(&[]);
-                // The scheduler spreads over every pod; ownership is
-                // filtered again inside reconcile.
-                let plan = if own.iter().all(|p| p.is_terminal()) && !wants_pods(j) {
-                    job::reconcile_refs(j, own, nodes, now)
-                } else {
-                    job::reconcile_refs(j, &all, nodes, now)
-                };
-                (j.metadata.clone(), plan)
-            })
-            .collect()
+        let by_owner = pods_by_owner(store, jobs(store).map(|j| j.metadata.uid.as_str()));
+        let nodes: Vec<&Node> = store.nodes().collect();
+        // Every pod, listed only once some Job needs it (most passes,
+        // with finished Jobs only, never do).
+        let mut all: Option<Vec<&Pod>> = None;
+        let mut plans = Vec::new();
+        for j in jobs(store) {
+            let own = by_owner.get(j.metadata.uid.as_str());
+            let own = own.map(Vec::as_slice).unwrap_or(&[]);
+            // The scheduler spreads over every pod; ownership is
+            // filtered again inside reconcile.
+            let pods = if own.iter().all(|p| p.is_terminal()) && !wants_pods(j) {
+                own
+            } else {
+                all.get_or_insert_with(|| store.pods().collect())
+            };
+            plans.push((j.metadata.clone(), job::reconcile(j, pods, &nodes, now)));
+        }
+        plans
     };
     for (meta, plan) in plans {
         apply_job_plan(store, events, &meta, plan, now);
@@ -162,10 +176,12 @@ fn run_cronjobs(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
     if store.list(Kind::CronJob).next().is_none() {
         return;
     }
-    let all_jobs: Vec<Job> = jobs(store).cloned().collect();
-    let plans: Vec<(ObjectMeta, CronPlan)> = cronjobs(store)
-        .map(|cj| (cj.metadata.clone(), cronjob::reconcile(cj, &all_jobs, now)))
-        .collect();
+    let plans: Vec<(ObjectMeta, CronPlan)> = {
+        let all_jobs: Vec<&Job> = jobs(store).collect();
+        cronjobs(store)
+            .map(|cj| (cj.metadata.clone(), cronjob::reconcile(cj, &all_jobs, now)))
+            .collect()
+    };
     for (meta, plan) in plans {
         apply_cron_plan(store, events, &meta, plan, now);
     }
@@ -247,20 +263,16 @@ pub fn next_wakeup(store: &Store, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
             earliest = Some(at);
         }
     };
-    let by_owner = pods_by_owner(store);
-    for j in jobs(store) {
-        let waits_on_clock = match j.status.finished() {
-            Some(_) => j.spec.ttl_after_finished.is_some(),
-            None => !j.spec.suspend,
-        };
-        if !waits_on_clock {
-            continue;
-        }
+    // Runs once per store revision: the pods are indexed only for the
+    // Jobs that wait on the clock, and not at all when none does.
+    let waiting = || jobs(store).filter(|j| waits_on_clock(j));
+    let by_owner = pods_by_owner(store, waiting().map(|j| j.metadata.uid.as_str()));
+    for j in waiting() {
         let own = by_owner
             .get(j.metadata.uid.as_str())
             .map(Vec::as_slice)
             .unwrap_or(&[]);
-        let plan = job::reconcile_refs(j, own, &[], now);
+        let plan = job::reconcile(j, own, &[], now);
         let due = !plan.ops.is_empty()
             || plan.delete_job
             || plan.status.conditions != j.status.conditions;
@@ -271,7 +283,7 @@ pub fn next_wakeup(store: &Store, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         }
     }
     if store.list(Kind::CronJob).next().is_some() {
-        let all_jobs: Vec<Job> = jobs(store).cloned().collect();
+        let all_jobs: Vec<&Job> = jobs(store).collect();
         for cj in cronjobs(store) {
             let plan = cronjob::reconcile(cj, &all_jobs, now);
             let due = plan.create.is_some()
@@ -285,6 +297,15 @@ pub fn next_wakeup(store: &Store, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         }
     }
     earliest
+}
+
+/// A finished Job with a TTL (its deletion), or an unfinished one that is
+/// not suspended (backoff, active deadline).
+fn waits_on_clock(j: &Job) -> bool {
+    match j.status.finished() {
+        Some(_) => j.spec.ttl_after_finished.is_some(),
+        None => !j.spec.suspend,
+    }
 }
 
 fn apply_plan(
@@ -444,22 +465,22 @@ pub fn mark_deleted(store: &mut Store, name: &str, now: DateTime<Utc>) -> bool {
 
 /// Binds pods that have no node yet; records why when none fits.
 fn schedule(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
-    let pending: Vec<Pod> = store
-        .pods()
-        .filter(|p| {
-            p.status.node_name.is_none()
-                && p.metadata.deletion_timestamp.is_none()
-                && !p.is_terminal()
-        })
-        .cloned()
-        .collect();
-    if pending.is_empty() {
+    if !store.pods().any(unbound) {
         return;
     }
-    let all: Vec<Pod> = store.pods().cloned().collect();
-    let nodes: Vec<Node> = store.nodes().cloned().collect();
-    for (name, result) in scheduler::schedule_pending(&all, &nodes) {
-        let Some(pod) = pending.iter().find(|p| p.metadata.name == name) else {
+    let placements = {
+        let all: Vec<&Pod> = store.pods().collect();
+        let nodes: Vec<&Node> = store.nodes().collect();
+        scheduler::schedule_pending(&all, &nodes)
+    };
+    for (name, result) in placements {
+        // Placements are applied one pod at a time and each touches only
+        // its own pod, so the store still shows it as it was planned.
+        let Some(uid) = store
+            .pod(&name)
+            .filter(|p| unbound(p))
+            .map(|p| p.metadata.uid.clone())
+        else {
             continue;
         };
         match result {
@@ -473,7 +494,7 @@ fn schedule(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
                 events.record(
                     Kind::Pod,
                     &name,
-                    &pod.metadata.uid,
+                    &uid,
                     false,
                     "Scheduled",
                     &format!("Successfully assigned {name} to {node}"),
@@ -494,7 +515,7 @@ fn schedule(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
                     events.record(
                         Kind::Pod,
                         &name,
-                        &pod.metadata.uid,
+                        &uid,
                         true,
                         "FailedScheduling",
                         &msg,
@@ -507,38 +528,75 @@ fn schedule(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
     }
 }
 
+/// Not bound to a node, not being deleted, not finished: the pods
+/// [`schedule`] binds (the scheduler also takes an empty node name for
+/// unbound; those are left alone here).
+fn unbound(p: &Pod) -> bool {
+    p.status.node_name.is_none() && p.metadata.deletion_timestamp.is_none() && !p.is_terminal()
+}
+
 /// Pods whose controlling owner no longer exists are deleted (Kubernetes'
 /// background cascading deletion), and so are Jobs whose CronJob is gone.
 /// `--cascade=orphan` clears the owner reference before the owner goes,
 /// so those are not touched here.
+///
+/// Jobs go first, so the pods of a Job collected now are collected in the
+/// same pass.
 fn collect_garbage(store: &mut Store, now: DateTime<Utc>) {
-    let orphan_jobs: Vec<String> = jobs(store)
-        .filter(|j| owner_is_gone(store, &j.metadata))
-        .map(|j| j.metadata.name.clone())
-        .collect();
+    let orphan_jobs: Vec<String> = {
+        let mut gone = Owners::new(store);
+        jobs(store)
+            .filter(|j| gone.owner_is_gone(&j.metadata))
+            .map(|j| j.metadata.name.clone())
+            .collect()
+    };
     for name in orphan_jobs {
         store.delete(Kind::Job, &name);
     }
-    let orphans: Vec<String> = store
-        .pods()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter(|p| owner_is_gone(store, &p.metadata))
-        .map(|p| p.metadata.name.clone())
-        .collect();
+    let orphans: Vec<String> = {
+        let mut gone = Owners::new(store);
+        store
+            .pods()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter(|p| gone.owner_is_gone(&p.metadata))
+            .map(|p| p.metadata.name.clone())
+            .collect()
+    };
     for name in orphans {
         mark_deleted(store, &name, now);
     }
 }
 
-/// The object has a controlling owner, and no object with that owner's
-/// kind, name and uid exists any more (a re-created namesake is another
-/// owner).
-fn owner_is_gone(store: &Store, meta: &ObjectMeta) -> bool {
-    match meta.controller() {
-        Some(owner) => store
-            .get(owner.kind, &owner.name)
-            .is_none_or(|o| o.meta().uid != owner.uid),
-        None => false,
+/// Whether controlling owners still exist, each looked up in the store
+/// once: a store lookup copies the name into its key, and a thousand pods
+/// share one ReplicaSet.
+struct Owners<'a> {
+    store: &'a Store,
+    gone: HashMap<(Kind, &'a str, &'a str), bool>,
+}
+
+impl<'a> Owners<'a> {
+    fn new(store: &'a Store) -> Owners<'a> {
+        Owners {
+            store,
+            gone: HashMap::new(),
+        }
+    }
+
+    /// The object has a controlling owner, and no object with that
+    /// owner's kind, name and uid exists any more (a re-created namesake
+    /// is another owner).
+    fn owner_is_gone(&mut self, meta: &'a ObjectMeta) -> bool {
+        let Some(owner) = meta.controller() else {
+            return false;
+        };
+        let store = self.store;
+        let key = (owner.kind, owner.name.as_str(), owner.uid.as_str());
+        *self.gone.entry(key).or_insert_with(|| {
+            store
+                .get(owner.kind, &owner.name)
+                .is_none_or(|o| o.meta().uid != owner.uid)
+        })
     }
 }
 

@@ -6,7 +6,7 @@ use crate::api::{
     CompletionMode, CronJobSpec, Dur, JobCondition, JobConditionType, JobSpec, JobTemplate,
     PodTemplate,
 };
-use crate::controllers::fixtures::{labels, meta, pod_spec, t};
+use crate::controllers::fixtures::{labels, meta, pod_spec, refs, t};
 
 /// A CronJob created at `t(0)` (2023-11-14 22:13:20 UTC).
 fn cronjob(schedule: &str) -> CronJob {
@@ -95,7 +95,7 @@ fn creates_the_job_for_the_due_time_once() {
 
     let mut cj = cj;
     let mut jobs = vec![];
-    let plan = reconcile(&cj, &jobs, t(5));
+    let plan = reconcile(&cj, &refs(&jobs), t(5));
     let job = plan.create.clone().expect("a job at t(5)");
     assert_eq!(job.metadata.name, format!("report-{}", t(5).timestamp()));
     assert_eq!(job.metadata.owner_references, vec![owner_ref(&cj)]);
@@ -104,13 +104,13 @@ fn creates_the_job_for_the_due_time_once() {
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(5)));
     apply(&mut cj, &mut jobs, &plan);
     // The same instant again: nothing new.
-    let again = reconcile(&cj, &jobs, t(5));
+    let again = reconcile(&cj, &refs(&jobs), t(5));
     assert!(again.create.is_none());
     assert!(again.notices.is_empty());
     // A status lost in a crash: the name says the run exists.
     let mut forgetful = cj.clone();
     forgetful.status = CronJobStatus::default();
-    let plan = reconcile(&forgetful, &jobs, t(6));
+    let plan = reconcile(&forgetful, &refs(&jobs), t(6));
     assert!(plan.create.is_none());
     assert_eq!(plan.status.last_schedule_time, Some(t(5)));
     assert_eq!(plan.status.active.len(), 1);
@@ -155,16 +155,16 @@ fn forbid_skips_while_a_job_runs() {
     let running = run_of(&cj, t(5), None);
     cj.status.last_schedule_time = Some(t(5));
     let jobs = vec![running];
-    let plan = reconcile(&cj, &jobs, t(10));
+    let plan = reconcile(&cj, &refs(&jobs), t(10));
     assert!(plan.create.is_none());
     assert_eq!(plan.notices[0].reason, "JobAlreadyActive");
     assert_eq!(plan.status.last_missed_time, Some(t(10)));
     // The skipped run is not made up later when the first one ends.
     cj.status = plan.status;
     let done = vec![run_of(&cj, t(5), Some(true))];
-    let plan = reconcile(&cj, &done, t(12));
+    let plan = reconcile(&cj, &refs(&done), t(12));
     assert!(plan.create.is_none());
-    let plan = reconcile(&cj, &done, t(15));
+    let plan = reconcile(&cj, &refs(&done), t(15));
     assert!(plan.create.is_some());
 }
 
@@ -174,7 +174,7 @@ fn replace_deletes_the_running_job() {
     cj.spec.concurrency_policy = ConcurrencyPolicy::Replace;
     cj.status.last_schedule_time = Some(t(5));
     let jobs = vec![run_of(&cj, t(5), None)];
-    let plan = reconcile(&cj, &jobs, t(10));
+    let plan = reconcile(&cj, &refs(&jobs), t(10));
     assert_eq!(
         plan.delete,
         vec![(job_name(&cj, t(5)), reasons::REPLACE.to_string())]
@@ -188,7 +188,7 @@ fn allow_runs_side_by_side() {
     let mut cj = cronjob("*/5 * * * * *");
     cj.status.last_schedule_time = Some(t(5));
     let jobs = vec![run_of(&cj, t(5), None)];
-    let plan = reconcile(&cj, &jobs, t(10));
+    let plan = reconcile(&cj, &refs(&jobs), t(10));
     assert!(plan.delete.is_empty());
     assert!(plan.create.is_some());
     assert_eq!(plan.status.active.len(), 2);
@@ -208,7 +208,7 @@ fn history_limits_keep_the_newest() {
         run_of(&cj, t(30), None),
     ];
     cj.status.last_schedule_time = Some(t(30));
-    let plan = reconcile(&cj, &jobs, t(31));
+    let plan = reconcile(&cj, &refs(&jobs), t(31));
     let mut gone: Vec<String> = plan.delete.iter().map(|(n, _)| n.clone()).collect();
     gone.sort();
     assert_eq!(gone, [job_name(&cj, t(5)), job_name(&cj, t(10))]);
@@ -241,7 +241,7 @@ fn jobs_of_others_are_not_counted() {
     let mut stranger = run_of(&cj, t(1), None);
     stranger.metadata.owner_references.clear();
     stranger.metadata.name = "report-manual".into();
-    let plan = reconcile(&cj, &[stranger], t(5));
+    let plan = reconcile(&cj, &refs(&[stranger]), t(5));
     assert!(plan.create.is_some());
     assert!(plan.status.active.len() == 1);
 }
@@ -256,11 +256,11 @@ fn a_finished_job_leaving_active_is_reported_once() {
     }];
     cj.status.last_schedule_time = Some(t(5));
     let done = vec![run_of(&cj, t(5), Some(true))];
-    let plan = reconcile(&cj, &done, t(7));
+    let plan = reconcile(&cj, &refs(&done), t(7));
     assert_eq!(plan.notices[0].reason, "SawCompletedJob");
     assert!(plan.status.active.is_empty());
     cj.status = plan.status;
-    assert!(reconcile(&cj, &done, t(8)).notices.is_empty());
+    assert!(reconcile(&cj, &refs(&done), t(8)).notices.is_empty());
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn nodes() -> Vec<Node> {
 #[test]
 fn a_new_job_starts_parallelism_pods() {
     let j = job("backup", 5, 2);
-    let plan = reconcile(&j, &[], &nodes(), t(0));
+    let plan = reconcile(&j, &[], &refs(&nodes()), t(0));
     let made = creates(&plan);
     assert_eq!(made.len(), 2);
     let p = made[0];
@@ -137,7 +137,7 @@ fn never_more_than_parallelism_nor_remaining() {
                     .terminating(t(1)),
             );
         }
-        let plan = reconcile(&j, &pods, &nodes(), t(2));
+        let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(2));
         assert_eq!(
             creates(&plan).len(),
             want,
@@ -157,7 +157,7 @@ fn scaling_down_stops_surplus_pods() {
         pod("b").owned_by(&j).on("n1").running().created_at(t(2)),
         pod("c").owned_by(&j).on("n1").running().created_at(t(3)),
     ];
-    let plan = reconcile(&j, &pods, &nodes(), t(5));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(5));
     assert_eq!(
         deletes(&plan),
         [
@@ -178,7 +178,7 @@ fn foreign_and_orphan_pods_are_never_touched_nor_adopted() {
         .on("n1")
         .running();
     let foreign = pod("foreign").owned_by(&other).on("n1").succeeded();
-    let plan = reconcile(&j, &[lookalike, foreign], &nodes(), t(0));
+    let plan = reconcile(&j, &refs(&[lookalike, foreign]), &refs(&nodes()), t(0));
     assert_eq!(creates(&plan).len(), 1, "the job starts its own pod");
     assert!(deletes(&plan).is_empty());
     assert_eq!(plan.status.succeeded, 0);
@@ -189,7 +189,7 @@ fn completes_when_enough_pods_succeeded() {
     let mut j = job("j", 2, 2);
     j.status.start_time = Some(t(0));
     let pods = vec![ended("a", &j, true, 3), ended("b", &j, true, 4)];
-    let plan = reconcile(&j, &pods, &nodes(), t(5));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(5));
     assert!(plan.ops.is_empty());
     assert!(plan.status.is_complete());
     assert_eq!(plan.status.succeeded, 2);
@@ -201,7 +201,7 @@ fn completes_when_enough_pods_succeeded() {
     // Applied, then reconciled again: nothing more, ever.
     let mut after = j.clone();
     after.status = plan.status.clone();
-    let again = reconcile(&after, &pods, &nodes(), t(500));
+    let again = reconcile(&after, &refs(&pods), &refs(&nodes()), t(500));
     assert!(again.ops.is_empty());
     assert!(again.notices.is_empty());
     assert_eq!(again.status, plan.status);
@@ -223,7 +223,7 @@ fn a_completed_job_is_never_run_again() {
         "",
         t(9),
     );
-    let plan = reconcile(&j, &[], &nodes(), t(100));
+    let plan = reconcile(&j, &[], &refs(&nodes()), t(100));
     assert!(plan.ops.is_empty());
     assert_eq!(plan.status.succeeded, 3);
 }
@@ -236,11 +236,11 @@ fn failed_pods_are_replaced_after_a_doubling_backoff() {
     j.status.start_time = Some(t(0));
     // One failure at t(100): the next pod may start at t(110).
     let one = vec![ended("a", &j, false, 100)];
-    let plan = reconcile(&j, &one, &nodes(), t(104));
+    let plan = reconcile(&j, &refs(&one), &refs(&nodes()), t(104));
     assert!(creates(&plan).is_empty());
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(6)));
     assert_eq!(plan.status.failed, 1);
-    let plan = reconcile(&j, &one, &nodes(), t(110));
+    let plan = reconcile(&j, &refs(&one), &refs(&nodes()), t(110));
     assert_eq!(creates(&plan).len(), 1);
     // Three failures in a row: 40s after the last.
     let three = vec![
@@ -248,7 +248,7 @@ fn failed_pods_are_replaced_after_a_doubling_backoff() {
         ended("b", &j, false, 120),
         ended("c", &j, false, 150),
     ];
-    let plan = reconcile(&j, &three, &nodes(), t(151));
+    let plan = reconcile(&j, &refs(&three), &refs(&nodes()), t(151));
     assert!(creates(&plan).is_empty());
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(39)));
     // A success resets the count.
@@ -260,7 +260,7 @@ fn failed_pods_are_replaced_after_a_doubling_backoff() {
         ended("c", &j5, true, 130),
         ended("d", &j5, false, 140),
     ];
-    let plan = reconcile(&j5, &mixed, &nodes(), t(145));
+    let plan = reconcile(&j5, &refs(&mixed), &refs(&nodes()), t(145));
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(5)));
 }
 
@@ -287,14 +287,14 @@ fn backoff_limit_fails_the_job() {
     j.spec.backoff_limit = 2;
     j.status.start_time = Some(t(0));
     let two = vec![ended("a", &j, false, 1), ended("b", &j, false, 2)];
-    let plan = reconcile(&j, &two, &nodes(), t(100));
+    let plan = reconcile(&j, &refs(&two), &refs(&nodes()), t(100));
     assert!(!plan.status.is_failed(), "2 retries are allowed");
     let three = vec![
         ended("a", &j, false, 1),
         ended("b", &j, false, 2),
         ended("c", &j, false, 3),
     ];
-    let plan = reconcile(&j, &three, &nodes(), t(100));
+    let plan = reconcile(&j, &refs(&three), &refs(&nodes()), t(100));
     let c = plan.status.condition(JobConditionType::Failed).unwrap();
     assert_eq!(c.reason.as_deref(), Some("BackoffLimitExceeded"));
     assert_eq!(plan.status.failed, 3);
@@ -310,9 +310,11 @@ fn restarts_in_place_count_with_on_failure() {
     j.spec.backoff_limit = 2;
     j.status.start_time = Some(t(0));
     let twice = vec![pod("a").owned_by(&j).on("n1").running().restarted(2)];
-    assert!(!reconcile(&j, &twice, &nodes(), t(10)).status.is_failed());
+    assert!(!reconcile(&j, &refs(&twice), &refs(&nodes()), t(10))
+        .status
+        .is_failed());
     let thrice = vec![pod("a").owned_by(&j).on("n1").running().restarted(3)];
-    let plan = reconcile(&j, &thrice, &nodes(), t(10));
+    let plan = reconcile(&j, &refs(&thrice), &refs(&nodes()), t(10));
     assert!(plan.status.is_failed());
     assert_eq!(
         deletes(&plan),
@@ -330,10 +332,10 @@ fn active_deadline_stops_the_pods() {
         pod("a").owned_by(&j).on("n1").running(),
         pod("b").owned_by(&j).on("n1").running(),
     ];
-    let plan = reconcile(&j, &pods, &nodes(), t(20));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(20));
     assert!(plan.ops.is_empty());
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(10)));
-    let plan = reconcile(&j, &pods, &nodes(), t(30));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(30));
     let c = plan.status.condition(JobConditionType::Failed).unwrap();
     assert_eq!(c.reason.as_deref(), Some("DeadlineExceeded"));
     assert_eq!(deletes(&plan).len(), 2);
@@ -345,7 +347,7 @@ fn active_deadline_stops_the_pods() {
 fn indexed_jobs_run_each_index_once() {
     let mut j = job("j", 4, 2);
     j.spec.completion_mode = CompletionMode::Indexed;
-    let plan = reconcile(&j, &[], &nodes(), t(0));
+    let plan = reconcile(&j, &[], &refs(&nodes()), t(0));
     let made = creates(&plan);
     let idx: Vec<u32> = made.iter().filter_map(|p| pod_index(p)).collect();
     assert_eq!(idx, [0, 1]);
@@ -363,7 +365,7 @@ fn indexed_jobs_run_each_index_once() {
         indexed(pod("c").owned_by(&j).on("n1").running(), 2),
     ];
     j.spec.backoff_initial = Dur::secs(0);
-    let plan = reconcile(&j, &pods, &nodes(), t(5));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(5));
     let idx: Vec<u32> = creates(&plan).iter().filter_map(|p| pod_index(p)).collect();
     assert_eq!(idx, [1]);
     assert_eq!(plan.status.completed_indexes, "0");
@@ -375,7 +377,7 @@ fn indexed_jobs_run_each_index_once() {
         indexed(pod("c").owned_by(&j).on("n1").running().created_at(t(1)), 2),
         indexed(pod("d").owned_by(&j).on("n1").running().created_at(t(2)), 2),
     ];
-    let plan = reconcile(&j, &pods, &nodes(), t(5));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(5));
     let gone: Vec<String> = deletes(&plan).into_iter().map(|(n, _)| n).collect();
     assert_eq!(gone, ["late", "d"]);
 
@@ -384,7 +386,7 @@ fn indexed_jobs_run_each_index_once() {
         .map(|i| indexed(ended(&format!("p{i}"), &j, true, 1), i))
         .chain([indexed(ended("dup", &j, true, 1), 3)])
         .collect();
-    let plan = reconcile(&j, &pods, &nodes(), t(5));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(5));
     assert!(plan.status.is_complete());
     assert_eq!(plan.status.completed_indexes, "0-3");
 }
@@ -395,7 +397,7 @@ fn suspend_and_resume() {
     j.spec.suspend = true;
     j.status.start_time = Some(t(0));
     let pods = vec![pod("a").owned_by(&j).on("n1").running()];
-    let plan = reconcile(&j, &pods, &nodes(), t(5));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(5));
     assert_eq!(
         deletes(&plan),
         [("a".to_string(), reasons::SUSPENDED.to_string())]
@@ -404,7 +406,7 @@ fn suspend_and_resume() {
     assert_eq!(plan.status.start_time, None);
     j.status = plan.status;
     j.spec.suspend = false;
-    let plan = reconcile(&j, &[], &nodes(), t(9));
+    let plan = reconcile(&j, &[], &refs(&nodes()), t(9));
     assert_eq!(creates(&plan).len(), 2);
     assert_eq!(plan.status.start_time, Some(t(9)));
     assert!(plan.status.condition(JobConditionType::Suspended).is_none());
@@ -425,17 +427,17 @@ fn ttl_after_finished() {
         t(10),
     );
     let pods = vec![ended("a", &j, true, 9)];
-    let plan = reconcile(&j, &pods, &nodes(), t(30));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(30));
     assert!(!plan.delete_job);
     assert_eq!(plan.requeue_after, Some(Duration::from_secs(40)));
-    let plan = reconcile(&j, &pods, &nodes(), t(70));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(70));
     assert!(plan.delete_job);
     // From the units folder the file declares the Job: only the pods go.
     j.metadata.annotations.insert(
         annotations::MANAGED_BY.into(),
         annotations::UNITS_DIR.into(),
     );
-    let plan = reconcile(&j, &pods, &nodes(), t(70));
+    let plan = reconcile(&j, &refs(&pods), &refs(&nodes()), t(70));
     assert!(!plan.delete_job);
     assert_eq!(
         deletes(&plan),
@@ -452,8 +454,8 @@ fn same_inputs_same_plan() {
         pod("b").owned_by(&j).on("n1").running(),
     ];
     assert_eq!(
-        reconcile(&j, &pods, &nodes(), t(3)),
-        reconcile(&j, &pods, &nodes(), t(3))
+        reconcile(&j, &refs(&pods), &refs(&nodes()), t(3)),
+        reconcile(&j, &refs(&pods), &refs(&nodes()), t(3))
     );
 }
 

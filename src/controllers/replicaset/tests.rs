@@ -394,7 +394,7 @@ fn cases() -> Vec<Case> {
 fn reconcile_table() {
     for c in cases() {
         let view = c.ctl.view();
-        let plan = reconcile(&view, &c.pods, &c.nodes, now());
+        let plan = reconcile(&view, &refs(&c.pods), &refs(&c.nodes), now());
         assert_eq!(shown(&plan), c.want, "case: {}", c.name);
         let status = (plan.status.replicas, plan.status.ready_replicas);
         assert_eq!(status, c.status, "case: {} (replicas, ready)", c.name);
@@ -408,8 +408,8 @@ fn reconcile_table() {
 fn reconcile_is_idempotent() {
     for c in cases() {
         let view = c.ctl.view();
-        let first = reconcile(&view, &c.pods, &c.nodes, now());
-        let again = reconcile(&view, &c.pods, &c.nodes, now());
+        let first = reconcile(&view, &refs(&c.pods), &refs(&c.nodes), now());
+        let again = reconcile(&view, &refs(&c.pods), &refs(&c.nodes), now());
         assert_eq!(
             first, again,
             "case: {}: same inputs, different plan",
@@ -418,11 +418,11 @@ fn reconcile_is_idempotent() {
 
         let mut pods = apply(&first, &c.pods, now());
         if !c.converges {
-            let next = reconcile(&view, &pods, &c.nodes, now());
+            let next = reconcile(&view, &refs(&pods), &refs(&c.nodes), now());
             assert_eq!(shown(&next), ["create web-* on n1"], "case: {}", c.name);
             pods = apply(&next, &pods, now());
         }
-        let after = reconcile(&view, &pods, &c.nodes, now());
+        let after = reconcile(&view, &refs(&pods), &refs(&c.nodes), now());
         assert!(
             after.is_empty(),
             "case: {}: plan not empty after applying it: {:?}",
@@ -454,8 +454,8 @@ fn foreign_pods_are_invisible() {
         let view = c.ctl.view();
         let mut with_foreign = c.pods.clone();
         with_foreign.extend(foreign());
-        let base = reconcile(&view, &c.pods, &c.nodes, now());
-        let seen = reconcile(&view, &with_foreign, &c.nodes, now());
+        let base = reconcile(&view, &refs(&c.pods), &refs(&c.nodes), now());
+        let seen = reconcile(&view, &refs(&with_foreign), &refs(&c.nodes), now());
         assert_eq!(base.status, seen.status, "case: {}", c.name);
         // Foreign pods weigh on spreading (they run on n1), so compare
         // what is done to which pod, not where new ones land.
@@ -477,7 +477,7 @@ fn created_pod_carries_template_owner_and_placement() {
         .template_labels(&[("app", "web"), ("version", "v2")])
         .node_selector(&[("disk", "ssd")]);
     let nodes = [node("n1").labels(&[("disk", "ssd")])];
-    let plan = reconcile(&ReplicaView::from_rs(&web), &[], &nodes, now());
+    let plan = reconcile(&ReplicaView::from_rs(&web), &[], &refs(&nodes), now());
     let [Op::CreatePod { generate_name, pod }] = plan.ops.as_slice() else {
         panic!("want one create, got {:?}", shown(&plan));
     };
@@ -509,7 +509,12 @@ fn status_reports_observed_generation() {
         web_pod("a").on("n1").ready(),
         web_pod("b").on("n1").running(),
     ];
-    let plan = reconcile(&ReplicaView::from_rs(&web), &pods, &[node("n1")], now());
+    let plan = reconcile(
+        &ReplicaView::from_rs(&web),
+        &refs(&pods),
+        &refs(&[node("n1")]),
+        now(),
+    );
     assert_eq!(
         plan.status,
         ReplicaSetStatus {
@@ -523,14 +528,24 @@ fn status_reports_observed_generation() {
 #[test]
 fn creates_and_deletes_are_capped_per_pass() {
     let big = rs("web", 1200);
-    let plan = reconcile(&ReplicaView::from_rs(&big), &[], &[node("n1")], now());
+    let plan = reconcile(
+        &ReplicaView::from_rs(&big),
+        &[],
+        &refs(&[node("n1")]),
+        now(),
+    );
     assert_eq!(plan.ops.len(), BURST_REPLICAS);
 
     let pods: Vec<Pod> = (0..600)
         .map(|i| web_pod(&format!("p{i:03}")).on("n1").ready())
         .collect();
     let none = rs("web", 0);
-    let plan = reconcile(&ReplicaView::from_rs(&none), &pods, &[node("n1")], now());
+    let plan = reconcile(
+        &ReplicaView::from_rs(&none),
+        &refs(&pods),
+        &refs(&[node("n1")]),
+        now(),
+    );
     assert_eq!(plan.ops.len(), BURST_REPLICAS);
     assert_eq!(plan.status.replicas, 600);
 }
@@ -557,7 +572,7 @@ fn restart_goes_one_pod_at_a_time() {
     let mut done = false;
     for pass in 0..30 {
         let now = t(200 + pass);
-        let plan = reconcile(&view, &pods, &nodes, now);
+        let plan = reconcile(&view, &refs(&pods), &refs(&nodes), now);
         assert!(plan.ops.len() <= 1, "pass {pass}: {:?}", shown(&plan));
         for op in &plan.ops {
             if let Op::DeletePod { name, reason } = op {
@@ -597,7 +612,12 @@ fn restart_annotation_that_does_not_parse_is_ignored() {
         .annotations
         .insert(annotations::RESTARTED_AT.into(), "yesterday".into());
     let pods = [web_pod("a").on("n1").ready()];
-    let plan = reconcile(&ReplicaView::from_rs(&web), &pods, &[node("n1")], now());
+    let plan = reconcile(
+        &ReplicaView::from_rs(&web),
+        &refs(&pods),
+        &refs(&[node("n1")]),
+        now(),
+    );
     assert!(plan.is_empty(), "{:?}", shown(&plan));
     assert_eq!(
         restarted_at(&rs("web", 1).restarted_at(t(5)).metadata),
