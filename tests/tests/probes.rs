@@ -46,9 +46,13 @@ fn restarted(d: &TestDaemon, pod: &str, n: u32) {
 #[test]
 fn http_liveness_failure_restarts_with_143_and_says_why() {
     let server = flaky_server(3);
+    // The startup probe waits for python to listen, however long that
+    // takes on a busy machine; only then does liveness count failures.
     let unit = format!(
         "kind = \"Pod\"\nname = \"flaky\"\n[spec]\nports = [{{ name = \"http\", range = \"@PORTS@\" }}]\n\
          [[spec.processes]]\nname = \"server\"\ncommand = [\"python3\", \"-c\", {server:?}]\n\
+         [spec.processes.startup]\nhttp_get = {{ path = \"/healthz\", port = \"http\" }}\n\
+         period = \"100ms\"\nfailure_threshold = 600\n\
          [spec.processes.liveness]\nhttp_get = {{ path = \"/healthz\", port = \"http\" }}\n\
          initial_delay = \"300ms\"\nperiod = \"200ms\"\nfailure_threshold = 2\n"
     );
