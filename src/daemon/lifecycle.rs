@@ -30,6 +30,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
     let _lock = lock_state_dir(&opts.state_dir)?;
     crate::runtime::become_subreaper().context("becoming a child subreaper")?;
+    crate::runtime::memory::tune_allocator();
 
     let mut backend = EmbeddedBackend::open(&opts.state_dir)?;
     let store = Store::load(&mut backend)?;
@@ -145,6 +146,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         d.opts.state_dir.display()
     );
 
+    let mut started_up = false;
     loop {
         // Durability. Whatever an API request changed is on disk before
         // its reply goes out (an acknowledged `scale` survives `kill -9`).
@@ -165,6 +167,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             } else {
                 persist_due = last_persist.map(|t| t + PERSIST_EVERY);
             }
+        }
+        if !started_up && !d.store.is_dirty() {
+            // What was found at start is running and on disk.
+            crate::runtime::memory::release_startup_memory();
+            started_up = true;
         }
         for (reply, answer) in replies.drain(..) {
             let _ = reply.send(answer);

@@ -29,6 +29,7 @@ mod credentials;
 pub mod exit_watch;
 pub mod fake;
 pub mod linux;
+pub mod memory;
 pub mod procfs;
 pub mod signals;
 #[cfg(test)]
