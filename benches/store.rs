@@ -15,7 +15,7 @@ use drover::api::{
     ProcessStatus, TerminatedState,
 };
 use drover::store::embedded::EmbeddedBackend;
-use drover::store::{Backend, Store};
+use drover::store::Store;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -81,8 +81,7 @@ fn running_pod(rs: &Object, template: &drover::api::PodTemplate, i: usize) -> Po
 
 /// The daemon's persist step (lifecycle.rs), as the bench calls it.
 fn persist(store: &mut Store, backend: &mut EmbeddedBackend) {
-    let (_, bytes) = store.take_snapshot();
-    backend.persist(&bytes).expect("persist");
+    store.persist(backend).expect("persist");
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {
