@@ -13,7 +13,7 @@ use crate::api::{Kind, Node, NodeCondition, NodeSpec, NodeStatus, Object, Object
 use crate::runtime::linux::LinuxRuntime;
 use crate::runtime::ProcessRuntime;
 use crate::store::embedded::EmbeddedBackend;
-use crate::store::{Backend, Store};
+use crate::store::Store;
 use anyhow::Context;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -159,8 +159,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             let now = Instant::now();
             let due = last_persist.is_none_or(|t| now >= t + PERSIST_EVERY);
             if due || !replies.is_empty() || d.halting {
-                let (_, bytes) = d.store.take_snapshot();
-                if let Err(e) = backend.persist(&bytes) {
+                if let Err(e) = d.store.persist(&mut backend) {
                     tracing::error!("persisting state: {e:#}");
                 }
                 last_persist = Some(now);
@@ -260,8 +259,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             d.store.delete(Kind::Pod, &p);
         }
     }
-    let (_, bytes) = d.store.take_snapshot();
-    backend.persist(&bytes)?;
+    d.store.persist_all(&mut backend)?;
     let _ = std::fs::remove_file(&d.opts.socket);
     let _ = std::fs::remove_file(notify.path());
     tracing::info!("drover stopped");

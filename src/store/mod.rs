@@ -3,34 +3,74 @@
 //! ask "has anything changed since N?".
 //!
 //! [`Store`] is the in-memory view the daemon's loop works on; a
-//! [`Backend`] makes it durable. The embedded backend (`embedded.rs`) is
-//! the single-host default: one snapshot file written crash-safely
-//! (write-temp, fsync, rename, fsync dir). The etcd backend for clusters
-//! plugs in behind the same trait.
+//! [`Backend`] makes it durable. The store remembers which keys changed
+//! since the last persist and hands the backend just those ([`Changes`]),
+//! so persisting costs what changed, not the size of the store. The
+//! embedded backend (`embedded.rs`) is the single-host default: a
+//! snapshot plus an append-only journal (`journal.rs`). The etcd backend
+//! for clusters plugs in behind the same trait (one put or delete per
+//! key).
 //!
 //! Must not: spawn processes, read clocks, or know about controllers.
 
 pub mod embedded;
+mod journal;
 
 use crate::api::{Kind, Node, Object, Pod, ReplicaSet, ReplicationController};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Durability for the store's objects.
 pub trait Backend: Send {
     /// Every object stored at the last successful persist.
     fn load(&mut self) -> anyhow::Result<Vec<Object>>;
-    /// Make `snapshot` (every object, serialised) durable, atomically:
-    /// after a crash either the old or the new snapshot is found.
-    fn persist(&mut self, snapshot: &[u8]) -> anyhow::Result<()>;
+    /// Makes `changes` durable before returning: after a crash, a load
+    /// finds either all of them or (if this call did not return Ok) none,
+    /// on top of everything earlier calls made durable.
+    fn persist(&mut self, changes: &Changes) -> anyhow::Result<()>;
+    /// Like [`Backend::persist`], for the last persist before the daemon
+    /// exits: a backend that keeps a log may fold it into one snapshot
+    /// here, so the next start reads one file.
+    fn persist_all(&mut self, changes: &Changes) -> anyhow::Result<()> {
+        self.persist(changes)
+    }
 }
 
 type Key = (Kind, String);
 
+/// What changed since the last successful persist, read straight from the
+/// store (nothing is copied): objects put or changed, keys deleted, and
+/// for a backend that rewrites everything now and then, every object.
+/// Events are never included: they are kept in memory only.
+pub struct Changes<'a> {
+    objects: &'a BTreeMap<Key, Object>,
+    keys: &'a BTreeSet<Key>,
+}
+
+impl<'a> Changes<'a> {
+    /// Objects created or changed, each whole, by key.
+    pub fn put(&self) -> impl Iterator<Item = &'a Object> + '_ {
+        self.keys.iter().filter_map(|k| self.objects.get(k))
+    }
+
+    /// Keys of objects deleted.
+    pub fn deleted(&self) -> impl Iterator<Item = (Kind, &'a str)> + '_ {
+        self.keys
+            .iter()
+            .filter(|k| !self.objects.contains_key(*k))
+            .map(|(kind, name)| (*kind, name.as_str()))
+    }
+
+    /// Every object of the store after these changes (events excluded).
+    pub fn all(&self) -> impl Iterator<Item = &'a Object> {
+        self.objects.values().filter(|o| o.kind() != Kind::Event)
+    }
+}
+
 pub struct Store {
     objects: BTreeMap<Key, Object>,
     revision: u64,
-    /// Revision at the last snapshot handed to the backend.
-    persisted_revision: u64,
+    /// Keys put, changed or deleted since the last successful persist.
+    dirty: BTreeSet<Key>,
     watch_tx: tokio::sync::watch::Sender<u64>,
 }
 
@@ -46,7 +86,7 @@ impl Store {
         Store {
             objects: BTreeMap::new(),
             revision: 0,
-            persisted_revision: 0,
+            dirty: BTreeSet::new(),
             watch_tx,
         }
     }
@@ -60,7 +100,6 @@ impl Store {
                 .insert((obj.kind(), obj.name().to_string()), obj);
         }
         store.revision = 1;
-        store.persisted_revision = 1;
         store.watch_tx.send_replace(store.revision);
         Ok(store)
     }
@@ -74,7 +113,12 @@ impl Store {
         self.watch_tx.subscribe()
     }
 
-    fn bump(&mut self) {
+    /// Records a change of `key`: a new revision for watchers, and the key
+    /// for the next persist (events are never persisted).
+    fn changed(&mut self, key: Key) {
+        if key.0 != Kind::Event {
+            self.dirty.insert(key);
+        }
         self.revision += 1;
         self.watch_tx.send_replace(self.revision);
     }
@@ -93,9 +137,9 @@ impl Store {
 
     /// Creates or replaces an object.
     pub fn put(&mut self, obj: Object) {
-        self.objects
-            .insert((obj.kind(), obj.name().to_string()), obj);
-        self.bump();
+        let key = (obj.kind(), obj.name().to_string());
+        self.objects.insert(key.clone(), obj);
+        self.changed(key);
     }
 
     /// Changes an object in place; the revision moves only if `f` says it
@@ -104,20 +148,22 @@ impl Store {
     where
         F: FnOnce(&mut Object) -> bool,
     {
-        let changed = match self.objects.get_mut(&(kind, name.to_string())) {
+        let key = (kind, name.to_string());
+        let changed = match self.objects.get_mut(&key) {
             Some(obj) => f(obj),
             None => false,
         };
         if changed {
-            self.bump();
+            self.changed(key);
         }
         changed
     }
 
     pub fn delete(&mut self, kind: Kind, name: &str) -> Option<Object> {
-        let removed = self.objects.remove(&(kind, name.to_string()));
+        let key = (kind, name.to_string());
+        let removed = self.objects.remove(&key);
         if removed.is_some() {
-            self.bump();
+            self.changed(key);
         }
         removed
     }
@@ -169,22 +215,37 @@ impl Store {
             })
     }
 
-    /// Whether there are changes no snapshot has captured yet.
+    /// Whether there are changes no persist has made durable yet.
     pub fn is_dirty(&self) -> bool {
-        self.revision != self.persisted_revision
+        !self.dirty.is_empty()
     }
 
-    /// Serialises every object (events excluded: they are kept in memory)
-    /// and marks the current revision as handed over for persisting.
-    pub fn take_snapshot(&mut self) -> (u64, Vec<u8>) {
-        let items: Vec<&Object> = self
-            .objects
-            .values()
-            .filter(|o| o.kind() != Kind::Event)
-            .collect();
-        let bytes = serde_json::to_vec(&items).expect("objects serialise");
-        self.persisted_revision = self.revision;
-        (self.revision, bytes)
+    /// Makes every change since the last successful persist durable
+    /// (nothing to do if there is none). On error the changes stay
+    /// pending, so the next call retries them with whatever changed
+    /// meanwhile; nothing is dropped.
+    pub fn persist(&mut self, backend: &mut dyn Backend) -> anyhow::Result<()> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        backend.persist(&self.changes())?;
+        self.dirty.clear();
+        Ok(())
+    }
+
+    /// [`Store::persist`] for the daemon's exit: always writes, and lets
+    /// the backend fold its log into one snapshot.
+    pub fn persist_all(&mut self, backend: &mut dyn Backend) -> anyhow::Result<()> {
+        backend.persist_all(&self.changes())?;
+        self.dirty.clear();
+        Ok(())
+    }
+
+    fn changes(&self) -> Changes<'_> {
+        Changes {
+            objects: &self.objects,
+            keys: &self.dirty,
+        }
     }
 }
 
@@ -230,17 +291,70 @@ mod tests {
     }
 
     #[test]
-    fn snapshot_round_trips_through_the_embedded_backend() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut backend = embedded::EmbeddedBackend::open(dir.path()).unwrap();
-        let mut s = Store::load(&mut backend).unwrap();
+    fn changes_list_puts_and_deletes_since_the_last_persist() {
+        struct Recorder(Vec<(Vec<String>, Vec<String>, usize)>);
+        impl Backend for Recorder {
+            fn load(&mut self) -> anyhow::Result<Vec<Object>> {
+                Ok(vec![])
+            }
+            fn persist(&mut self, c: &Changes) -> anyhow::Result<()> {
+                let put = c.put().map(|o| o.name().to_string()).collect();
+                let deleted = c.deleted().map(|(_, n)| n.to_string()).collect();
+                self.0.push((put, deleted, c.all().count()));
+                Ok(())
+            }
+        }
+        let mut backend = Recorder(vec![]);
+        let mut s = Store::new();
         s.put(node("a"));
+        s.put(node("b"));
         assert!(s.is_dirty());
-        let (_, bytes) = s.take_snapshot();
+        s.persist(&mut backend).unwrap();
         assert!(!s.is_dirty());
-        backend.persist(&bytes).unwrap();
-        let mut again = embedded::EmbeddedBackend::open(dir.path()).unwrap();
-        let s2 = Store::load(&mut again).unwrap();
-        assert_eq!(s2.get(Kind::Node, "a"), s.get(Kind::Node, "a"));
+        s.persist(&mut backend).unwrap(); // nothing changed: not called
+        assert!(!s.update(Kind::Node, "a", |_| false));
+        assert!(
+            !s.is_dirty(),
+            "an update that changed nothing is not a change"
+        );
+        s.delete(Kind::Node, "a");
+        s.put(node("c"));
+        s.put(node("x"));
+        s.delete(Kind::Node, "x"); // created and deleted in between
+        s.persist(&mut backend).unwrap();
+        let names = |v: &[&str]| v.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            backend.0,
+            [
+                (names(&["a", "b"]), names(&[]), 2),
+                (names(&["c"]), names(&["a", "x"]), 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_persist_keeps_its_changes_for_the_next() {
+        struct Flaky(u32, Vec<usize>);
+        impl Backend for Flaky {
+            fn load(&mut self) -> anyhow::Result<Vec<Object>> {
+                Ok(vec![])
+            }
+            fn persist(&mut self, c: &Changes) -> anyhow::Result<()> {
+                self.0 += 1;
+                if self.0 == 1 {
+                    anyhow::bail!("disk full");
+                }
+                self.1.push(c.put().count());
+                Ok(())
+            }
+        }
+        let mut backend = Flaky(0, vec![]);
+        let mut s = Store::new();
+        s.put(node("a"));
+        assert!(s.persist(&mut backend).is_err());
+        assert!(s.is_dirty());
+        s.put(node("b"));
+        s.persist(&mut backend).unwrap();
+        assert_eq!(backend.1, [2], "the retry carries both changes");
     }
 }

@@ -565,9 +565,16 @@ impl TestDaemon {
             .flat_map(|p| p.status.processes.iter().filter_map(|s| s.pid))
             .collect();
         self.wait_until("the state file to hold every running pid", SOON, || {
-            let stored = stored_pids(&self.path("state/store.json"));
+            let stored = stored_pids(&self.stored_state());
             pids.iter().all(|p| stored.contains(p))
         });
+    }
+
+    /// What the state dir holds (snapshot plus journal), as a JSON array of
+    /// objects; empty if nothing was persisted yet.
+    pub fn stored_state(&self) -> Value {
+        let objects = drover::store::embedded::read_state(&self.path("state")).unwrap_or_default();
+        serde_json::to_value(objects).expect("objects serialise")
     }
 
     /// Events of `kind/name` (e.g. "Pod/web-x"), as JSON.
@@ -583,11 +590,7 @@ impl TestDaemon {
     /// Pod uids of this test: seen through the API or in the state file.
     fn all_uids(&self) -> BTreeSet<String> {
         let mut uids = self.uids.lock().unwrap().clone();
-        if let Ok(text) = std::fs::read_to_string(self.path("state/store.json")) {
-            if let Ok(v) = serde_json::from_str::<Value>(&text) {
-                collect_strings(&v, "uid", &mut uids);
-            }
-        }
+        collect_strings(&self.stored_state(), "uid", &mut uids);
         uids
     }
 
@@ -804,13 +807,9 @@ pub fn send_signal(pid: u32, sig: i32) {
     unsafe { libc::kill(pid as i32, sig) };
 }
 
-fn stored_pids(path: &Path) -> BTreeSet<u32> {
+fn stored_pids(state: &Value) -> BTreeSet<u32> {
     let mut out = BTreeSet::new();
-    if let Ok(text) = std::fs::read_to_string(path) {
-        if let Ok(v) = serde_json::from_str::<Value>(&text) {
-            collect_numbers(&v, "pid", &mut out);
-        }
-    }
+    collect_numbers(state, "pid", &mut out);
     out
 }
 
