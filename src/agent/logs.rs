@@ -65,6 +65,16 @@ impl LogDir {
         self.root.join(pod).join(format!("{process}.previous.log"))
     }
 
+    /// Before a process's first run: its log's path, touching nothing (a
+    /// first run has no earlier log to move). The runtime creates ROOT/POD
+    /// when it opens the log, in its spawning threads, so a thousand new
+    /// pods do not wait for a thousand mkdirs one after the other.
+    pub fn first_run(&self, pod: &str, process: &str) -> io::Result<PathBuf> {
+        check_name("pod", pod)?;
+        check_name("process", process)?;
+        Ok(self.current(pod, process))
+    }
+
     /// Before a process (re)starts: create ROOT/POD, move the current log
     /// (if any) to the previous one, and return the current path.
     ///

@@ -489,14 +489,17 @@ impl<R: ProcessRuntime> Agent<R> {
         let spec = &pod.spec.processes[idx];
         let environment = self.process_env(pod, idx);
         let argv = env::expand_argv(&spec.command, &environment);
-        let log = self
-            .cfg
-            .logs
-            .start_run(&name, &spec.name)
-            .map_err(|source| SpawnError::LogFile {
-                path: self.cfg.logs.current(&name, &spec.name),
-                source,
-            });
+        let st = &pod.status.processes[idx];
+        let first_run = st.restart_count == 0 && st.last_state.is_none() && !st.started;
+        let log = if first_run {
+            self.cfg.logs.first_run(&name, &spec.name)
+        } else {
+            self.cfg.logs.start_run(&name, &spec.name)
+        };
+        let log = log.map_err(|source| SpawnError::LogFile {
+            path: self.cfg.logs.current(&name, &spec.name),
+            source,
+        });
         match log {
             Ok(log_path) => Some(SpawnRequest {
                 argv,

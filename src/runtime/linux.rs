@@ -275,12 +275,23 @@ fn check_working_dir(dir: &Path) -> Result<(), SpawnError> {
 
 /// The log, O_APPEND (so copy-truncate rotation and the two streams
 /// never overwrite each other); the child dups it to stdout and stderr.
+/// A missing directory is created (the agent leaves a new pod's to us).
 fn open_log(path: &Path) -> Result<File, SpawnError> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o640)
-        .open(path)
+    let open = || {
+        OpenOptions::new()
+            .append(true)
+            .create(true)
+            .mode(0o640)
+            .open(path)
+    };
+    open()
+        .or_else(|e| match (e.kind(), path.parent()) {
+            (io::ErrorKind::NotFound, Some(dir)) => {
+                std::fs::create_dir_all(dir)?;
+                open()
+            }
+            _ => Err(e),
+        })
         .and_then(above_stdio)
         .map_err(|source| SpawnError::LogFile {
             path: path.to_path_buf(),

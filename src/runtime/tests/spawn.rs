@@ -102,11 +102,16 @@ fn unknown_user_group_dir_and_log_are_reported_before_fork() {
     );
 
     let mut req = sb.req(&["true"]);
-    req.log_path = sb.dir.path().join("no-dir").join("x.log");
+    req.log_path = PathBuf::from("/etc/passwd/x.log");
     assert!(matches!(
         spawn_err(&mut sb, &req),
         SpawnError::LogFile { .. }
     ));
+    // A missing directory is not an error: it is made.
+    req.log_path = sb.dir.path().join("new-pod").join("x.log");
+    let pid = sb.spawn(&req).expect("log dir created").pid;
+    assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
+    assert!(req.log_path.is_file());
 
     let req = sb.req(&[]);
     assert!(matches!(spawn_err(&mut sb, &req), SpawnError::Io { .. }));
