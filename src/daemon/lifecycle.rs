@@ -427,8 +427,46 @@ fn bind_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListene
     let listener = tokio::net::UnixListener::bind(path)
         .with_context(|| format!("binding control socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    if let Ok(Some(group)) = nix::unistd::Group::from_name("drover") {
-        let _ = nix::unistd::chown(path, None, Some(group.gid));
+    if let Some(gid) = etc_group_gid("drover") {
+        let _ = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)));
     }
     Ok(listener)
+}
+
+/// The gid of `name` in /etc/group, where the package's postinst creates
+/// the drover group (`addgroup --system`).
+///
+/// Not through NSS (getgrnam) on purpose: the first lookup loads NSS
+/// modules (libnss_systemd, sss, ldap) into the daemon for its whole
+/// life, 0.3 MiB of its resident set, and talks to nscd on the way; this
+/// is the only lookup a daemon without `user =` units would make. Users
+/// of processes (`user =`, `group =`) still go through NSS, where
+/// directory-served accounts are expected.
+fn etc_group_gid(name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string("/etc/group").ok()?;
+    parse_group_gid(&text, name)
+}
+
+/// group(5): `name:password:GID:members`.
+fn parse_group_gid(text: &str, name: &str) -> Option<u32> {
+    text.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then_some(())?;
+        fields.nth(1)?.parse().ok()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_group_gid;
+
+    #[test]
+    fn group_file_lines_give_the_gid() {
+        let text = "root:x:0:\ndrover-old:x:5:\ndrover:x:998:alice,bob\nbad:x:nan:\n";
+        assert_eq!(parse_group_gid(text, "drover"), Some(998));
+        assert_eq!(parse_group_gid(text, "root"), Some(0));
+        assert_eq!(parse_group_gid(text, "drove"), None);
+        assert_eq!(parse_group_gid(text, "bad"), None);
+        assert_eq!(parse_group_gid(text, "nobody"), None);
+    }
 }
