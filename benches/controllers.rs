@@ -31,6 +31,10 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{arg_or, summary};
+
 /// Counts allocations so a pass's copying shows up as a number.
 struct Counting;
 
@@ -55,15 +59,6 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 const NODE: &str = "bench";
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// A fixed instant: nothing here depends on the clock.
 fn now() -> DateTime<Utc> {
@@ -196,28 +191,9 @@ fn measure(
     (micros, allocs)
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() - 1) as f64 * p / 100.0).round() as usize]
-}
-
-fn summary(label: &str, mut xs: Vec<f64>, unit: &str) {
-    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "  {label}: n={} min={:.1}{unit} median={:.1}{unit} p99={:.1}{unit} max={:.1}{unit}",
-        xs.len(),
-        xs.first().copied().unwrap_or(f64::NAN),
-        percentile(&xs, 50.0),
-        percentile(&xs, 99.0),
-        xs.last().copied().unwrap_or(f64::NAN)
-    );
-}
-
 fn main() {
-    let pods = arg("--pods", 1000);
-    let passes = arg("--passes", 200);
+    let pods = arg_or("--pods", 1000);
+    let passes = arg_or("--passes", 200);
     println!(
         "drover controllers benchmark: run_controllers + next_wakeup, \
          1 ReplicaSet x {pods} pods, 1 CronJob, 4 finished Jobs, {passes} passes"
@@ -227,8 +203,8 @@ fn main() {
 
     println!("steady state (nothing to do)");
     let (t, a) = measure(&mut store, passes, |_, _| {});
-    summary("time per pass", t, " us");
-    summary("allocations per pass", a, "");
+    summary("time per pass", t, " us", 1);
+    summary("allocations per pass", a, "", 1);
 
     println!("one pod restarted before each pass");
     let (t, a) = measure(&mut store, passes, |s, i| {
@@ -238,6 +214,6 @@ fn main() {
             true
         }));
     });
-    summary("time per pass", t, " us");
-    summary("allocations per pass", a, "");
+    summary("time per pass", t, " us", 1);
+    summary("allocations per pass", a, "", 1);
 }

@@ -20,6 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{arg_or, summary};
+
 const DROVER: &str = env!("CARGO_BIN_EXE_drover");
 
 struct Daemon {
@@ -172,26 +176,6 @@ fn rfc3339_us(v: &Value) -> Option<i64> {
         .map(|t| t.timestamp_millis() * 1000 + i64::from(t.timestamp_subsec_micros() % 1000))
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn summary(label: &str, mut xs: Vec<f64>, unit: &str) {
-    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "  {label}: n={} median={:.1}{unit} p90={:.1}{unit} p99={:.1}{unit} max={:.1}{unit}",
-        xs.len(),
-        percentile(&xs, 50.0),
-        percentile(&xs, 90.0),
-        percentile(&xs, 99.0),
-        xs.last().copied().unwrap_or(f64::NAN)
-    );
-}
-
 /// One Job of `completions` x `true`, `parallelism` at a time: wall time
 /// from apply to Complete, and the daemon's start-to-completion time.
 /// Returns (apply -> Complete, start_time -> completion_time, the
@@ -318,18 +302,9 @@ fn cron_lateness(d: &Daemon, runs: usize) -> Option<(Vec<f64>, Vec<f64>)> {
     ))
 }
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
-    let rounds = arg("--job-rounds", 3);
-    let cron_runs = arg("--cron-runs", 60);
+    let rounds = arg_or("--job-rounds", 3);
+    let cron_runs = arg_or("--cron-runs", 60);
     println!("drover jobs benchmark ({} on {} cores)", DROVER, num_cpus());
     let d = Daemon::start();
 
@@ -345,16 +320,16 @@ fn main() {
         walls.push(wall);
         inside.push(daemon);
     }
-    summary("apply -> Complete", walls, " s");
-    summary("start_time -> completion_time", inside, " s");
+    summary("apply -> Complete", walls, " s", 1);
+    summary("start_time -> completion_time", inside, " s", 1);
 
     println!(
         "CronJob `* * * * * *`: lateness after the scheduled second, {cron_runs} runs \
          (goal: median < 10 ms, p99 < 50 ms)"
     );
     if let Some((created, started)) = cron_lateness(&d, cron_runs) {
-        summary("job created", created, " ms");
-        summary("process ran (date +%s%N)", started, " ms");
+        summary("job created", created, " ms", 1);
+        summary("process ran (date +%s%N)", started, " ms", 1);
     }
 }
 

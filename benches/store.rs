@@ -21,6 +21,10 @@ use drover::store::Store;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+#[path = "common/stats.rs"]
+mod stats;
+use stats::{arg, arg_or, summary};
+
 const WEB_UNIT: &str = include_str!("../units/web.toml");
 
 fn t0() -> DateTime<Utc> {
@@ -86,26 +90,6 @@ fn persist(store: &mut Store, backend: &mut EmbeddedBackend) {
     store.persist(backend).expect("persist");
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn summary(label: &str, mut xs: Vec<f64>, unit: &str) {
-    xs.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    println!(
-        "  {label}: n={} median={:.3}{unit} p90={:.3}{unit} p99={:.3}{unit} max={:.3}{unit}",
-        xs.len(),
-        percentile(&xs, 50.0),
-        percentile(&xs, 90.0),
-        percentile(&xs, 99.0),
-        xs.last().copied().unwrap_or(f64::NAN)
-    );
-}
-
 /// CPU time this thread has used, in ms.
 fn thread_cpu_ms() -> f64 {
     let mut ts = libc::timespec {
@@ -115,14 +99,6 @@ fn thread_cpu_ms() -> f64 {
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 * 1e3 + ts.tv_nsec as f64 / 1e6
-}
-
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -137,10 +113,8 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 fn main() {
-    let pods: usize = arg("--pods").and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let rounds: usize = arg("--persists")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
+    let pods: usize = arg_or("--pods", 1000);
+    let rounds: usize = arg_or("--persists", 200);
     let base: Option<PathBuf> = arg("--dir").map(PathBuf::from);
     let tmp = match &base {
         Some(b) => tempfile::Builder::new()
@@ -195,7 +169,7 @@ fn main() {
         cpu.push(thread_cpu_ms() - c);
     }
     println!("persist after changing one pod ({rounds} persists):");
-    summary("change + persist, wall", times, " ms");
-    summary("change + persist, CPU ", cpu, " ms");
+    summary("change + persist, wall", times, " ms", 3);
+    summary("change + persist, CPU ", cpu, " ms", 3);
     println!("  state dir afterwards: {} bytes", dir_bytes(&dir));
 }

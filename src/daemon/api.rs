@@ -480,20 +480,9 @@ impl Daemon {
 /// `CJ-manual-xxxxx` (the prefix shortened so the name still fits 57
 /// characters, as a generated Kubernetes name), unused in the store.
 fn manual_job_name(cronjob: &str, taken: impl Fn(&str) -> bool) -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut prefix = format!("{cronjob}-manual-");
     prefix.truncate(crate::units::MAX_JOB_NAME - 5);
-    loop {
-        let bytes = uuid::Uuid::new_v4().into_bytes();
-        let suffix: String = bytes[..5]
-            .iter()
-            .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
-            .collect();
-        let name = format!("{prefix}{suffix}");
-        if !taken(&name) {
-            return name;
-        }
-    }
+    super::reconcile::generated_name(&prefix, taken)
 }
 
 fn not_found(kind: Kind, name: &str) -> ApiReply {

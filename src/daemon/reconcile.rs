@@ -391,7 +391,7 @@ fn apply_pod_op(
             generate_name,
             mut pod,
         } => {
-            let name = unique_name(store, &generate_name);
+            let name = generated_name(&generate_name, |n| store.pod(n).is_some());
             pod.metadata.name = name.clone();
             pod.metadata.uid = crate::api::meta::new_uid();
             pod.metadata.creation_timestamp = now;
@@ -428,8 +428,9 @@ fn apply_pod_op(
     }
 }
 
-/// `generate_name` + 5 random characters, as the Kubernetes API server.
-fn unique_name(store: &Store, prefix: &str) -> String {
+/// `prefix` + 5 random characters, as the Kubernetes API server does for
+/// `generate_name`, drawn again until `taken` says the name is free.
+pub(super) fn generated_name(prefix: &str, taken: impl Fn(&str) -> bool) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     loop {
         let bytes = uuid::Uuid::new_v4().into_bytes();
@@ -438,7 +439,7 @@ fn unique_name(store: &Store, prefix: &str) -> String {
             .map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char)
             .collect();
         let name = format!("{prefix}{suffix}");
-        if store.pod(&name).is_none() {
+        if !taken(&name) {
             return name;
         }
     }
