@@ -1,8 +1,8 @@
 //! Who a process runs as: resolving `user`/`group` (names or numbers) into
-//! uid, gid and supplementary groups BEFORE fork.
+//! uid, gid and supplementary groups BEFORE the child is started.
 //!
 //! Lookups go through NSS (getpwnam_r, getgrouplist), which may allocate,
-//! take locks or talk to LDAP: none of that is allowed between fork and
+//! take locks or talk to LDAP: none of that is allowed between clone and
 //! exec, so the child only receives the finished numbers (see
 //! `child.rs`).
 
@@ -123,8 +123,8 @@ pub(crate) fn resolve(
 }
 
 /// Without root, switching identity fails with EPERM in the child: say so
-/// before forking. The exception is a "switch" to ourselves (a developer
-/// running `drover up` with `user = "$USER"`), which is a no-op.
+/// before starting it. The exception is a "switch" to ourselves (a
+/// developer running `drover up` with `user = "$USER"`), which is a no-op.
 fn must_switch(creds: &Credentials, who: &str) -> io::Result<bool> {
     let (euid, egid) = (
         nix::unistd::geteuid().as_raw(),

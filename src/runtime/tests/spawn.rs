@@ -1,8 +1,8 @@
-//! spawn: errors before fork and from exec, and what the child gets.
+//! spawn: errors before the clone and from exec, and what the child gets.
 
 use super::*;
 
-// ---- spawn: exec errors arrive as Err, checked before fork where possible
+// ---- spawn: exec errors arrive as Err, checked before the clone where possible
 
 #[test]
 fn missing_binary_is_command_not_found() {
