@@ -14,7 +14,6 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use toml_edit::Table;
 
-#[path = "build_job.rs"]
 mod job;
 
 /// What a file turned into, with where its name is (for "defined twice").

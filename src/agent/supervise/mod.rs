@@ -1153,15 +1153,11 @@ fn taken_ports(store: &Store, node: &str, except: &str) -> HashSet<u16> {
         .collect()
 }
 
-#[path = "supervise_probes.rs"]
 mod probes;
 
-#[path = "supervise_notify.rs"]
 mod notify;
 
-#[path = "supervise_recover.rs"]
 mod recover;
 
 #[cfg(test)]
-#[path = "supervise_tests.rs"]
 mod tests;

@@ -222,5 +222,4 @@ pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<
 }
 
 #[cfg(test)]
-#[path = "embedded_tests.rs"]
 mod tests;

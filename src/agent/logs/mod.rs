@@ -30,13 +30,9 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-#[path = "logs_follow.rs"]
 mod follow;
-#[path = "logs_inotify.rs"]
 mod inotify;
-#[path = "logs_rotate.rs"]
 mod rotate;
-#[path = "logs_stream.rs"]
 mod stream;
 
 pub use follow::follow;
