@@ -140,6 +140,11 @@ pub struct ObjectMeta {
     /// Bumped by the store on every change of spec or metadata (not status).
     #[serde(default)]
     pub generation: u64,
+    /// The store's revision of this object's last write: every write is a
+    /// compare-and-swap on it (a stale writer gets a conflict, never
+    /// silently overwrites). A string in JSON, opaque, as in Kubernetes.
+    #[serde(default, with = "revision_string")]
+    pub resource_version: u64,
     /// Set when the object is being deleted (its pods are stopping).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deletion_timestamp: Option<DateTime<Utc>>,
@@ -155,6 +160,7 @@ impl ObjectMeta {
             owner_references: Vec::new(),
             creation_timestamp: now,
             generation: 1,
+            resource_version: 0,
             deletion_timestamp: None,
         }
     }
@@ -162,6 +168,27 @@ impl ObjectMeta {
     /// The controlling owner, if any (drover records at most one).
     pub fn controller(&self) -> Option<&OwnerRef> {
         self.owner_references.first()
+    }
+}
+
+/// `resource_version` as Kubernetes writes it: a decimal string.
+mod revision_string {
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&v.to_string())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Either {
+            Text(String),
+            Number(u64),
+        }
+        match Either::deserialize(d)? {
+            Either::Number(n) => Ok(n),
+            Either::Text(t) if t.is_empty() => Ok(0),
+            Either::Text(t) => t.parse().map_err(serde::de::Error::custom),
+        }
     }
 }
 

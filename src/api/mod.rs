@@ -6,6 +6,7 @@
 //! no I/O, no clocks, no processes. Everything else depends on it; it depends
 //! on nothing inside drover.
 
+pub mod daemonset;
 pub mod duration;
 pub mod event;
 pub mod http;
@@ -15,8 +16,10 @@ pub mod node;
 pub mod object;
 pub mod pod;
 pub mod replicaset;
+pub mod resources;
 pub mod selector;
 
+pub use daemonset::{DaemonSet, DaemonSetSpec, DaemonSetStatus};
 pub use duration::Dur;
 pub use event::{Event, EventType, InvolvedObject};
 pub use job::{
@@ -28,4 +31,5 @@ pub use node::{Node, NodeCondition, NodeSpec, NodeStatus};
 pub use object::Object;
 pub use pod::*;
 pub use replicaset::*;
+pub use resources::{CpuQuantity, MemoryQuantity, Resources, RlimitValue, Umask};
 pub use selector::{LabelSelector, Operator, Requirement};

@@ -1,7 +1,9 @@
 //! `Object`: any stored object, tagged by `kind` in JSON exactly as
 //! `{"kind": "Pod", "metadata": ..., "spec": ..., "status": ...}`.
 
-use super::{CronJob, Event, Job, Kind, Node, ObjectMeta, Pod, ReplicaSet, ReplicationController};
+use super::{
+    CronJob, DaemonSet, Event, Job, Kind, Node, ObjectMeta, Pod, ReplicaSet, ReplicationController,
+};
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -11,6 +13,7 @@ pub enum Object {
     Pod(Pod),
     ReplicaSet(ReplicaSet),
     ReplicationController(ReplicationController),
+    DaemonSet(DaemonSet),
     Job(Job),
     CronJob(CronJob),
     Node(Node),
@@ -23,6 +26,7 @@ impl Object {
             Object::Pod(_) => Kind::Pod,
             Object::ReplicaSet(_) => Kind::ReplicaSet,
             Object::ReplicationController(_) => Kind::ReplicationController,
+            Object::DaemonSet(_) => Kind::DaemonSet,
             Object::Job(_) => Kind::Job,
             Object::CronJob(_) => Kind::CronJob,
             Object::Node(_) => Kind::Node,
@@ -35,6 +39,7 @@ impl Object {
             Object::Pod(o) => &o.metadata,
             Object::ReplicaSet(o) => &o.metadata,
             Object::ReplicationController(o) => &o.metadata,
+            Object::DaemonSet(o) => &o.metadata,
             Object::Job(o) => &o.metadata,
             Object::CronJob(o) => &o.metadata,
             Object::Node(o) => &o.metadata,
@@ -47,6 +52,7 @@ impl Object {
             Object::Pod(o) => &mut o.metadata,
             Object::ReplicaSet(o) => &mut o.metadata,
             Object::ReplicationController(o) => &mut o.metadata,
+            Object::DaemonSet(o) => &mut o.metadata,
             Object::Job(o) => &mut o.metadata,
             Object::CronJob(o) => &mut o.metadata,
             Object::Node(o) => &mut o.metadata,

@@ -26,7 +26,25 @@ pub struct PodSpec {
     pub termination_grace_period: Dur,
     #[serde(default)]
     pub ports: Vec<PortRequest>,
+    /// Kubernetes' initContainers: run one after another to completion
+    /// before any of `processes` starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_processes: Vec<ProcessSpec>,
     pub processes: Vec<ProcessSpec>,
+}
+
+impl Default for PodSpec {
+    /// No processes yet, every field at its unit-file default.
+    fn default() -> PodSpec {
+        PodSpec {
+            node_selector: Labels::new(),
+            restart_policy: RestartPolicy::default(),
+            termination_grace_period: default_grace(),
+            ports: Vec::new(),
+            init_processes: Vec::new(),
+            processes: Vec::new(),
+        }
+    }
 }
 
 pub fn default_grace() -> Dur {
@@ -88,7 +106,7 @@ impl From<PortRange> for String {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProcessSpec {
     pub name: String,
     /// argv; no shell. `${VAR}` expands from the process environment.
@@ -111,6 +129,24 @@ pub struct ProcessSpec {
     pub readiness: Option<Probe>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub startup: Option<Probe>,
+    /// Memory, CPU and pid limits, enforced through the pod's cgroup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<super::Resources>,
+    /// setrlimit before exec, by name (`nofile`, `core`, `nproc`,
+    /// `memlock`, `stack`, ...): soft and hard limit alike.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rlimits: BTreeMap<String, super::RlimitValue>,
+    /// The file mode creation mask (default 0022).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub umask: Option<super::Umask>,
+    /// For daemons that fork themselves: the started process exits 0
+    /// after forking, and the one named in this file is supervised.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<PathBuf>,
+    /// Kubernetes' securityContext.allowPrivilegeEscalation: `true` leaves
+    /// no_new_privs off (setuid binaries work). Root-owned units only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_privilege_escalation: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

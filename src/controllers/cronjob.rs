@@ -74,6 +74,7 @@ pub fn job_from_template(
     now: DateTime<Utc>,
 ) -> Job {
     let mut metadata = ObjectMeta {
+        resource_version: 0,
         name,
         uid: String::new(),
         labels: cj.spec.job_template.labels.clone(),

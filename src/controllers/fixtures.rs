@@ -43,6 +43,7 @@ pub fn labels(pairs: &[(&str, &str)]) -> Labels {
 
 pub fn meta(name: &str) -> ObjectMeta {
     ObjectMeta {
+        resource_version: 0,
         name: name.to_string(),
         uid: format!("uid-{name}"),
         labels: Labels::new(),
@@ -61,6 +62,7 @@ pub fn pod_spec() -> PodSpec {
         restart_policy: RestartPolicy::Always,
         termination_grace_period: default_grace(),
         ports: Vec::new(),
+        init_processes: Vec::new(),
         processes: vec![ProcessSpec {
             name: "main".into(),
             command: vec!["sleep".into(), "infinity".into()],
@@ -73,6 +75,7 @@ pub fn pod_spec() -> PodSpec {
             liveness: None,
             readiness: None,
             startup: None,
+            ..Default::default()
         }],
     }
 }

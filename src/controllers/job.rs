@@ -618,6 +618,7 @@ fn new_pod(
         generate_name,
         pod: Pod {
             metadata: ObjectMeta {
+                resource_version: 0,
                 name: String::new(),
                 uid: String::new(),
                 labels: pod_labels,

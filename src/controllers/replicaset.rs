@@ -225,6 +225,7 @@ fn new_pod(
     }
     let pod = Pod {
         metadata: ObjectMeta {
+            resource_version: 0,
             // Name and uid are the executor's: they are random, and
             // randomness would break "same inputs, same plan".
             name: String::new(),

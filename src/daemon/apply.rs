@@ -177,11 +177,13 @@ fn replace_spec(current: &mut Object, new: Object) {
         (Object::Pod(c), Object::Pod(n)) => c.spec = n.spec,
         (Object::ReplicaSet(c), Object::ReplicaSet(n)) => c.spec = n.spec,
         (Object::ReplicationController(c), Object::ReplicationController(n)) => c.spec = n.spec,
+        (Object::DaemonSet(c), Object::DaemonSet(n)) => c.spec = n.spec,
         (Object::Job(c), Object::Job(n)) => c.spec = n.spec,
         (Object::CronJob(c), Object::CronJob(n)) => c.spec = n.spec,
         (Object::Pod(_), _)
         | (Object::ReplicaSet(_), _)
         | (Object::ReplicationController(_), _)
+        | (Object::DaemonSet(_), _)
         | (Object::Job(_), _)
         | (Object::CronJob(_), _)
         | (Object::Node(_), _)
@@ -194,6 +196,7 @@ fn reset_status(obj: &mut Object) {
         Object::Pod(p) => p.status = Default::default(),
         Object::ReplicaSet(r) => r.status = Default::default(),
         Object::ReplicationController(r) => r.status = Default::default(),
+        Object::DaemonSet(d) => d.status = Default::default(),
         Object::Job(j) => j.status = Default::default(),
         Object::CronJob(c) => c.status = Default::default(),
         Object::Node(_) | Object::Event(_) => {}

@@ -56,7 +56,7 @@ pub fn validate_object(obj: &Object) -> Result<(), Vec<String>> {
             v.labels(&cj.spec.job_template.labels, "spec.job_template.labels");
             v.job_spec(&cj.spec.job_template.spec, "spec.job_template.spec");
         }
-        Object::Node(_) | Object::Event(_) => v.err(
+        Object::DaemonSet(_) | Object::Node(_) | Object::Event(_) => v.err(
             "kind",
             format!(
                 "kind `{}` cannot be applied; expected one of: {}",

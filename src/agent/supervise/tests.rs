@@ -31,6 +31,7 @@ fn process(name: &str) -> ProcessSpec {
         liveness: None,
         readiness: None,
         startup: None,
+        ..Default::default()
     }
 }
 
@@ -49,6 +50,7 @@ fn pod(name: &str, policy: RestartPolicy) -> Pod {
                     last: 8089,
                 },
             }],
+            init_processes: Vec::new(),
             processes: vec![process("main")],
         },
         status: PodStatus {

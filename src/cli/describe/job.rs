@@ -296,6 +296,7 @@ mod tests {
                     restart_policy: RestartPolicy::OnFailure,
                     termination_grace_period: crate::api::default_grace(),
                     ports: vec![],
+                    init_processes: Vec::new(),
                     processes: vec![ProcessSpec {
                         name: "main".into(),
                         command: vec!["/usr/local/bin/backup-shard".into()],
@@ -308,6 +309,7 @@ mod tests {
                         liveness: None,
                         readiness: None,
                         startup: None,
+                        ..Default::default()
                     }],
                 },
             },

@@ -391,6 +391,7 @@ impl<'a> Walker<'a> {
             restart_policy,
             termination_grace_period,
             ports,
+            init_processes: Vec::new(),
             processes,
         }
     }
@@ -547,6 +548,11 @@ impl<'a> Walker<'a> {
             liveness,
             readiness,
             startup,
+            resources: None,
+            rlimits: Default::default(),
+            umask: None,
+            pid_file: None,
+            allow_privilege_escalation: false,
         }
     }
 
