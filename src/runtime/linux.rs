@@ -8,10 +8,12 @@
 
 use super::child::ChildPlan;
 use super::credentials;
+use super::exit_watch::{ExitEvents, Watcher};
 use super::procfs;
-use super::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned};
-use crate::api::ProcessIdentity;
+use super::{ExitReason, ProcessFacts, ProcessRuntime, SpawnError, SpawnRequest, Spawned, Watch};
+use crate::api::{ProcessIdentity, ProcessUsage, Signal};
 use nix::errno::Errno;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -28,6 +30,8 @@ pub struct LinuxRuntime {
     dev_null: Arc<File>,
     /// CPUs this process may use: threads for `spawn_many`.
     cores: usize,
+    /// Pidfds of processes that are not our children.
+    watcher: Watcher,
 }
 
 impl LinuxRuntime {
@@ -39,7 +43,14 @@ impl LinuxRuntime {
             boot_id: procfs::boot_id(),
             dev_null: Arc::new(dev_null),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            watcher: Watcher::new(),
         }
+    }
+
+    /// The exits to wait for (SIGCHLD, watched processes): once per
+    /// runtime, inside the tokio runtime, before the first spawn.
+    pub fn exit_events(&self) -> io::Result<ExitEvents> {
+        ExitEvents::new(&self.watcher)
     }
 }
 
@@ -160,20 +171,20 @@ impl ProcessRuntime for LinuxRuntime {
         })
     }
 
-    fn signal_group(&mut self, pgid: i32, signal: i32) -> io::Result<()> {
+    fn signal_group(&mut self, pgid: i32, signal: Signal) -> io::Result<()> {
         // kill(-1) would signal every process we may signal and kill(0) our
         // own group: never let a bad pgid get there.
         if pgid <= 1 {
             return Err(invalid(format!("refusing to signal process group {pgid}")));
         }
-        send(-pgid, signal)
+        send(-pgid, signal.number())
     }
 
-    fn signal(&mut self, pid: i32, signal: i32) -> io::Result<()> {
+    fn signal(&mut self, pid: i32, signal: Signal) -> io::Result<()> {
         if pid <= 1 {
             return Err(invalid(format!("refusing to signal pid {pid}")));
         }
-        send(pid, signal)
+        send(pid, signal.number())
     }
 
     fn reap(&mut self) -> Vec<(i32, ExitReason)> {
@@ -190,12 +201,52 @@ impl ProcessRuntime for LinuxRuntime {
         procfs::identity(pid, &self.boot_id)
     }
 
-    fn marked(&self, key: &str, value: &str) -> Vec<i32> {
-        procfs::marked(key, value)
+    fn facts(&self, pid: i32) -> Option<ProcessFacts> {
+        let st = procfs::stat(pid).filter(|s| !s.is_zombie())?;
+        Some(ProcessFacts {
+            session: st.session,
+            uid: procfs::real_uid(pid)?,
+        })
+    }
+
+    fn usage(&self, pid: i32) -> Option<ProcessUsage> {
+        let st = procfs::stat(pid).filter(|s| !s.is_zombie())?;
+        Some(ProcessUsage {
+            cpu_seconds: (st.utime + st.stime) as f64 / clock_ticks_per_second(),
+            memory_bytes: st.rss_pages * page_size(),
+        })
+    }
+
+    fn watch(&mut self, pid: i32, identity: &ProcessIdentity) -> Watch {
+        self.watcher.watch(pid, identity)
+    }
+
+    fn marked(&self, key: &str, values: &HashSet<String>) -> Vec<(i32, String)> {
+        procfs::marked(key, values)
     }
 
     fn marked_leaders(&self, key: &str, prefix: &str) -> Vec<(i32, String)> {
         procfs::marked_leaders(key, prefix)
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 {
+        n as f64
+    } else {
+        100.0
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
     }
 }
 
@@ -255,7 +306,7 @@ pub(crate) fn decode_status(status: i32) -> Option<ExitReason> {
     if libc::WIFEXITED(status) {
         Some(ExitReason::Code(libc::WEXITSTATUS(status)))
     } else if libc::WIFSIGNALED(status) {
-        Some(ExitReason::Signal(libc::WTERMSIG(status)))
+        Some(ExitReason::Signal(Signal::from_raw(libc::WTERMSIG(status))))
     } else {
         None
     }

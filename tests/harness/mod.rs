@@ -705,7 +705,7 @@ pub fn main_pid(p: &Pod) -> u32 {
 
 pub fn waiting_reason(p: &Pod, idx: usize) -> Option<String> {
     match &p.status.processes.get(idx)?.state {
-        ProcessState::Waiting { reason, .. } => Some(reason.clone()),
+        ProcessState::Waiting { reason, .. } => Some(reason.to_string()),
         _ => None,
     }
 }
