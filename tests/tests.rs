@@ -8,8 +8,12 @@ mod harness;
 
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/exhaustion.rs"]
+mod exhaustion;
 #[path = "tests/jobs.rs"]
 mod jobs;
+#[path = "tests/notify_security.rs"]
+mod notify_security;
 #[path = "tests/pods.rs"]
 mod pods;
 #[path = "tests/probes.rs"]
