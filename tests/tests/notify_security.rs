@@ -107,8 +107,15 @@ fn started(user: &TestUser) -> (TestDaemon, u32) {
     let p = d.wait_for("svc ready after READY=1", SOON, || {
         d.pod("svc").filter(|p| p.status.processes[0].ready)
     });
-    assert_eq!(uid_of(main_pid(&p)), Some(user.uid), "runs as the test user");
-    let status = p.status.processes[0].notify_status.clone().unwrap_or_default();
+    assert_eq!(
+        uid_of(main_pid(&p)),
+        Some(user.uid),
+        "runs as the test user"
+    );
+    let status = p.status.processes[0]
+        .notify_status
+        .clone()
+        .unwrap_or_default();
     let child = status
         .strip_prefix("child ")
         .and_then(|c| c.parse().ok())
@@ -123,9 +130,8 @@ fn pod_says(d: &TestDaemon, text: &str, mark: &str) {
     std::fs::write(&tmp, format!("{text}\nSTATUS={mark}")).unwrap();
     std::fs::rename(&tmp, d.file("cmd")).unwrap();
     d.wait_until(&format!("STATUS={mark}"), SOON, || {
-        d.pod("svc").is_some_and(|p| {
-            p.status.processes[0].notify_status.as_deref() == Some(mark)
-        })
+        d.pod("svc")
+            .is_some_and(|p| p.status.processes[0].notify_status.as_deref() == Some(mark))
     });
 }
 
@@ -143,16 +149,21 @@ fn forged_notify_messages_from_outside_the_pod_change_nothing() {
     let attacker = TestUser::new();
     let (mut d, child) = started(&owner);
     let pid = main_pid(&d.pod_now("svc"));
-    let marker = environ(pid)
-        .into_iter()
-        .find(|(k, _)| k == "DROVER_PROCESS_ID")
-        .expect("the pod's marker");
+    // What an attacker who can read the pod's environment copies.
+    let env = environ(pid);
+    let var = |name: &str| {
+        env.iter()
+            .find(|(k, _)| k == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} in the pod's environment"))
+    };
+    let (marker, socket) = (var("DROVER_PROCESS_ID"), var("NOTIFY_SOCKET"));
     let forged = "WATCHDOG=trigger\nSTATUS=forged\nMAINPID=1";
     for user in [&attacker, &owner] {
         let mut cmd = Command::new("/usr/bin/python3");
         cmd.args(["-c", SEND, forged])
             .env_clear()
-            .env("NOTIFY_SOCKET", notify_socket(&d))
+            .env(&socket.0, &socket.1)
             .env(&marker.0, &marker.1);
         let status = user.spawn(&mut cmd).wait().unwrap();
         assert!(status.success(), "the forged datagram was sent");
@@ -185,7 +196,11 @@ fn mainpid_cannot_point_at_a_process_outside_the_pod() {
     let owner_sleep = owner.spawn(Command::new("sleep").arg("1000"));
     let strangers = Started(vec![root_sleep, owner_sleep]);
     for (i, stranger) in strangers.0.iter().enumerate() {
-        pod_says(&d, &format!("MAINPID={}", stranger.id()), &format!("sent {i}"));
+        pod_says(
+            &d,
+            &format!("MAINPID={}", stranger.id()),
+            &format!("sent {i}"),
+        );
         assert_eq!(main_pid(&d.pod_now("svc")), pid, "MAINPID refused");
     }
     let out = d.drover_ok(&["kill", "pod", "svc", "--signal", "HUP"]);
@@ -227,11 +242,9 @@ fn two_daemons_in_one_folder_keep_their_own_notify_sockets() {
         .spawn()
         .unwrap();
     let _second = Started(vec![second]);
-    let notify_of_second = format!("{}.notify", second_socket.display());
-    a.wait_until("the second daemon's notify socket", SOON, || {
-        std::path::Path::new(&notify_of_second).exists()
+    a.wait_until("the second daemon answering", SOON, || {
+        std::os::unix::net::UnixStream::connect(&second_socket).is_ok()
     });
-    assert!(std::path::Path::new(&notify_socket(&a)).exists());
     // SEND's argv[1] is the message.
     let script = format!("{SEND}import time\ntime.sleep(1000)\n");
     let unit = format!(
