@@ -65,6 +65,8 @@
 //!   same effects, and a pod arriving through a watch is a first
 //!   [`Event::Start`] or [`Event::Adopted`] like any other.
 
+mod checks;
+mod ending;
 mod step;
 #[cfg(test)]
 mod tests;
