@@ -52,6 +52,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         probe_port_is_free: true,
         notify_socket: Some(notify_path.clone()),
         instance,
+        background_log_removal: true,
     })
     .context("starting the node agent")?;
     let mut d = Daemon {

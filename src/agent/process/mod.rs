@@ -252,6 +252,18 @@ pub enum TimerKind {
     Recheck,
 }
 
+impl TimerKind {
+    pub const ALL: [TimerKind; 7] = [
+        TimerKind::Backoff,
+        TimerKind::Grace,
+        TimerKind::Watchdog,
+        TimerKind::Probe(ProbeKind::Startup),
+        TimerKind::Probe(ProbeKind::Liveness),
+        TimerKind::Probe(ProbeKind::Readiness),
+        TimerKind::Recheck,
+    ];
+}
+
 /// An sd_notify message from the process's own tree (the executor
 /// authenticated the sender).
 #[derive(Clone, Debug, PartialEq, Eq)]

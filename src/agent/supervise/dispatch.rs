@@ -197,6 +197,7 @@ impl<R: ProcessRuntime> Agent<R> {
     ) -> Result<SpawnRequest, SpawnError> {
         let pod = store.pod(name).expect("pod exists");
         let spec = &pod.spec.processes[idx];
+        self.log_remover.before_start(name);
         let first_run = pod
             .status
             .processes

@@ -25,6 +25,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 mod dispatch;
+mod log_removal;
 mod notify;
 mod probes;
 mod recover;
@@ -46,6 +47,9 @@ pub struct AgentConfig {
     /// This daemon's instance id (persisted in its state dir), part of
     /// every process's marker.
     pub instance: String,
+    /// Remove deleted pods' logs on a thread of their own (the daemon);
+    /// off: at once (tests).
+    pub background_log_removal: bool,
 }
 
 /// Something worth an event on the pod.
@@ -115,11 +119,15 @@ pub struct Agent<R: ProcessRuntime> {
     sweeper: sweep::Sweeper,
     /// Spawns gathered while handling events, started as one batch.
     pending_spawns: Vec<(String, usize, crate::runtime::SpawnRequest)>,
+    log_remover: log_removal::LogRemover,
 }
 
 impl<R: ProcessRuntime> Agent<R> {
     pub fn new(rt: R, cfg: AgentConfig) -> Agent<R> {
+        let log_remover =
+            log_removal::LogRemover::new(cfg.logs.clone(), cfg.background_log_removal);
         Agent {
+            log_remover,
             rt,
             cfg,
             pods: HashMap::new(),
@@ -317,11 +325,11 @@ impl<R: ProcessRuntime> Agent<R> {
                     self.by_pid.remove(&pid);
                 }
             }
+            self.timers.cancel_pod(name, &rt.uid, rt.procs.len());
             for s in rt.sessions.into_iter().flatten() {
                 self.by_session.remove(&s);
             }
         }
-        self.timers.cancel_pod(name);
     }
 
     /// Stops every process of a pod for good: SIGTERM to each process
@@ -470,7 +478,7 @@ impl<R: ProcessRuntime> Agent<R> {
         if deleting {
             self.forget(name);
             store.delete(crate::api::Kind::Pod, name);
-            let _ = self.cfg.logs.remove_pod(name);
+            self.log_remover.remove(name);
             out.removed.push(name.to_string());
         }
     }

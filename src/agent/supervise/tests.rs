@@ -78,6 +78,7 @@ impl World {
                 probe_port_is_free: false,
                 notify_socket: Some("/run/test/drover.sock.notify".into()),
                 instance: "test".into(),
+                background_log_removal: false,
             },
         );
         World {
