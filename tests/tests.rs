@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/etcd_store.rs"]
+mod etcd_store;
 #[path = "tests/exhaustion.rs"]
 mod exhaustion;
 #[path = "tests/jobs.rs"]
