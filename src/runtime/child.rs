@@ -237,7 +237,11 @@ impl ChildPlan {
         let cloned = {
             let _blocked = SignalsBlocked::all();
             let mut cloned = None;
-            if let Some(dir) = self.confinement.clone_into.filter(|_| cgroup::clone_into_usable()) {
+            if let Some(dir) = self
+                .confinement
+                .clone_into
+                .filter(|_| cgroup::clone_into_usable())
+            {
                 call.join = false;
                 // SAFETY: as for libc::clone below; `child_main` never
                 // returns into our frames, and the stack's top is

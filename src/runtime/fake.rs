@@ -241,7 +241,10 @@ impl FakeRuntime {
 
     /// The cgroup a live or zombie fake process is in.
     pub fn cgroup_of_pid(&self, pid: i32) -> Option<ProcessCgroup> {
-        self.state().processes.get(&pid).and_then(|p| p.cgroup.clone())
+        self.state()
+            .processes
+            .get(&pid)
+            .and_then(|p| p.cgroup.clone())
     }
 
     /// Every spawn request, in order, failed ones included.
@@ -503,7 +506,12 @@ fn fake_no_cgroups(s: &State) -> CgroupError {
 fn live_in(s: &State, pod: &PodCgroup) -> Vec<i32> {
     s.processes
         .iter()
-        .filter(|(_, p)| !p.exited && p.cgroup.as_ref().is_some_and(|c| c.pod_uid() == pod.pod_uid()))
+        .filter(|(_, p)| {
+            !p.exited
+                && p.cgroup
+                    .as_ref()
+                    .is_some_and(|c| c.pod_uid() == pod.pod_uid())
+        })
         .map(|(pid, _)| *pid)
         .collect()
 }

@@ -111,10 +111,11 @@ impl LinuxRuntime {
         // else, so nothing is made or opened for a request that fails.
         let resources = req.resources.as_ref().filter(|r| !r.is_empty());
         if let Some(res) = resources {
-            let refusal = match &req.cgroup {
-                None => Some("the request names no cgroup to enforce them in".to_string()),
-                Some(_) => self.cgroups.refuses(res),
-            };
+            let refusal = self.cgroups.refuses(res).or_else(|| {
+                req.cgroup
+                    .is_none()
+                    .then(|| "the request names no cgroup to enforce them in".to_string())
+            });
             if let Some(reason) = refusal {
                 return Err(SpawnError::LimitsUnavailable { reason });
             }
@@ -137,17 +138,16 @@ impl LinuxRuntime {
             check_working_dir(dir)?;
         }
         let log = open_log(&req.log_path)?;
-        let placement = match &req.cgroup {
-            Some(cg) => Some(
-                self.cgroups
-                    .prepare(cg, resources)
-                    .map_err(|source| SpawnError::Cgroup {
+        let placement =
+            match &req.cgroup {
+                Some(cg) => Some(self.cgroups.prepare(cg, resources).map_err(|source| {
+                    SpawnError::Cgroup {
                         command: command.clone(),
                         source,
-                    })?,
-            ),
-            None => None,
-        };
+                    }
+                })?),
+                None => None,
+            };
         let confinement = Confinement {
             join: placement
                 .iter()

@@ -34,6 +34,12 @@ pub(crate) fn usable() -> bool {
     STATE.load(Ordering::Relaxed) != REFUSED
 }
 
+/// Whether a clone3 into a cgroup has succeeded in this process.
+#[cfg(test)]
+pub(crate) fn known_to_work() -> bool {
+    STATE.load(Ordering::Relaxed) == WORKS
+}
+
 /// The kernel's `struct clone_args` up to `cgroup` (CLONE_ARGS_SIZE_VER2).
 #[repr(C)]
 #[derive(Default)]

@@ -93,7 +93,9 @@ impl Controllers {
     }
 
     pub fn iter(self) -> impl Iterator<Item = Controller> {
-        Controller::ALL.into_iter().filter(move |c| self.contains(*c))
+        Controller::ALL
+            .into_iter()
+            .filter(move |c| self.contains(*c))
     }
 }
 
@@ -124,10 +126,7 @@ mod tests {
         assert_eq!(s.to_string(), "memory, cpu, pids");
         assert_eq!(s.limit_count(), 3);
         let v1 = Controllers::parse("rw,cpu,cpuacct");
-        assert_eq!(
-            v1,
-            Controllers::of(&[Controller::Cpu, Controller::Cpuacct])
-        );
+        assert_eq!(v1, Controllers::of(&[Controller::Cpu, Controller::Cpuacct]));
         assert_eq!(v1.limit_count(), 1);
         assert_eq!(Controllers::parse("rw,name=systemd"), Controllers::NONE);
         assert_eq!(Controllers::NONE.to_string(), "none");

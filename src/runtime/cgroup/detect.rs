@@ -112,7 +112,9 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match (b[i], octal) {
             (b'\\', Some(d)) => {
                 out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8) + (c - b'0')));
@@ -234,7 +236,10 @@ pub(crate) fn enable(dir: &Path, controllers: Controllers) -> Result<(), super::
     if controllers.is_empty() {
         return Ok(());
     }
-    let words: Vec<String> = controllers.iter().map(|c| format!("+{}", c.name())).collect();
+    let words: Vec<String> = controllers
+        .iter()
+        .map(|c| format!("+{}", c.name()))
+        .collect();
     write(&dir.join("cgroup.subtree_control"), &words.join(" "))
 }
 
@@ -315,11 +320,10 @@ mod tests {
         let v2 = c.v2.expect("v2 mount");
         assert_eq!(v2.own, PathBuf::from("/sys/fs/cgroup/unified"));
         assert_eq!(v2.own_in_hierarchy, "/");
-        let v1: Vec<(String, &Path)> = c
-            .v1
-            .iter()
-            .map(|c| (c.controllers.to_string(), c.own.as_path()))
-            .collect();
+        let v1: Vec<(String, &Path)> =
+            c.v1.iter()
+                .map(|c| (c.controllers.to_string(), c.own.as_path()))
+                .collect();
         assert_eq!(
             v1,
             vec![
@@ -362,7 +366,11 @@ mod tests {
         let cgroup = "3:pids:/docker/abc\n2:memory:/docker/abc/sub\n1:cpu,cpuacct:/docker/abc\n";
         let c = candidates(mountinfo, cgroup);
         assert!(c.v2.is_none());
-        assert_eq!(c.v1.len(), 2, "pids is mounted from a root we are not under");
+        assert_eq!(
+            c.v1.len(),
+            2,
+            "pids is mounted from a root we are not under"
+        );
         assert_eq!(c.v1[0].own, PathBuf::from("/sys/fs/cgroup/cpu,cpuacct"));
         assert_eq!(c.v1[0].proc_key, "cpu,cpuacct");
         assert_eq!(

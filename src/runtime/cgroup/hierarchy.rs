@@ -169,7 +169,10 @@ mod tests {
         assert_eq!(tree.dir_for(Controller::Pids, "u"), None);
         let dirs: Vec<_> = tree.dirs("u").collect();
         assert_eq!(dirs.len(), 3);
-        let no_freezer = Tree::V1(vec![h(&[Controller::Cpu], "/c"), h(&[Controller::Pids], "/p")]);
+        let no_freezer = Tree::V1(vec![
+            h(&[Controller::Cpu], "/c"),
+            h(&[Controller::Pids], "/p"),
+        ]);
         assert_eq!(no_freezer.membership().root, PathBuf::from("/p"));
     }
 }

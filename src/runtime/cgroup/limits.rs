@@ -44,7 +44,12 @@ pub(crate) fn cpu_quota_us(millicores: u64) -> u64 {
 /// The writes that give a process cgroup `res`, in order. `reset`: also
 /// write "no limit" for what `res` leaves unset (an existing cgroup).
 /// Only controllers in `have` are touched.
-pub(crate) fn limit_writes(v2: bool, res: &Resources, reset: bool, have: Controllers) -> Vec<LimitWrite> {
+pub(crate) fn limit_writes(
+    v2: bool,
+    res: &Resources,
+    reset: bool,
+    have: Controllers,
+) -> Vec<LimitWrite> {
     let w = |controller, file, value: String, optional| LimitWrite {
         controller,
         file,
@@ -64,11 +69,26 @@ pub(crate) fn limit_writes(v2: bool, res: &Resources, reset: bool, have: Control
         } else {
             // memsw must stay >= the memory limit at every step: lift it,
             // set the limit, then bring memsw down to the limit.
-            out.push(w(Controller::Memory, "memory.memsw.limit_in_bytes", "-1".into(), true));
+            out.push(w(
+                Controller::Memory,
+                "memory.memsw.limit_in_bytes",
+                "-1".into(),
+                true,
+            ));
             let limit = memory.map_or("-1".to_string(), |b| b.to_string());
-            out.push(w(Controller::Memory, "memory.limit_in_bytes", limit.clone(), false));
+            out.push(w(
+                Controller::Memory,
+                "memory.limit_in_bytes",
+                limit.clone(),
+                false,
+            ));
             if memory.is_some() {
-                out.push(w(Controller::Memory, "memory.memsw.limit_in_bytes", limit, true));
+                out.push(w(
+                    Controller::Memory,
+                    "memory.memsw.limit_in_bytes",
+                    limit,
+                    true,
+                ));
             }
         }
     }
@@ -76,10 +96,20 @@ pub(crate) fn limit_writes(v2: bool, res: &Resources, reset: bool, have: Control
     if have.contains(Controller::Cpu) && (cpu.is_some() || reset) {
         if v2 {
             let quota = cpu.map_or("max".to_string(), |q| q.to_string());
-            out.push(w(Controller::Cpu, "cpu.max", format!("{quota} {CPU_PERIOD_US}"), false));
+            out.push(w(
+                Controller::Cpu,
+                "cpu.max",
+                format!("{quota} {CPU_PERIOD_US}"),
+                false,
+            ));
         } else {
             let quota = cpu.map_or("-1".to_string(), |q| q.to_string());
-            out.push(w(Controller::Cpu, "cpu.cfs_period_us", CPU_PERIOD_US.to_string(), false));
+            out.push(w(
+                Controller::Cpu,
+                "cpu.cfs_period_us",
+                CPU_PERIOD_US.to_string(),
+                false,
+            ));
             out.push(w(Controller::Cpu, "cpu.cfs_quota_us", quota, false));
         }
     }
@@ -106,7 +136,12 @@ pub(crate) fn needed(res: &Resources) -> Controllers {
 }
 
 /// Writes `res` into the process cgroup `rel` ("UID/PROCESS").
-pub(crate) fn apply(tree: &Tree, rel: &str, res: &Resources, reset: bool) -> Result<(), CgroupError> {
+pub(crate) fn apply(
+    tree: &Tree,
+    rel: &str,
+    res: &Resources,
+    reset: bool,
+) -> Result<(), CgroupError> {
     for lw in limit_writes(tree.is_v2(), res, reset, tree.controllers()) {
         let Some(dir) = tree.dir_for(lw.controller, rel) else {
             continue;
@@ -126,7 +161,9 @@ mod tests {
     use crate::api::{CpuQuantity, MemoryQuantity};
 
     fn files(ws: &[LimitWrite]) -> Vec<String> {
-        ws.iter().map(|w| format!("{}={}", w.file, w.value)).collect()
+        ws.iter()
+            .map(|w| format!("{}={}", w.file, w.value))
+            .collect()
     }
 
     fn full() -> Resources {
@@ -151,7 +188,12 @@ mod tests {
         );
         assert_eq!(
             files(&limit_writes(true, &Resources::default(), true, all)),
-            ["memory.max=max", "memory.swap.max=max", "cpu.max=max 100000", "pids.max=max"]
+            [
+                "memory.max=max",
+                "memory.swap.max=max",
+                "cpu.max=max 100000",
+                "pids.max=max"
+            ]
         );
         assert!(limit_writes(true, &Resources::default(), false, all).is_empty());
     }
@@ -185,7 +227,10 @@ mod tests {
     #[test]
     fn only_available_controllers_are_written() {
         let pids_only = Controllers::of(&[Controller::Pids]);
-        assert_eq!(files(&limit_writes(true, &full(), true, pids_only)), ["pids.max=20"]);
+        assert_eq!(
+            files(&limit_writes(true, &full(), true, pids_only)),
+            ["pids.max=20"]
+        );
     }
 
     #[test]
@@ -194,11 +239,7 @@ mod tests {
         assert_eq!(cpu_quota_us(2000), 200_000);
         assert_eq!(cpu_quota_us(10), 1_000);
         assert_eq!(cpu_quota_us(1), 1_000);
-        assert_eq!(
-            needed(&full()),
-            Controllers::LIMITS,
-            "memory, cpu and pids"
-        );
+        assert_eq!(needed(&full()), Controllers::LIMITS, "memory, cpu and pids");
         assert_eq!(needed(&Resources::default()), Controllers::NONE);
     }
 }

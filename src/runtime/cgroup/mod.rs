@@ -62,7 +62,11 @@ pub use controller::{Controller, Controllers};
 pub use stop::EmptyWatch;
 pub use usage::Usage;
 
-pub(crate) use clone_into::{clone_into_cgroup, usable as clone_into_usable, Outcome as CloneOutcome};
+#[cfg(test)]
+pub(crate) use clone_into::known_to_work as clone_into_known_to_work;
+pub(crate) use clone_into::{
+    clone_into_cgroup, usable as clone_into_usable, Outcome as CloneOutcome,
+};
 pub(crate) use place::Placement;
 
 use crate::api::Resources;
@@ -134,8 +138,22 @@ impl ProcessCgroup {
 /// "cgroup.procs"): mkdir would find the file and the cgroup be unusable.
 fn check_name(name: &str) -> Result<(), CgroupError> {
     const FILE_PREFIXES: [&str; 16] = [
-        "cgroup", "memory", "cpu", "cpuacct", "cpuset", "pids", "freezer", "io", "blkio",
-        "hugetlb", "rdma", "misc", "net_cls", "net_prio", "perf_event", "devices",
+        "cgroup",
+        "memory",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "pids",
+        "freezer",
+        "io",
+        "blkio",
+        "hugetlb",
+        "rdma",
+        "misc",
+        "net_cls",
+        "net_prio",
+        "perf_event",
+        "devices",
     ];
     let reserved = matches!(name, "tasks" | "notify_on_release" | "release_agent")
         || name
@@ -249,7 +267,9 @@ impl Cgroups {
     fn setup_v1(found: &detect::Candidates, instance: &str) -> Result<Cgroups, String> {
         let name = root_name(instance)?;
         if found.v1.is_empty() {
-            return Err("cgroup v1: no memory, cpu, pids, cpuacct or freezer hierarchy is mounted".into());
+            return Err(
+                "cgroup v1: no memory, cpu, pids, cpuacct or freezer hierarchy is mounted".into(),
+            );
         }
         let hs = detect::setup_v1(&found.v1, &name)?;
         Ok(Cgroups {
@@ -270,7 +290,10 @@ impl Cgroups {
 
     /// 2 or 1; None without cgroups.
     pub fn version(&self) -> Option<u8> {
-        self.support.as_ref().ok().map(|t| if t.is_v2() { 2 } else { 1 })
+        self.support
+            .as_ref()
+            .ok()
+            .map(|t| if t.is_v2() { 2 } else { 1 })
     }
 
     /// The controllers usable for pods.
@@ -290,9 +313,11 @@ impl Cgroups {
     }
 
     fn tree(&self) -> Result<&Tree, CgroupError> {
-        self.support.as_ref().map_err(|reason| CgroupError::Unavailable {
-            reason: reason.clone(),
-        })
+        self.support
+            .as_ref()
+            .map_err(|reason| CgroupError::Unavailable {
+                reason: reason.clone(),
+            })
     }
 
     /// Makes pod `pod_uid`'s cgroup (idempotent).
@@ -361,7 +386,11 @@ impl Cgroups {
         if !tree.is_v2() {
             return Ok(None);
         }
-        let file = tree.membership().root.join(pod.pod_uid()).join("cgroup.events");
+        let file = tree
+            .membership()
+            .root
+            .join(pod.pod_uid())
+            .join("cgroup.events");
         EmptyWatch::new(&file)
             .map(Some)
             .map_err(|source| CgroupError::io(&file, source))
@@ -412,6 +441,20 @@ impl Cgroups {
         place::prepare(self.tree()?, process, res)
     }
 
+    /// The pod's directories (one per hierarchy).
+    pub fn pod_dirs(&self, pod: &PodCgroup) -> Vec<PathBuf> {
+        match self.tree() {
+            Ok(tree) => tree.dirs(pod.pod_uid()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The directory of `process` in the hierarchy holding `controller`
+    /// (for reading a file this module has no accessor for).
+    pub fn dir_of(&self, controller: Controller, process: &ProcessCgroup) -> Option<PathBuf> {
+        self.tree().ok()?.dir_for(controller, &process.relative())
+    }
+
     /// Limits `res` cannot get here: the reason, for `LimitsUnavailable`.
     pub(crate) fn refuses(&self, res: &Resources) -> Option<String> {
         match &self.support {
@@ -419,7 +462,13 @@ impl Cgroups {
             Ok(tree) => limits::needed(res)
                 .iter()
                 .find(|c| !tree.controllers().contains(*c))
-                .map(|c| format!("the {} controller is not available ({})", c.name(), describe_tree(tree))),
+                .map(|c| {
+                    format!(
+                        "the {} controller is not available ({})",
+                        c.name(),
+                        describe_tree(tree)
+                    )
+                }),
         }
     }
 }
@@ -427,8 +476,8 @@ impl Cgroups {
 fn read_proc() -> Result<detect::Candidates, String> {
     let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
         .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
-    let cgroup =
-        std::fs::read_to_string("/proc/self/cgroup").map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("/proc/self/cgroup: {e}"))?;
     Ok(detect::candidates(&mountinfo, &cgroup))
 }
 
@@ -460,10 +509,18 @@ fn describe_tree(tree: &Tree) -> String {
         format!("; without {lacking}: those limits are refused")
     };
     match tree {
-        Tree::V2(h) => format!("cgroup v2 ({}) at {}{lacking}", h.controllers, h.root.display()),
+        Tree::V2(h) => format!(
+            "cgroup v2 ({}) at {}{lacking}",
+            h.controllers,
+            h.root.display()
+        ),
         Tree::V1(hs) => {
             let roots: Vec<String> = hs.iter().map(|h| h.root.display().to_string()).collect();
-            format!("cgroup v1 ({}) at {}{lacking}", tree.controllers(), roots.join(", "))
+            format!(
+                "cgroup v1 ({}) at {}{lacking}",
+                tree.controllers(),
+                roots.join(", ")
+            )
         }
     }
 }
@@ -477,7 +534,16 @@ mod tests {
         assert!(PodCgroup::new("6f1c2a4e-0001-4b7e-9a51-3d2f8c0e0001").is_ok());
         let pod = PodCgroup::new("abc").unwrap();
         assert_eq!(pod.process("server").unwrap().relative(), "abc/server");
-        for bad in ["", ".", "..", "a/b", "cgroup.procs", "memory.max", "tasks", "x\0y"] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "cgroup.procs",
+            "memory.max",
+            "tasks",
+            "x\0y",
+        ] {
             assert!(PodCgroup::new(bad).is_err(), "{bad:?}");
             assert!(pod.process(bad).is_err(), "{bad:?}");
         }
@@ -497,7 +563,10 @@ mod tests {
             "none (running as uid 1000); processes with resources are refused"
         );
         let err = none.create_pod("abc").unwrap_err();
-        assert_eq!(err.to_string(), "cgroups are not available: running as uid 1000");
+        assert_eq!(
+            err.to_string(),
+            "cgroups are not available: running as uid 1000"
+        );
         assert_eq!(
             none.refuses(&Resources {
                 pids: Some(3),

@@ -59,7 +59,9 @@ pub(crate) fn prepare(
     for h in tree.hierarchies() {
         let dir = h.root.join(&rel);
         let made = match make_dir(&dir) {
-            Err(CgroupError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            Err(CgroupError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
                 ensure_pod(tree, cg.pod_uid())?;
                 make_dir(&dir)?
             }
@@ -85,7 +87,12 @@ pub(crate) fn prepare(
 }
 
 fn missing_controllers(have: Controllers, need: Controllers) -> Controllers {
-    Controllers::of(&need.iter().filter(|c| !have.contains(*c)).collect::<Vec<_>>())
+    Controllers::of(
+        &need
+            .iter()
+            .filter(|c| !have.contains(*c))
+            .collect::<Vec<_>>(),
+    )
 }
 
 fn open(path: &Path, flags: i32) -> Result<OwnedFd, CgroupError> {
@@ -104,14 +111,17 @@ fn open(path: &Path, flags: i32) -> Result<OwnedFd, CgroupError> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::super::controller::Controller;
+    use super::*;
 
     #[test]
     fn missing_is_need_minus_have() {
         let have = Controllers::of(&[Controller::Memory, Controller::Pids]);
         let need = Controllers::LIMITS;
-        assert_eq!(missing_controllers(have, need), Controllers::of(&[Controller::Cpu]));
+        assert_eq!(
+            missing_controllers(have, need),
+            Controllers::of(&[Controller::Cpu])
+        );
         assert!(missing_controllers(Controllers::V1_WANTED, need).is_empty());
     }
 }

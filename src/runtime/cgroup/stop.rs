@@ -134,7 +134,10 @@ impl Freezer {
 
     fn state_file(&self, freeze: bool) -> (PathBuf, &'static str) {
         match self {
-            Freezer::V1(d) => (d.join("freezer.state"), if freeze { "FROZEN" } else { "THAWED" }),
+            Freezer::V1(d) => (
+                d.join("freezer.state"),
+                if freeze { "FROZEN" } else { "THAWED" },
+            ),
             Freezer::V2(d) => (d.join("cgroup.freeze"), if freeze { "1" } else { "0" }),
         }
     }

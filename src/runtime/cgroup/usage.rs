@@ -22,7 +22,11 @@ pub(crate) fn usage(tree: &Tree, rel: &str) -> Result<Usage, CgroupError> {
     let v2 = tree.is_v2();
     let memory_bytes = match tree.dir_for(Controller::Memory, rel) {
         Some(dir) => {
-            let file = if v2 { "memory.current" } else { "memory.usage_in_bytes" };
+            let file = if v2 {
+                "memory.current"
+            } else {
+                "memory.usage_in_bytes"
+            };
             Some(number(&read(&dir.join(file))?, &dir.join(file))?)
         }
         None => None,
@@ -46,24 +50,32 @@ pub(crate) fn usage(tree: &Tree, rel: &str) -> Result<Usage, CgroupError> {
 
 /// How many processes the OOM killer has killed in `rel` and below
 /// (the kernel counts global OOM kills there too). Compare the values
-/// before and after an exit to tell an OOM kill from any other SIGKILL.
+/// before a spawn and after the exit to tell an OOM kill from any other
+/// SIGKILL. A process cgroup not made yet has had none: 0.
 pub(crate) fn oom_kills(tree: &Tree, rel: &str) -> Result<u64, CgroupError> {
-    let dir = tree
-        .dir_for(Controller::Memory, rel)
-        .ok_or_else(|| CgroupError::MissingController {
-            controller: Controller::Memory.name(),
-            hierarchy: super::describe_tree(tree),
-        })?;
+    let dir =
+        tree.dir_for(Controller::Memory, rel)
+            .ok_or_else(|| CgroupError::MissingController {
+                controller: Controller::Memory.name(),
+                hierarchy: super::describe_tree(tree),
+            })?;
     let file = dir.join(if tree.is_v2() {
         "memory.events"
     } else {
         "memory.oom_control"
     });
+    // Not made yet (read before a first spawn): no OOM kill in it.
+    if !dir.exists() {
+        return Ok(0);
+    }
     let text = read(&file)?;
     keyed(&text, "oom_kill").ok_or_else(|| {
         CgroupError::io(
             &file,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, "no oom_kill line (kernel before 4.13?)"),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "no oom_kill line (kernel before 4.13?)",
+            ),
         )
     })
 }
@@ -72,7 +84,10 @@ fn number(text: &str, path: &std::path::Path) -> Result<u64, CgroupError> {
     text.trim().parse().map_err(|_| {
         CgroupError::io(
             path,
-            std::io::Error::new(std::io::ErrorKind::InvalidData, format!("not a number: {text:?}")),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("not a number: {text:?}"),
+            ),
         )
     })
 }
