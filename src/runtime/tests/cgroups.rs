@@ -1,7 +1,8 @@
-//! Limits through cgroups, with real processes (cgroup v1 here: the v2
-//! mount of this machine has no controllers; see tree_stop.rs for v2):
-//! OOM kills, the pids limit, the CPU quota, usage, and the refusal of
-//! limits where no cgroup can enforce them.
+//! Limits through cgroups, with real processes, in the hierarchy the
+//! daemon would choose on this host (v1 on the build machine, whose v2
+//! mount has no controllers; v2 on a systemd host): OOM kills, the pids
+//! limit, the CPU quota, usage, and the refusal of limits where no cgroup
+//! can enforce them.
 
 use super::*;
 use crate::api::{CpuQuantity, MemoryQuantity, Resources};
@@ -27,6 +28,14 @@ fn memory(bytes: u64) -> Resources {
     }
 }
 
+/// The memory limit file of the chosen hierarchy, and its "no limit".
+fn memory_limit_file(sb: &Sandbox) -> (&'static str, &'static str) {
+    match sb.rt.cgroups().version() {
+        Some(2) => ("memory.max", "max"),
+        _ => ("memory.limit_in_bytes", "9223372036854771712"),
+    }
+}
+
 /// The controller-specific file of a process, as a number.
 fn read_keyed(path: &Path, key: &str) -> u64 {
     let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -38,7 +47,7 @@ fn read_keyed(path: &Path, key: &str) -> u64 {
 
 #[test]
 fn memory_hog_is_oom_killed_and_counted_as_such() {
-    let mut sb = Sandbox::with_cgroups(1);
+    let mut sb = Sandbox::with_cgroups(0);
     let pod = sb.pod("hog");
     let hog = pod.process("hog").unwrap();
     // 256 MiB of bytes, written, against a 48 MiB limit.
@@ -78,7 +87,7 @@ fn memory_hog_is_oom_killed_and_counted_as_such() {
 
 #[test]
 fn a_restarted_process_gets_its_limits_reset() {
-    let mut sb = Sandbox::with_cgroups(1);
+    let mut sb = Sandbox::with_cgroups(0);
     let pod = sb.pod("reset");
     let cg = pod.process("main").unwrap();
     let pid = sb
@@ -115,7 +124,7 @@ fn fork_loop_stops_at_its_pids_limit_isolated() {
     }
     // Orphaned sleeps come to us, so every one is reaped here.
     become_subreaper().unwrap();
-    let mut sb = Sandbox::with_cgroups(1);
+    let mut sb = Sandbox::with_cgroups(0);
     let pod = sb.pod("forks");
     let cg = pod.process("loop").unwrap();
     let script =
@@ -165,7 +174,7 @@ fn fork_loop_stops_at_its_pids_limit_isolated() {
 
 #[test]
 fn cpu_spinner_under_a_fifth_of_a_core_gets_about_a_fifth() {
-    let mut sb = Sandbox::with_cgroups(1);
+    let mut sb = Sandbox::with_cgroups(0);
     let pod = sb.pod("spin");
     let cg = pod.process("spin").unwrap();
     let res = Resources {
@@ -183,7 +192,8 @@ fn cpu_spinner_under_a_fifth_of_a_core_gets_about_a_fifth() {
         .unwrap()
         .pid;
     // The cgroup's own accounting on both sides: CPU time used
-    // (cpuacct) over the CFS periods it was runnable in (cpu.stat), not
+    // (cpuacct, v2 cpu.stat) over the CFS periods it was runnable in
+    // (cpu.stat nr_periods), not
     // wall time, so a loaded machine cannot make it look throttled.
     let stat = sb.cgroup_file(Controller::Cpu, &cg, "cpu.stat");
     let used = || sb.rt.cgroups().process_usage(&cg).unwrap().cpu.unwrap();
@@ -214,7 +224,7 @@ fn cpu_spinner_under_a_fifth_of_a_core_gets_about_a_fifth() {
 
 #[test]
 fn usage_reports_memory_and_cpu_of_the_pod() {
-    let mut sb = Sandbox::with_cgroups(1);
+    let mut sb = Sandbox::with_cgroups(0);
     let pod = sb.pod("usage");
     let mut req = sb.req(&[
         "python3",
@@ -233,7 +243,7 @@ fn usage_reports_memory_and_cpu_of_the_pod() {
 }
 
 #[test]
-fn the_process_runs_in_its_cgroup_in_every_hierarchy() {
+fn the_process_runs_in_its_cgroup_in_every_v1_hierarchy() {
     let mut sb = Sandbox::with_cgroups(1);
     let pod = sb.pod("placed");
     let cg = pod.process("main").unwrap();
@@ -283,7 +293,7 @@ fn resources_are_refused_without_cgroups_and_plain_requests_still_run() {
     assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
 
     // With cgroups, but the request names none.
-    let mut sb = Sandbox::with_cgroups(1);
+    let mut sb = Sandbox::with_cgroups(0);
     let mut req = sb.req(&["true"]);
     req.resources = Some(memory(64 << 20));
     assert!(matches!(

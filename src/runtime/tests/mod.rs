@@ -86,11 +86,20 @@ impl Sandbox {
     }
 
     /// A sandbox whose runtime puts pods in cgroups of `version` (1 or
-    /// 2), under an instance root of its own.
+    /// 2; 0: whichever the daemon would choose here), under an instance
+    /// root of its own.
     fn with_cgroups(version: u8) -> Sandbox {
         let mut sb = Sandbox::new();
         let instance = format!("test-{}", sb.marker);
         let cgroups = match version {
+            0 => {
+                let c = Cgroups::detect(&instance);
+                if c.is_available() {
+                    Ok(c)
+                } else {
+                    Err(c.describe())
+                }
+            }
             1 => Cgroups::detect_v1(&instance),
             _ => Cgroups::detect_v2(&instance),
         }
