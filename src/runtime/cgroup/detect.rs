@@ -170,21 +170,120 @@ pub(crate) fn v2_available(c: &Candidate) -> Controllers {
         .unwrap_or_default()
 }
 
-/// Makes `own/NAME` the v2 instance root with every limit controller
-/// `own` offers enabled for pods. Err: why v2 cannot be used.
-///
+/// Where v2 pods go, relative to the daemon's own cgroup.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum V2Base {
+    /// The instance root goes in the daemon's own cgroup (the hierarchy
+    /// root, or one the daemon moves out of first: `leave` = true).
+    Own { leave: bool },
+    /// Beside the daemon: in the delegated cgroup its own is a leaf of
+    /// (systemd's `DelegateSubgroup=`), which already passes controllers
+    /// down. Nothing moves, and a restarted daemon is put back into its
+    /// leaf by systemd.
+    Parent,
+}
+
 /// The v2 rule that shapes this: a cgroup other than the root that
-/// enables controllers for its children may hold no process itself. So
-/// when the daemon sits in a non-root cgroup (a systemd service), it
-/// first moves itself into a leaf of its own, `own/NAME-daemon` (what
-/// systemd's `DelegateSubgroup=` does), which only works if nothing else
-/// lives in `own`: true for a service with `Delegate=yes`, false for a
-/// login session (then v2 is refused with the reason).
+/// passes controllers to its children may hold no process itself.
+/// - own is the root: pods below it;
+/// - own is a leaf of a delegated cgroup (systemd marks delegated
+///   cgroups with the `trusted.delegate` xattr): pods beside the daemon;
+/// - own is delegated itself (systemd before 254 has no
+///   `DelegateSubgroup=`), or unmarked with nothing else in it: the
+///   daemon moves into a leaf `own/NAME-daemon` and pods go below own.
+///   Hazard: systemd then cannot restart the service into `own` while
+///   pods live (EBUSY): see the module docs;
+/// - else (a login session: other processes live in own): refused.
+pub(crate) fn v2_base(
+    own_is_root: bool,
+    delegated: Delegation,
+    others_in_own: usize,
+) -> Result<V2Base, String> {
+    if own_is_root {
+        return Ok(V2Base::Own { leave: false });
+    }
+    match delegated {
+        Delegation::Parent => Ok(V2Base::Parent),
+        _ if others_in_own > 0 => Err(format!(
+            "the daemon's cgroup holds {others_in_own} other process(es), so controllers \
+             cannot be passed below it; run drover in a cgroup of its own (the packaged \
+             systemd unit has Delegate=yes; by hand: systemd-run --scope -p Delegate=yes ...)"
+        )),
+        Delegation::Own | Delegation::None => Ok(V2Base::Own { leave: true }),
+    }
+}
+
+/// Which cgroup systemd marked as delegated to us, if any.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Delegation {
+    None,
+    Own,
+    Parent,
+}
+
+/// systemd (251+) sets `trusted.delegate` (and, unprivileged,
+/// `user.delegate`) on the cgroups it delegates.
+fn is_marked_delegated(dir: &Path) -> bool {
+    let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
+        return false;
+    };
+    ["trusted.delegate", "user.delegate"].iter().any(|name| {
+        let name = std::ffi::CString::new(*name).expect("no NUL");
+        let mut buf = [0u8; 8];
+        // SAFETY: valid NUL-terminated strings and buffer.
+        let n = unsafe {
+            libc::getxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        n > 0 && buf[0] == b'1'
+    })
+}
+
+fn delegation(c: &Candidate) -> Delegation {
+    if is_marked_delegated(&c.own) {
+        Delegation::Own
+    } else if c.own.parent().is_some_and(is_marked_delegated) {
+        Delegation::Parent
+    } else {
+        Delegation::None
+    }
+}
+
+/// Makes the v2 instance root `NAME` with every limit controller on
+/// offer passed down to pods ([`v2_base`] says where). Err: why v2
+/// cannot be used.
 pub(crate) fn setup_v2(c: &Candidate, name: &str) -> Result<Hierarchy, String> {
     let why = |e: super::CgroupError| format!("cgroup v2: {e}");
-    let available = v2_available(c).intersect(Controllers::LIMITS);
-    let is_root = c.own_in_hierarchy == "/";
-    let enabled = read(&c.own.join("cgroup.subtree_control"))
+    let own_is_root = c.own_in_hierarchy == "/";
+    let me = std::process::id() as i32;
+    let others = if own_is_root {
+        0
+    } else {
+        let procs = read(&c.own.join("cgroup.procs")).map_err(why)?;
+        super::hierarchy::parse_pids(&procs)
+            .into_iter()
+            .filter(|p| *p != me)
+            .count()
+    };
+    let base =
+        v2_base(own_is_root, delegation(c), others).map_err(|e| format!("cgroup v2: {e}"))?;
+    let (base_dir, base_in_hierarchy) = match base {
+        V2Base::Parent => (
+            c.own.parent().expect("not the root").to_path_buf(),
+            parent_cgroup_path(&c.own_in_hierarchy),
+        ),
+        V2Base::Own { .. } => (c.own.clone(), c.own_in_hierarchy.clone()),
+    };
+    let available = v2_available(&Candidate {
+        own: base_dir.clone(),
+        ..c.clone()
+    })
+    .intersect(Controllers::LIMITS);
+    let enabled = read(&base_dir.join("cgroup.subtree_control"))
         .map(|t| Controllers::parse(&t))
         .map_err(why)?;
     let to_enable = Controllers::of(
@@ -193,42 +292,28 @@ pub(crate) fn setup_v2(c: &Candidate, name: &str) -> Result<Hierarchy, String> {
             .filter(|x| !enabled.contains(*x))
             .collect::<Vec<_>>(),
     );
-    if !is_root && !to_enable.is_empty() {
-        leave_own_cgroup(c, name)?;
+    if base == (V2Base::Own { leave: true }) && !to_enable.is_empty() {
+        let leaf = c.own.join(format!("{name}-daemon"));
+        make_dir(&leaf).map_err(why)?;
+        write(&leaf.join("cgroup.procs"), &me.to_string()).map_err(why)?;
     }
-    enable(&c.own, to_enable).map_err(why)?;
-    let root = c.own.join(name);
+    enable(&base_dir, to_enable).map_err(why)?;
+    let root = base_dir.join(name);
     make_dir(&root).map_err(why)?;
     enable(&root, available).map_err(why)?;
     Ok(Hierarchy {
         controllers: available,
         root,
-        root_in_hierarchy: join_cgroup_path(&c.own_in_hierarchy, name),
+        root_in_hierarchy: join_cgroup_path(&base_in_hierarchy, name),
         proc_key: String::new(),
     })
 }
 
-/// Moves this whole process (every thread) into `own/NAME-daemon`.
-fn leave_own_cgroup(c: &Candidate, name: &str) -> Result<(), String> {
-    let me = std::process::id() as i32;
-    let procs = read(&c.own.join("cgroup.procs")).map_err(|e| format!("cgroup v2: {e}"))?;
-    let others: Vec<i32> = super::hierarchy::parse_pids(&procs)
-        .into_iter()
-        .filter(|p| *p != me)
-        .collect();
-    if !others.is_empty() {
-        return Err(format!(
-            "cgroup v2: {} holds other processes too ({} of them), so drover cannot \
-             delegate controllers below it; run drover in a cgroup of its own \
-             (the packaged systemd unit has Delegate=yes; by hand: \
-             systemd-run --scope -p Delegate=yes drover ...)",
-            c.own.display(),
-            others.len()
-        ));
+fn parent_cgroup_path(path: &str) -> String {
+    match path.trim_end_matches('/').rsplit_once('/') {
+        Some(("", _)) | None => "/".to_string(),
+        Some((parent, _)) => parent.to_string(),
     }
-    let leaf = c.own.join(format!("{name}-daemon"));
-    make_dir(&leaf).map_err(|e| format!("cgroup v2: {e}"))?;
-    write(&leaf.join("cgroup.procs"), &me.to_string()).map_err(|e| format!("cgroup v2: {e}"))
 }
 
 /// `+memory +cpu ...` into `dir/cgroup.subtree_control`.
@@ -389,6 +474,26 @@ mod tests {
         assert_eq!(order(Some(0), None), vec![V2]);
         assert_eq!(order(None, Some(0)), vec![V1]);
         assert_eq!(order(None, None), vec![]);
+    }
+
+    #[test]
+    fn v2_pods_go_where_no_process_is_left_inside_an_inner_cgroup() {
+        use Delegation::*;
+        assert_eq!(v2_base(true, None, 5), Ok(V2Base::Own { leave: false }));
+        // systemd 254+ with DelegateSubgroup=: beside the daemon's leaf.
+        assert_eq!(v2_base(false, Parent, 0), Ok(V2Base::Parent));
+        // Delegate=yes alone, or a scope of its own: out of own first.
+        assert_eq!(v2_base(false, Own, 0), Ok(V2Base::Own { leave: true }));
+        assert_eq!(v2_base(false, None, 0), Ok(V2Base::Own { leave: true }));
+        // A login session: the shell is there too.
+        let err = v2_base(false, None, 2).unwrap_err();
+        assert!(err.contains("2 other process(es)"), "{err}");
+        assert!(v2_base(false, Own, 1).is_err());
+        assert_eq!(
+            parent_cgroup_path("/system.slice/drover.service/supervisor"),
+            "/system.slice/drover.service"
+        );
+        assert_eq!(parent_cgroup_path("/a"), "/");
     }
 
     #[test]

@@ -7,18 +7,31 @@
 //! decides nothing about pods: the agent says when.
 //!
 //! ## Layout
-//! `<the daemon's own cgroup>/drover-<instance>/<pod uid>/<process name>`
-//! in the one v2 hierarchy, or in each v1 hierarchy used (memory, cpu,
-//! cpuacct, pids, freezer). Limits are per process (`resources` is a
-//! process field) and live on the process's cgroup; the pod's cgroup
-//! holds its processes' cgroups and is what is killed, measured and
-//! removed. The instance root keeps several daemons on one machine apart.
+//! `<base>/drover-<instance>/<pod uid>/<process name>` in the one v2
+//! hierarchy, or in each v1 hierarchy used (memory, cpu, cpuacct, pids,
+//! freezer). Limits are per process (`resources` is a process field) and
+//! live on the process's cgroup; the pod's cgroup holds its processes'
+//! cgroups and is what is killed, measured and removed. The instance root
+//! keeps several daemons on one machine apart.
+//!
+//! `<base>` is the daemon's own cgroup (v1: in each hierarchy), so pods
+//! stay inside whatever the daemon was given. v2 forbids processes in a
+//! cgroup that passes controllers down, hence (detect.rs, `v2_base`): at
+//! the hierarchy root, below it; under systemd 254+ with
+//! `Delegate=yes` + `DelegateSubgroup=supervisor` (the daemon in a leaf
+//! of the delegated cgroup), beside the daemon, in the delegated cgroup;
+//! with `Delegate=yes` alone (systemd 252, Debian 12), the daemon first
+//! moves itself into `<own>/drover-<instance>-daemon`. HAZARD of that
+//! last case: the service's cgroup now passes controllers down, and
+//! systemd cannot start a new main process in it while pods live
+//! (EBUSY, status 219/CGROUP): a crashed daemon is not restarted until
+//! its pods are gone. `daemon-reexec` (same process) is unaffected.
 //!
 //! ## Which hierarchy ([`Cgroups::detect`], once, at daemon start)
 //! cgroup v2 where it offers the limit controllers in a subtree we may
-//! write (under systemd: the service's delegated subtree, `Delegate=yes`);
-//! else the v1 controllers. [`Cgroups::describe`] says which, for
-//! `describe node` and the daemon's first log line. Without either
+//! write; else the v1 controllers (a hybrid host like the build machine,
+//! whose v2 mount has no controller). [`Cgroups::describe`] says which,
+//! for `describe node` and the daemon's first log line. Without either
 //! (non-root `drover up`, a read-only cgroupfs) nothing is refused but
 //! limits: a spawn that asks for `resources` fails with
 //! `SpawnError::LimitsUnavailable` and never runs unlimited, and a
