@@ -61,9 +61,8 @@ fn memory_hog_is_oom_killed_and_counted_as_such() {
     let before = sb.rt.oom_kills(&hog).unwrap();
     assert_eq!(before, 0, "no cgroup yet, so no OOM kill in it");
     let pid = sb.spawn(&req).unwrap().pid;
-    let limit =
-        fs::read_to_string(sb.cgroup_file(Controller::Memory, &hog, "memory.limit_in_bytes"))
-            .unwrap();
+    let (limit_file, _) = memory_limit_file(&sb);
+    let limit = fs::read_to_string(sb.cgroup_file(Controller::Memory, &hog, limit_file)).unwrap();
     assert_eq!(limit.trim(), (48u64 << 20).to_string());
     let exit = sb.wait_exit(pid);
     assert_eq!(exit, ExitReason::Signal(libc::SIGKILL), "log: {}", sb.log());
@@ -77,8 +76,7 @@ fn memory_hog_is_oom_killed_and_counted_as_such() {
 
     // Any other SIGKILL is not an OOM kill: the count does not move.
     let other = pod.process("other").unwrap();
-    let mut req = limited(&sb, &pod, "other", &["sleep", "1000"], memory(48 << 20));
-    req.cgroup = Some(other.clone());
+    let req = limited(&sb, &pod, "other", &["sleep", "1000"], memory(48 << 20));
     let pid = sb.spawn(&req).unwrap().pid;
     sb.rt.signal(pid, libc::SIGKILL).unwrap();
     assert_eq!(sb.wait_exit(pid), ExitReason::Signal(libc::SIGKILL));
@@ -95,7 +93,8 @@ fn a_restarted_process_gets_its_limits_reset() {
         .unwrap()
         .pid;
     sb.wait_exit(pid);
-    let file = sb.cgroup_file(Controller::Memory, &cg, "memory.limit_in_bytes");
+    let (limit_file, unlimited) = memory_limit_file(&sb);
+    let file = sb.cgroup_file(Controller::Memory, &cg, limit_file);
     assert_eq!(
         fs::read_to_string(&file).unwrap().trim(),
         (32u64 << 20).to_string()
@@ -105,10 +104,7 @@ fn a_restarted_process_gets_its_limits_reset() {
     req.cgroup = Some(cg.clone());
     let pid = sb.spawn(&req).unwrap().pid;
     sb.wait_exit(pid);
-    assert_eq!(
-        fs::read_to_string(&file).unwrap().trim(),
-        "9223372036854771712"
-    );
+    assert_eq!(fs::read_to_string(&file).unwrap().trim(), unlimited);
 }
 
 #[test]
