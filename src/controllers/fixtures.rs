@@ -237,6 +237,7 @@ pub fn rs(name: &str, replicas: u32) -> ReplicaSet {
                 labels: app,
                 spec: pod_spec(),
             },
+            allow_broad_selector: false,
         },
         status: ReplicaSetStatus::default(),
     }
@@ -254,6 +255,7 @@ pub fn rc(name: &str, replicas: u32) -> ReplicationController {
                 labels: app,
                 spec: pod_spec(),
             },
+            allow_broad_selector: false,
         },
         status: ReplicaSetStatus::default(),
     }

@@ -1,0 +1,5 @@
+//! Unit file tests: what is accepted, and what users are told about each
+//! mistake (position and wording).
+
+mod jobs;
+mod mistakes;
