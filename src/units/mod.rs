@@ -278,7 +278,13 @@ fn parse(
         )]);
     }
     let src = Source::new(path, text);
-    let (mut object, name_at) = validate::validate(&src, now)?;
+    let validated = validate::validate(&src, now);
+    let mut object = match (validated.object, validated.diags.is_empty()) {
+        (Some(object), true) => object,
+        (_, false) => return Err(validated.diags),
+        (None, true) => return Err(vec![Diagnostic::file(path, "not a unit file")]),
+    };
+    let name_at = validated.name_at;
     let meta = object.meta_mut();
     meta.annotations.insert(
         annotations::SOURCE_FILE.to_string(),

@@ -71,10 +71,6 @@ fn cost(len: usize) -> usize {
     len + 1 + std::mem::size_of::<usize>()
 }
 
-fn kib(n: usize) -> String {
-    format!("{} KiB", n.div_ceil(1024))
-}
-
 /// Problems with the size of what one exec passes: each argument and each
 /// `KEY=VALUE` under [`MAX_ARG_STRLEN`], all of them under [`ARG_MAX`]
 /// less [`ENV_HEADROOM`]. `env_path` is `None` for a probe's command (its
@@ -87,8 +83,8 @@ pub fn exec_size(
 ) -> Vec<Problem> {
     let mut out = Vec::new();
     let too_long = format!(
-        "Linux refuses an argument or environment string of {} or more (MAX_ARG_STRLEN)",
-        kib(MAX_ARG_STRLEN)
+        "Linux refuses an argument or environment string of {MAX_ARG_STRLEN} bytes or more, \
+         its NUL included (MAX_ARG_STRLEN)"
     );
     let mut argv_total = 0;
     for (i, arg) in argv.iter().enumerate() {
@@ -98,7 +94,7 @@ pub fn exec_size(
             out.push(
                 Problem::value(
                     format!("{argv_path}[{i}]"),
-                    format!("this argument is {} long", kib(len)),
+                    format!("this argument is {len} bytes long"),
                 )
                 .label(too_long.clone())
                 .help("pass large data in a file, or through standard input"),
@@ -113,7 +109,7 @@ pub fn exec_size(
             out.push(
                 Problem::value(
                     super::join(path, k),
-                    format!("the variable `{k}` is {} long", kib(len)),
+                    format!("the variable `{k}` is {len} bytes long"),
                 )
                 .label(too_long.clone())
                 .help("pass large data in a file, and its path in the variable"),
@@ -130,16 +126,13 @@ pub fn exec_size(
             Problem::value(
                 at,
                 format!(
-                    "`command` and `env` take {} at exec, over the {} a unit may use",
-                    kib(argv_total + env_total),
-                    kib(limit)
+                    "`command` and `env` take {} bytes at exec, over the {limit} a unit may use",
+                    argv_total + env_total
                 ),
             )
             .label(format!(
-                "Linux refuses arguments and environment over {} together (ARG_MAX); {} \
-                 are kept for the variables drover adds",
-                kib(ARG_MAX),
-                kib(ENV_HEADROOM)
+                "Linux refuses arguments and environment over {ARG_MAX} bytes together \
+                 (ARG_MAX); {ENV_HEADROOM} are kept for the variables drover adds"
             ))
             .help("pass large data in a file, or through standard input"),
         );

@@ -10,6 +10,15 @@ use std::collections::BTreeMap;
 /// process in a loop.
 pub const SCHEMES: &[&str] = &["http"];
 
+/// HTTP header names are tokens (RFC 9110): letters, digits and a few
+/// symbols such as '-'.
+fn is_token(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c))
+}
+
 impl Checks {
     pub(super) fn probe(
         &mut self,
@@ -25,9 +34,18 @@ impl Checks {
                 port,
                 host,
                 scheme,
-                ..
+                headers,
             } => {
                 let at = join(path, "http_get");
+                for name in headers.keys().filter(|k| !is_token(k)) {
+                    self.push(
+                        Problem::key(
+                            join(&join(&at, "headers"), name),
+                            format!("invalid HTTP header name `{name}`"),
+                        )
+                        .label("expected letters, digits and '-'"),
+                    );
+                }
                 if !p.starts_with('/') {
                     self.push(
                         Problem::value(

@@ -18,14 +18,28 @@ use serde::Deserialize;
 /// Builds the object of a kind from its `[spec]`.
 type Build<'a, S> = for<'t> fn(&mut Validator<'a>, &Tab<'t, S>, ObjectMeta) -> Object;
 
-/// Reads one unit file's text: the object and where its name is, or every
-/// mistake in it, in file order.
-pub(crate) fn validate(
-    src: &Source,
-    now: DateTime<Utc>,
-) -> Result<(Object, Location), Vec<Diagnostic>> {
-    let first = RawKind::deserialize(toml::Deserializer::new(src.text))
-        .map_err(|e| vec![syntax_error(src, &e)])?;
+/// What a file holds: the object (built with stand-ins for what was
+/// wrong, `None` when the kind is unknown or the file is not TOML), where
+/// its name is, and every mistake in file order. The object is good only
+/// when there is no diagnostic.
+pub(crate) struct Validated {
+    pub object: Option<Object>,
+    pub name_at: Location,
+    pub diags: Vec<Diagnostic>,
+}
+
+/// Reads one unit file's text.
+pub(crate) fn validate(src: &Source, now: DateTime<Utc>) -> Validated {
+    let first = match RawKind::deserialize(toml::Deserializer::new(src.text)) {
+        Ok(first) => first,
+        Err(e) => {
+            return Validated {
+                object: None,
+                name_at: src.locate(Span::new(0, 0)),
+                diags: vec![syntax_error(src, &e)],
+            }
+        }
+    };
     let kind = first
         .kind
         .and_then(|k| k.value.ok())
@@ -45,8 +59,14 @@ pub(crate) fn validate(
         Some(Kind::Job) => v.unit::<RawJobSpec>(kind, now, Some(Validator::job)),
         Some(Kind::CronJob) => v.unit::<RawCronJobSpec>(kind, now, Some(Validator::cronjob)),
         _ => v.unit::<RawUnknownSpec>(None, now, None),
-    }
-    .map_err(|d| vec![*d])?;
+    };
+    let object = match object {
+        Ok(object) => object,
+        Err(d) => {
+            v.diags.push(*d);
+            None
+        }
+    };
     if let Some(object) = &object {
         for p in rules::check(object) {
             if let Some(d) = v.place(p) {
@@ -54,18 +74,17 @@ pub(crate) fn validate(
             }
         }
     }
+    let name_at = v
+        .index
+        .get("metadata.name")
+        .and_then(|s| s.value)
+        .unwrap_or(Span::new(0, 0));
     let mut diags = v.diags;
     diags.sort_by_key(|d| (d.line, d.col));
-    match object {
-        Some(object) if diags.is_empty() => {
-            let name_at = v
-                .index
-                .get("metadata.name")
-                .and_then(|s| s.value)
-                .unwrap_or(Span::new(0, 0));
-            Ok((object, src.locate(name_at)))
-        }
-        _ => Err(diags),
+    Validated {
+        object,
+        name_at: src.locate(name_at),
+        diags,
     }
 }
 
