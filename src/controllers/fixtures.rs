@@ -372,6 +372,7 @@ pub fn ds(name: &str) -> DaemonSet {
                 labels: app,
                 spec: pod_spec(),
             },
+            allow_broad_selector: false,
         },
         status: DaemonSetStatus::default(),
     }
