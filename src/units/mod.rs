@@ -120,6 +120,7 @@ mod diagnostic;
 mod files;
 mod raw;
 pub mod rules;
+mod serde_names;
 mod spanned;
 mod suggest;
 mod validate;

@@ -2,7 +2,7 @@
 //! value with its position ([`Val`]), every field optional so that a
 //! missing one is the validator's diagnostic, not serde's. These structs
 //! are the schema: the "expected one of" lists and the did-you-mean
-//! candidates are their serde field lists ([`super::spanned::fields_of`]).
+//! candidates are their serde field lists ([`super::serde_names::fields_of`]).
 //!
 //! A unit is read twice: first only its `kind` ([`RawKind`]), then the
 //! whole file as [`RawUnit`] with the `[spec]` of that kind (serde cannot

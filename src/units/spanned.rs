@@ -17,9 +17,7 @@
 //! toml's `Spanned` cannot be used directly: it fails on tables that have
 //! no position of their own (`spec` when the file only has
 //! `[spec.template]`), and inside `#[serde(flatten)]` (which buffers the
-//! values and loses positions). [`fields_of`] and [`variants_of`] read the
-//! names serde generated for a struct or an enum: the "expected one of"
-//! lists and the did-you-mean candidates come from the types themselves.
+//! values and loses positions).
 
 use super::diagnostic::Span;
 use serde::de::value::StringDeserializer;
@@ -488,69 +486,6 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 }
 
-/// The field names serde generated for the struct `T`, in declaration
-/// order: the schema's own "expected one of" list.
-pub fn fields_of<T: DeserializeOwned>() -> &'static [&'static str] {
-    let mut names = Names::default();
-    let _ = T::deserialize(&mut names);
-    names.fields
-}
-
-/// The variant names serde generated for the enum `T`.
-pub fn variants_of<T: DeserializeOwned>() -> &'static [&'static str] {
-    let mut names = Names::default();
-    let _ = T::deserialize(&mut names);
-    names.variants
-}
-
-/// A deserializer that only records the names serde asks it for.
-#[derive(Default)]
-struct Names {
-    fields: &'static [&'static str],
-    variants: &'static [&'static str],
-}
-
-impl<'de> Deserializer<'de> for &mut Names {
-    type Error = de::value::Error;
-
-    fn deserialize_struct<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        fields: &'static [&'static str],
-        _visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.fields = fields;
-        Err(de::Error::custom("names only"))
-    }
-
-    fn deserialize_enum<V: Visitor<'de>>(
-        self,
-        _name: &'static str,
-        variants: &'static [&'static str],
-        _visitor: V,
-    ) -> Result<V::Value, Self::Error> {
-        self.variants = variants;
-        Err(de::Error::custom("names only"))
-    }
-
-    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Self::Error> {
-        Err(de::Error::custom("names only"))
-    }
-
-    serde::forward_to_deserialize_any! {
-        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
-        bytes byte_buf option unit unit_struct newtype_struct seq tuple
-        tuple_struct map identifier ignored_any
-    }
-}
-
-/// Reads `text` as the enum `T` by its serde variant names
-/// (`"OnFailure"` -> `RestartPolicy::OnFailure`).
-pub fn parse_variant<T: DeserializeOwned>(text: &str) -> Option<T> {
-    let d: de::value::StrDeserializer<de::value::Error> = text.into_deserializer();
-    T::deserialize(d).ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -660,19 +595,5 @@ mod tests {
         let t = root.value.unwrap();
         assert_eq!(t.value.inner.unwrap().value.err(), Some(Found::Integer));
         assert_eq!(t.value.list.unwrap().value.err(), Some(Found::String));
-    }
-
-    #[test]
-    fn names_from_serde() {
-        assert_eq!(fields_of::<Inner>(), ["a", "b"]);
-        assert_eq!(
-            variants_of::<crate::api::RestartPolicy>(),
-            ["Always", "OnFailure", "Never"]
-        );
-        assert_eq!(
-            parse_variant::<crate::api::RestartPolicy>("Never"),
-            Some(crate::api::RestartPolicy::Never)
-        );
-        assert_eq!(parse_variant::<crate::api::RestartPolicy>("never"), None);
     }
 }

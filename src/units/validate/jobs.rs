@@ -15,7 +15,8 @@ use crate::api::{
     Object, ObjectMeta, PodSpec, PodTemplate,
 };
 use crate::units::raw::{RawCronJobSpec, RawJobSpec, RawJobTemplate, RawPodSpec, RawTemplate};
-use crate::units::spanned::{fields_of, Table};
+use crate::units::serde_names::fields_of;
+use crate::units::spanned::Table;
 
 fn job_spec_hint(key: &str) -> Option<String> {
     Some(match key {

@@ -24,7 +24,8 @@ pub(crate) use unit::validate;
 
 use super::diagnostic::{Diagnostic, Location, Source, Span};
 use super::rules::{self, Part, Problem, Target};
-use super::spanned::{self, Found, Map, Shape, Table, Val};
+use super::serde_names;
+use super::spanned::{Found, Map, Shape, Table, Val};
 use super::suggest;
 use crate::api::duration::parse_duration;
 use crate::api::{Dur, Labels};
@@ -401,10 +402,10 @@ impl<'a> Validator<'a> {
         what: &str,
     ) -> Option<E> {
         let s = self.get(f)?;
-        if let Some(e) = spanned::parse_variant::<E>(s) {
+        if let Some(e) = serde_names::parse_variant::<E>(s) {
             return Some(e);
         }
-        let options = spanned::variants_of::<E>();
+        let options = serde_names::variants_of::<E>();
         let mut d = self
             .diag(f.value_span(), format!("unknown {what} \"{s}\""))
             .with_label(format!("expected one of: {}", options.join(", ")));

@@ -331,7 +331,7 @@ impl Validator<'_> {
                             format!("invalid rlimit {shown} for `{}`", entry.key),
                         )
                         .with_label(format!("expected {expected}"));
-                    if matches!(other, Scalar::Str(s) if s.eq_ignore_ascii_case("unlimited") || s == "infinity")
+                    if matches!(other, Scalar::Str(s) if s.eq_ignore_ascii_case("unlimited") || s.starts_with("infinit"))
                     {
                         d = d.with_help(format!("write {} = \"unlimited\"", entry.key));
                     }

@@ -13,7 +13,8 @@ use crate::units::raw::{
     RawSelector, RawTemplate,
 };
 use crate::units::rules::names::inline_labels;
-use crate::units::spanned::{fields_of, Map, Table};
+use crate::units::serde_names::fields_of;
+use crate::units::spanned::{Map, Table};
 
 fn set_spec_hint(key: &str) -> Option<String> {
     if key == "labels" || fields_of::<RawPodSpec>().contains(&key) {

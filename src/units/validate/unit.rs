@@ -9,7 +9,8 @@ use crate::units::raw::{
     RawReplicationControllerSpec, RawUnit, RawUnknownSpec,
 };
 use crate::units::rules::{self, names, UNIT_KINDS};
-use crate::units::spanned::{fields_of, Table, Val};
+use crate::units::serde_names::fields_of;
+use crate::units::spanned::{Table, Val};
 use crate::units::suggest;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
