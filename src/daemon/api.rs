@@ -163,7 +163,7 @@ impl Daemon {
         };
         let now = Daemon::wall();
         let units = if dir.exists() {
-            crate::units::load_path(&dir, now)
+            crate::units::load_units_dir(&dir, now)
                 .map_err(|d| apply::ReloadError::Units(d.to_string()))?
         } else {
             vec![]

@@ -220,6 +220,7 @@ impl<R: ProcessRuntime> Agent<R> {
             user: spec.user.clone(),
             group: spec.group.clone(),
             log_path,
+            ..Default::default()
         })
     }
 

@@ -136,6 +136,7 @@ impl<R: ProcessRuntime> Agent<R> {
                     user: spec.user.clone(),
                     group: spec.group.clone(),
                     log_path: "/dev/null".into(),
+                    ..Default::default()
                 };
                 match self.rt.spawn(&req) {
                     Ok(spawned) => {

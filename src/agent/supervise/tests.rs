@@ -777,7 +777,7 @@ fn usage_is_measured_for_running_processes_of_this_node() {
         cpu_seconds: 1.5,
         memory_bytes: 4 << 20,
     };
-    w.fake.set_usage(pid, used);
+    w.fake.set_process_usage(pid, used);
     let mut p = w.pod("p").clone();
     w.agent.fill_usage(&mut p);
     assert_eq!(p.status.processes[0].usage, Some(used));
