@@ -285,10 +285,13 @@ impl FakeRuntime {
     }
 
     /// `add_process`, inside a process cgroup (a descendant that escaped
-    /// its group and session but not its cgroup).
+    /// its group and session but not its cgroup). Re-parented to the
+    /// daemon (a subreaper) when its parent died, it is reaped like a
+    /// child.
     pub fn add_process_in(&self, cgroup: &ProcessCgroup, env: Vec<(String, String)>) -> i32 {
-        let pid = self.add_process(env);
-        if let Some(p) = self.state().processes.get_mut(&pid) {
+        let mut s = self.state();
+        let pid = s.insert(env, true);
+        if let Some(p) = s.processes.get_mut(&pid) {
             p.cgroup = Some(cgroup.clone());
         }
         pid
