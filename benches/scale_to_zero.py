@@ -9,7 +9,7 @@ the daemon during the scale, into ./perf.data)
 
 Runs a daemon of its own in a temp dir; removes its pods and kills what
 is left of them (by their working directory) at the end."""
-import json, os, signal, socket, subprocess, sys, tempfile, time
+import json, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
 drover, n = sys.argv[1], int(sys.argv[2])
 d = tempfile.mkdtemp(prefix="drover-scale-")
@@ -119,3 +119,4 @@ finally:
         if cwd.startswith(d):
             try: os.kill(int(pid), signal.SIGKILL)
             except OSError: pass
+    shutil.rmtree(d, ignore_errors=True)
