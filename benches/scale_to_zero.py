@@ -108,11 +108,11 @@ finally:
         print("cleanup via API failed:", e)
     time.sleep(2)
     os.killpg(daemon.pid, signal.SIGKILL); daemon.wait()
-    # Anything left of this run (its pods carry DROVER_POD_UID): by pid.
+    # Anything left of this run (its pods run in the daemon's working
+    # directory, the temp dir): by pid.
     for pid in os.listdir("/proc"):
         if not pid.isdigit(): continue
         try:
-            env = open(f"/proc/{pid}/environ", "rb").read()
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:
             continue
