@@ -105,6 +105,7 @@ struct State {
     cgroup_calls: Vec<CgroupCall>,
     oom_kills: BTreeMap<ProcessCgroup, u64>,
     usage: BTreeMap<PodCgroup, Usage>,
+    process_usage: BTreeMap<ProcessCgroup, Usage>,
 }
 
 /// A cgroup operation the fake was asked for, in order.
@@ -113,6 +114,10 @@ pub enum CgroupCall {
     Create(PodCgroup),
     Kill(PodCgroup),
     Remove(PodCgroup),
+    /// `kill_process_cgroup` of a non-empty process cgroup.
+    KillProcess(ProcessCgroup),
+    /// `signal_tree`: the group, and the members of the cgroup outside it.
+    SignalTree(ProcessCgroup, Signal),
 }
 
 impl Default for State {
@@ -135,6 +140,7 @@ impl Default for State {
             cgroup_calls: Vec::new(),
             oom_kills: BTreeMap::new(),
             usage: BTreeMap::new(),
+            process_usage: BTreeMap::new(),
         }
     }
 }
@@ -311,6 +317,11 @@ impl FakeRuntime {
     /// What `cgroup_usage` reports for `pod` from now on.
     pub fn set_usage(&self, pod: &PodCgroup, usage: Usage) {
         self.state().usage.insert(pod.clone(), usage);
+    }
+
+    /// What `process_cgroup_usage` reports for `process` from now on.
+    pub fn set_process_cgroup_usage(&self, process: &ProcessCgroup, usage: Usage) {
+        self.state().process_usage.insert(process.clone(), usage);
     }
 
     /// Every cgroup operation asked for, in order.
@@ -602,6 +613,78 @@ impl ProcessRuntime for FakeRuntime {
             .filter(|p| !p.exited)
             .and_then(|p| p.cgroup.clone())
     }
+
+    fn kill_process_cgroup(&mut self, cgroup: &ProcessCgroup) -> Result<(), CgroupError> {
+        let mut s = self.state();
+        if let Some(reason) = &s.no_cgroups {
+            return Err(CgroupError::Unavailable {
+                reason: reason.clone(),
+            });
+        }
+        let members = live_in_process(&s, cgroup);
+        if !members.is_empty() {
+            s.cgroup_calls.push(CgroupCall::KillProcess(cgroup.clone()));
+        }
+        for pid in members {
+            s.exit(pid, ExitReason::Signal(Signal::KILL));
+        }
+        Ok(())
+    }
+
+    fn signal_tree(
+        &mut self,
+        pgid: i32,
+        cgroup: &ProcessCgroup,
+        signal: Signal,
+    ) -> Result<(), CgroupError> {
+        self.signal_group(pgid, signal).ok();
+        let mut s = self.state();
+        s.cgroup_calls
+            .push(CgroupCall::SignalTree(cgroup.clone(), signal));
+        let outside: Vec<i32> = live_in_process(&s, cgroup)
+            .into_iter()
+            .filter(|pid| s.processes.get(pid).is_some_and(|p| p.pgid != pgid))
+            .collect();
+        for pid in outside {
+            s.signals.push(SignalSent {
+                target: SignalTarget::Process(pid),
+                signal,
+            });
+            if s.fatal.contains(&signal) {
+                s.exit(pid, ExitReason::Signal(signal));
+            }
+        }
+        Ok(())
+    }
+
+    fn process_cgroup_usage(&self, cgroup: &ProcessCgroup) -> Result<Usage, CgroupError> {
+        Ok(self
+            .state()
+            .process_usage
+            .get(cgroup)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    fn remove_cgroup_root(&mut self) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
+    fn is_child(&self, pid: i32) -> bool {
+        self.state()
+            .processes
+            .get(&pid)
+            .is_some_and(|p| p.child && !p.exited)
+    }
+}
+
+/// Live processes in one process cgroup.
+fn live_in_process(s: &State, cgroup: &ProcessCgroup) -> Vec<i32> {
+    s.processes
+        .iter()
+        .filter(|(_, p)| !p.exited && p.cgroup.as_ref() == Some(cgroup))
+        .map(|(pid, _)| *pid)
+        .collect()
 }
 
 fn fake_no_cgroups(s: &State) -> CgroupError {

@@ -66,7 +66,16 @@ fn notify_pod(name: &str) -> Pod {
 
 impl World {
     fn new() -> World {
-        let fake = FakeRuntime::new();
+        World::with(FakeRuntime::new())
+    }
+
+    /// A host where pods get no cgroup: escaped descendants are found by
+    /// their marker.
+    fn without_cgroups() -> World {
+        World::with(FakeRuntime::without_cgroups("test: no cgroups"))
+    }
+
+    fn with(fake: FakeRuntime) -> World {
         let logs = tempfile::tempdir().unwrap();
         let agent = Agent::new(
             fake.clone(),
@@ -324,7 +333,7 @@ fn deleting_a_pod_terms_then_kills_after_the_grace_period_then_removes_it() {
 
 #[test]
 fn a_well_behaved_process_stops_on_sigterm_without_a_kill() {
-    let mut w = World::new();
+    let mut w = World::without_cgroups();
     w.fake.dies_on(Signal::TERM);
     w.add(pod("web-1", RestartPolicy::Always));
     w.sync();
@@ -345,7 +354,7 @@ fn a_well_behaved_process_stops_on_sigterm_without_a_kill() {
 
 #[test]
 fn escaped_descendants_are_found_by_marker_and_killed() {
-    let mut w = World::new();
+    let mut w = World::without_cgroups();
     w.fake.dies_on(Signal::TERM);
     w.add(pod("web-1", RestartPolicy::Always));
     w.sync();
@@ -382,7 +391,7 @@ fn escaped_descendants_are_found_by_marker_and_killed() {
 
 #[test]
 fn a_hundred_stopped_pods_cost_one_sweep() {
-    let mut w = World::new();
+    let mut w = World::without_cgroups();
     w.fake.dies_on(Signal::TERM);
     for i in 0..100 {
         let mut p = pod(&format!("p{i}"), RestartPolicy::Always);
