@@ -10,6 +10,8 @@ mod harness;
 mod cli;
 #[path = "tests/jobs.rs"]
 mod jobs;
+#[path = "tests/logs.rs"]
+mod logs;
 #[path = "tests/pods.rs"]
 mod pods;
 #[path = "tests/probes.rs"]

@@ -48,6 +48,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let logs = LogDir::new(opts.log_dir.clone(), opts.log_max_bytes);
     std::fs::create_dir_all(&opts.log_dir)
         .with_context(|| format!("creating log dir {}", opts.log_dir.display()))?;
+    let own_default = opts.log_dir == crate::paths::default_log_dir(&opts.state_dir);
+    let log_claim = logs.claim(own_default);
     let agent = Agent::new(
         LinuxRuntime::new(),
         AgentConfig {
@@ -71,6 +73,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         pending_watches: vec![],
         pending_checks: vec![],
         halting: false,
+        log_follows: Default::default(),
     };
 
     // Signals first, so no SIGCHLD between spawn and handler is lost.
@@ -103,6 +106,21 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     if !fresh_instance {
         // (A new instance id is carried by no process yet: no /proc scan.)
         d.agent.recover(&mut d.store, Daemon::wall(), &mut fx);
+    }
+    // Before any pod starts: the log folders of pods the store does not
+    // know (created, then the daemon died before it wrote them down).
+    match &log_claim {
+        Ok(claim) => match logs.remove_unowned(claim, |pod| d.store.pod(pod).is_some()) {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!("removed the log folders of gone pods: {}", gone.join(", "))
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("collecting log folders: {e}"),
+        },
+        Err(e) => tracing::warn!(
+            "not removing stale folders in log dir {}: {e}",
+            opts.log_dir.display()
+        ),
     }
     d.agent
         .sync(&mut d.store, Instant::now(), Daemon::wall(), &mut fx);
@@ -175,6 +193,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         for (reply, answer) in replies.drain(..) {
             let _ = reply.send(answer);
         }
+        d.log_follows.end_finished(&d.store);
         for pid in d.pending_watches.drain(..) {
             let tx = exit_tx.clone();
             tokio::spawn(async move {

@@ -12,6 +12,7 @@ pub mod apply;
 pub mod events;
 pub mod http;
 mod lifecycle;
+mod log_stream;
 pub mod reconcile;
 
 use crate::agent::backoff::BackoffConfig;
@@ -74,6 +75,8 @@ pub(crate) struct Daemon {
     pub pending_checks: Vec<crate::agent::CheckRequest>,
     /// `drover up` is stopping everything.
     pub halting: bool,
+    /// `logs -f` streams, ended when their pod is deleted or finishes.
+    pub log_follows: log_stream::Follows,
 }
 
 impl Daemon {
