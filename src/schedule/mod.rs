@@ -482,14 +482,21 @@ fn croner_message(e: &croner::errors::CronError) -> String {
 /// The candidate nearest to `word` by edit distance, if near enough.
 fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
+    let len = w.chars().count();
+    let limit = (len / 3).max(1);
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
+        // The distance is at least the difference in length: skip what
+        // cannot be near enough without the quadratic comparison (a long
+        // garbage time zone was compared with all ~600 zone names).
+        if c.chars().count().abs_diff(len) > limit {
+            continue;
+        }
         let d = levenshtein(&w, &c.to_ascii_lowercase());
         if best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, c));
         }
     }
-    let limit = (w.chars().count() / 3).max(1);
     best.filter(|(d, _)| *d <= limit).map(|(_, c)| c)
 }
 
