@@ -203,7 +203,11 @@ mod tests {
         assert_eq!(parse_duration("-5s"), Err(DurationError::Malformed));
         assert_eq!(parse_duration(""), Err(DurationError::Empty));
         for malformed in ["1.2.3s", ".s", "s", "1s.5.5s"] {
-            assert_eq!(parse_duration(malformed), Err(DurationError::Malformed), "{malformed}");
+            assert_eq!(
+                parse_duration(malformed),
+                Err(DurationError::Malformed),
+                "{malformed}"
+            );
         }
         assert_eq!(
             parse_duration("0.5ms"),
@@ -213,7 +217,10 @@ mod tests {
             parse_duration("1.0001s"),
             Err(DurationError::TooPrecise("1.0001s".into()))
         );
-        assert_eq!(parse_duration("1000000000001s"), Err(DurationError::Overflow));
+        assert_eq!(
+            parse_duration("1000000000001s"),
+            Err(DurationError::Overflow)
+        );
         assert_eq!(
             parse_duration(&format!("1{}s", "0".repeat(40))),
             Err(DurationError::Overflow)
@@ -244,7 +251,10 @@ mod tests {
             let d = parse_duration(text).unwrap();
             assert_eq!(parse_duration(&format_duration(d)).unwrap(), d, "{text}");
         }
-        assert_eq!(parse_duration("500555.07m").unwrap().as_millis(), 30_033_304_200);
+        assert_eq!(
+            parse_duration("500555.07m").unwrap().as_millis(),
+            30_033_304_200
+        );
     }
 
     #[test]

@@ -224,7 +224,13 @@ mod tests {
     /// such a term panicked the daemon.
     #[test]
     fn parentheses_out_of_order_are_an_error() {
-        for text in ["x) in (a", ",)) \0) notin (\0(,,", "k in (a)b", "k in ((a))", "k in )a("] {
+        for text in [
+            "x) in (a",
+            ",)) \0) notin (\0(,,",
+            "k in (a)b",
+            "k in ((a))",
+            "k in )a(",
+        ] {
             assert!(LabelSelector::parse(text).is_err(), "{text:?}");
         }
         let sel = LabelSelector::parse("k in (a, b)").unwrap();
