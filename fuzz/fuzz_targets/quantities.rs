@@ -29,13 +29,21 @@ fuzz_target!(|data: &[u8]| {
         1 => {
             if let Ok(n) = parse_memory(text) {
                 let printed = MemoryQuantity(n).to_string();
-                assert_eq!(parse_memory(&printed), Ok(n), "{text:?} printed as {printed:?}");
+                assert_eq!(
+                    parse_memory(&printed),
+                    Ok(n),
+                    "{text:?} printed as {printed:?}"
+                );
             }
         }
         _ => {
             if let Ok(n) = parse_cpu(text) {
                 let printed = CpuQuantity(n).to_string();
-                assert_eq!(parse_cpu(&printed), Ok(n), "{text:?} printed as {printed:?}");
+                assert_eq!(
+                    parse_cpu(&printed),
+                    Ok(n),
+                    "{text:?} printed as {printed:?}"
+                );
             }
         }
     }

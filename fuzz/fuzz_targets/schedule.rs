@@ -44,7 +44,9 @@ fuzz_target!(|data: &[u8]| {
     let again = Schedule::parse(schedule.as_str()).expect("a schedule parses from its own text");
     assert_eq!(again, schedule);
     // An instant that depends on the input, within a few years of 2026.
-    let offset = data.iter().fold(0i64, |h, b| (h * 31 + i64::from(*b)) % 100_000_000);
+    let offset = data
+        .iter()
+        .fold(0i64, |h, b| (h * 31 + i64::from(*b)) % 100_000_000);
     let t = chrono::DateTime::from_timestamp(1_780_000_000 + offset, 0).unwrap();
     if let Some(next) = schedule.next_after(tz, t) {
         assert!(next > t, "next_after({t}) = {next}");

@@ -39,7 +39,11 @@ fuzz_target!(|data: &[u8]| {
         let printed = sel.to_string();
         let again = LabelSelector::parse(&printed)
             .unwrap_or_else(|e| panic!("{printed:?} (printed from {selector:?}): {e}"));
-        assert_eq!(again.matches(&labels), matched, "{printed:?} vs {selector:?}");
+        assert_eq!(
+            again.matches(&labels),
+            matched,
+            "{printed:?} vs {selector:?}"
+        );
     }
     // The from_labels path (ReplicationController selectors) as well.
     assert!(LabelSelector::from_labels(labels.clone()).matches(&labels));
