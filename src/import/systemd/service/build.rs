@@ -150,15 +150,13 @@ pub fn build(input: &Input, s: &Settings, report: &mut Report) -> Result<Service
                 ))
             }
         },
-        ServiceType::Simple | ServiceType::Oneshot => {
-            if let Some(e) = s.pid_file {
-                report.note(
-                    e.line,
-                    "PIDFile= only matters for Type=forking: drover supervises the process it \
-                     starts",
-                );
-            }
-        }
+        ServiceType::Simple | ServiceType::Oneshot => {}
+    }
+    if let (Some(e), false) = (s.pid_file, ty == ServiceType::Forking) {
+        report.note(
+            e.line,
+            "PIDFile= only matters for Type=forking: drover supervises the process it starts",
+        );
     }
     watchdog(s, ty, &mut main, report);
     resources(s, &mut main, report);
@@ -579,7 +577,7 @@ fn directories(
         (None, None) => None,
     };
     let mut steps = Vec::new();
-    let mut lines = Vec::new();
+    let mut from = Vec::new();
     for (i, entries) in &s.directories {
         let (directive, base, var, chown) = directives::DIRECTORIES[*i];
         let mut paths = Vec::new();
@@ -594,11 +592,17 @@ fn directories(
                     continue;
                 }
                 paths.push(format!("{base}/{name}"));
-                lines.push(e.line);
             }
         }
         if paths.is_empty() {
             continue;
+        }
+        from.push(format!(
+            "{directive}=, line {}",
+            entries.first().map_or(0, |e| e.line)
+        ));
+        if let Some(m) = s.directory_modes.get(i) {
+            from.push(format!("{directive}Mode=, line {}", m.line));
         }
         let mode = match s.directory_modes.get(i) {
             Some(m) => match Umask::try_from(m.value.clone()) {
@@ -642,15 +646,7 @@ fn directories(
         "make-directories",
         vec!["/bin/sh".into(), "-c".into(), steps.join(" && ")],
     );
-    let keys: Vec<&str> = s
-        .directories
-        .keys()
-        .map(|i| directives::DIRECTORIES[*i].0)
-        .collect();
-    p.origin.insert(
-        "command",
-        format!("{}=, line {}", keys.join("=, "), lines[0]),
-    );
+    p.origin.insert("command", from.join("; "));
     Some(p)
 }
 
