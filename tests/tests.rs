@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/import.rs"]
+mod import;
 #[path = "tests/jobs.rs"]
 mod jobs;
 #[path = "tests/pods.rs"]

@@ -98,20 +98,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         text.push_str("nothing was written");
         return Err(CliError::Diagnostics(text).into());
     }
+    if files.output.is_none() && outcome.drafts.len() > 1 {
+        let names: Vec<&str> = outcome.drafts.iter().map(|d| d.name.as_str()).collect();
+        return Err(CliError::Usage(format!(
+            "{} units to write ({}): give -o DIR to write them as DIR/NAME.toml",
+            names.len(),
+            names.join(", ")
+        ))
+        .into());
+    }
     let units = render_all(tool, &outcome)?;
     match &files.output {
-        None => match units.as_slice() {
-            [(_, text)] => print(text)?,
-            [] => eprintln!("nothing to convert"),
-            many => {
-                let names: Vec<&str> = many.iter().map(|(n, _)| n.as_str()).collect();
-                return Err(CliError::Usage(format!(
-                    "{} units to write ({}): give -o DIR to write them as DIR/NAME.toml",
-                    many.len(),
-                    names.join(", ")
-                ))
-                .into());
-            }
+        None => match units.first() {
+            Some((_, text)) => print(text)?,
+            None => eprintln!("nothing to convert"),
         },
         Some(dir) => write_all(dir, &units, files.force)?,
     }

@@ -17,6 +17,7 @@
 
 mod expand;
 mod ini;
+mod ports;
 mod program;
 mod shlex;
 

@@ -8,6 +8,9 @@
 //! pod is built from what was collected (`build.rs`).
 
 mod build;
+mod environment;
+mod lifecycle;
+mod limits;
 
 use super::directives::{self, CGROUP, LIMITS, SANDBOXING, SCHEDULING, STDIO};
 use super::parse::{Entry, UnitFile};
