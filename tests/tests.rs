@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/etcd_store.rs"]
+mod etcd_store;
 #[path = "tests/import.rs"]
 mod import;
 #[path = "tests/jobs.rs"]
