@@ -42,8 +42,10 @@ pub struct Args {
 #[derive(clap::Subcommand, Debug)]
 enum From {
     /// Convert systemd .service and .timer files (a timer and its service become a CronJob)
+    #[command(after_help = AFTER_HELP)]
     Systemd(Files),
     /// Convert the [program:x] sections of supervisord config files
+    #[command(after_help = AFTER_HELP)]
     Supervisord(Files),
 }
 
@@ -236,7 +238,13 @@ mod tests {
             help.contains("Without -o, the unit is printed on stdout"),
             "{help}"
         );
-        assert!(help.contains("--force"), "{help}");
+        for from in ["systemd", "supervisord"] {
+            let sub = import.find_subcommand_mut(from).expect(from);
+            let help = sub.render_long_help().to_string();
+            assert!(help.contains("Without -o, the unit is printed"), "{help}");
+            assert!(help.contains("--output-dir <DIR>"), "{help}");
+            assert!(help.contains("--force"), "{help}");
+        }
     }
 
     #[test]

@@ -134,22 +134,21 @@ pub const STDIO: &[&str] = &[
     "UtmpMode",
 ];
 
-/// `Limit*=` -> drover's `rlimits` key.
+/// `Limit*=` -> drover's `rlimits` key (the setrlimit names drover
+/// takes). `LimitLOCKS=` and `LimitRSS=` do nothing on Linux, and drover
+/// has no `rttime`: those are reported instead.
 pub const LIMITS: &[(&str, &str)] = &[
     ("LimitAS", "as"),
     ("LimitCORE", "core"),
     ("LimitCPU", "cpu"),
     ("LimitDATA", "data"),
     ("LimitFSIZE", "fsize"),
-    ("LimitLOCKS", "locks"),
     ("LimitMEMLOCK", "memlock"),
     ("LimitMSGQUEUE", "msgqueue"),
     ("LimitNICE", "nice"),
     ("LimitNOFILE", "nofile"),
     ("LimitNPROC", "nproc"),
-    ("LimitRSS", "rss"),
     ("LimitRTPRIO", "rtprio"),
-    ("LimitRTTIME", "rttime"),
     ("LimitSIGPENDING", "sigpending"),
     ("LimitSTACK", "stack"),
 ];

@@ -208,6 +208,14 @@ fn unmapped(e: &Entry, report: &mut Report) {
             )
         }
         "RestartMode" => report.warn(line, format!("{key}= is not converted")),
+        "LimitLOCKS" | "LimitRSS" => report.note(
+            line,
+            format!("{key}={v} has no effect on Linux (the kernel ignores it); not converted"),
+        ),
+        "LimitRTTIME" => report.warn(
+            line,
+            format!("{key}={v}: drover's rlimits do not include the real-time CPU limit; not converted"),
+        ),
         "TimeoutStartSec" | "TimeoutAbortSec" => report.warn(
             line,
             format!(

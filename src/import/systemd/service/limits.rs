@@ -52,12 +52,7 @@ fn rlimit(name: &str, value: &str) -> Result<(RlimitValue, Option<String>), Stri
             Some(Span::Infinite) => return Ok((RlimitValue::Unlimited, note)),
             None => return Err("expected seconds".into()),
         },
-        "rttime" => match values::time_span(soft, Duration::from_micros(1)) {
-            Some(Span::Finite(d)) => d.as_micros() as u64,
-            Some(Span::Infinite) => return Ok((RlimitValue::Unlimited, note)),
-            None => return Err("expected a time span".into()),
-        },
-        "as" | "core" | "data" | "fsize" | "memlock" | "msgqueue" | "rss" | "stack" => {
+        "as" | "core" | "data" | "fsize" | "memlock" | "msgqueue" | "stack" => {
             match values::size(soft) {
                 Some(Size::Bytes(b)) => b,
                 Some(Size::Infinite) => return Ok((RlimitValue::Unlimited, note)),
@@ -156,7 +151,6 @@ mod tests {
         assert_eq!(ok("core", "infinity"), Ok(RlimitValue::Unlimited));
         assert_eq!(ok("memlock", "64M"), Ok(RlimitValue::Limit(64 << 20)));
         assert_eq!(ok("cpu", "1h"), Ok(RlimitValue::Limit(3600)));
-        assert_eq!(ok("rttime", "5s"), Ok(RlimitValue::Limit(5_000_000)));
         assert_eq!(ok("nice", "-5"), Ok(RlimitValue::Limit(25)));
         assert_eq!(ok("nice", "30"), Ok(RlimitValue::Limit(30)));
         assert_eq!(ok("nofile", "1024:524288"), Ok(RlimitValue::Limit(1024)));
