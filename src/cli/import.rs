@@ -6,8 +6,9 @@
 //! over, checks every unit as `drover validate` does, and writes.
 
 use super::{print, CliError};
-use crate::import::{emit, supervisord, systemd, Host, Outcome, Severity};
-use crate::units::{self, Diagnostics};
+use crate::import::draft::Field;
+use crate::import::{emit, supervisord, systemd, Draft, Host, Outcome, Severity, Warning};
+use crate::units::{self, Diagnostic, Diagnostics};
 use chrono::Utc;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -81,7 +82,7 @@ impl Host for LocalHost {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let (tool, files, outcome) = match args.from {
+    let (tool, files, mut outcome) = match args.from {
         From::Systemd(f) => {
             let o = systemd::convert(&strings(&f.files), &LocalHost);
             ("drover import systemd", f, o)
@@ -91,8 +92,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             ("drover import supervisord", f, o)
         }
     };
-    eprint!("{}", warning_lines(&outcome));
     if !outcome.refusals.is_empty() {
+        eprint!("{}", warning_lines(&outcome));
         let mut text = String::new();
         for r in &outcome.refusals {
             text.push_str(&format!("error: {r}\n"));
@@ -101,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         return Err(CliError::Diagnostics(text).into());
     }
     if files.output.is_none() && outcome.drafts.len() > 1 {
+        eprint!("{}", warning_lines(&outcome));
         let names: Vec<&str> = outcome.drafts.iter().map(|d| d.name.as_str()).collect();
         return Err(CliError::Usage(format!(
             "{} units to write ({}): give -o DIR to write them as DIR/NAME.toml",
@@ -109,7 +111,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let units = render_all(tool, &outcome)?;
+    let units = render_all(tool, &mut outcome)?;
     match &files.output {
         None => match units.first() {
             Some((_, text)) => print(text)?,
@@ -145,21 +147,23 @@ fn warning_lines(outcome: &Outcome) -> String {
 }
 
 /// Every unit as (name, TOML), each checked as `drover validate` checks
-/// it: a unit import writes and drover rejects is a bug in import.
-fn render_all(tool: &str, outcome: &Outcome) -> anyhow::Result<Vec<(String, String)>> {
+/// it: a unit import writes and drover rejects is a bug in import, with
+/// one exception. The unit keeps what the service needs even when this
+/// version of drover does not take it yet (init processes, a pid file,
+/// resource limits): the unit is then checked without those, and a
+/// warning says that drover refuses it until it does.
+fn render_all(tool: &str, outcome: &mut Outcome) -> anyhow::Result<Vec<(String, String)>> {
     let now = Utc::now();
-    let mut units = Vec::new();
+    let mut checked = Vec::new();
     let mut problems = Vec::new();
     for d in &outcome.drafts {
-        let warnings: Vec<_> = outcome.warnings_of(d).collect();
-        let text = emit::render(d, tool, &warnings);
-        let file = format!("{}.toml", d.name);
-        if let Err(mut diags) = units::parse_unit(Path::new(&file), &text, now) {
-            problems.append(&mut diags);
+        match check(d, tool, now) {
+            Ok(refused) => checked.push((d.clone(), refused)),
+            Err(mut diags) => problems.append(&mut diags),
         }
-        units.push((d.name.clone(), text));
     }
     if !problems.is_empty() {
+        eprint!("{}", warning_lines(outcome));
         let mut text = Diagnostics::new(problems).to_string();
         if !text.ends_with('\n') {
             text.push('\n');
@@ -170,7 +174,68 @@ fn render_all(tool: &str, outcome: &Outcome) -> anyhow::Result<Vec<(String, Stri
         );
         return Err(CliError::Diagnostics(text).into());
     }
-    Ok(units)
+    for (d, refused) in &checked {
+        for field in refused {
+            outcome.warnings.push(not_taken_yet(d, *field));
+        }
+    }
+    outcome.sort_warnings();
+    eprint!("{}", warning_lines(outcome));
+    Ok(checked
+        .iter()
+        .map(|(d, _)| {
+            let warnings: Vec<_> = outcome.warnings_of(d).collect();
+            (d.name.clone(), emit::render(d, tool, &warnings))
+        })
+        .collect())
+}
+
+/// The fields a drover may parse but not run yet.
+const OPTIONAL: [Field; 3] = [Field::InitProcesses, Field::PidFile, Field::Resources];
+
+/// Validates `d`; if this drover refuses it, the fewest of its optional
+/// fields without which it validates. Err: the unit's own diagnostics.
+fn check(d: &Draft, tool: &str, now: chrono::DateTime<Utc>) -> Result<Vec<Field>, Vec<Diagnostic>> {
+    let used: Vec<Field> = OPTIONAL.into_iter().filter(|f| d.uses(*f)).collect();
+    let file = format!("{}.toml", d.name);
+    let mut subsets: Vec<Vec<Field>> = (0..1u32 << used.len())
+        .map(|bits| {
+            used.iter()
+                .enumerate()
+                .filter(|(i, _)| bits & (1 << i) != 0)
+                .map(|(_, f)| *f)
+                .collect()
+        })
+        .collect();
+    subsets.sort_by_key(Vec::len);
+    let mut first_error = None;
+    for subset in subsets {
+        let without = subset.iter().fold(d.clone(), |d, f| d.without(*f));
+        let text = emit::render(&without, tool, &[]);
+        match units::parse_unit(Path::new(&file), &text, now) {
+            Ok(_) => return Ok(subset),
+            Err(diags) => {
+                first_error.get_or_insert(diags);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_default())
+}
+
+fn not_taken_yet(d: &Draft, field: Field) -> Warning {
+    let file = d.sources.last().map(String::as_str).unwrap_or("");
+    let mut w = Warning::new(
+        file,
+        None,
+        format!(
+            "the unit {} needs `{}`, which this version of drover does not take yet: drover \
+             validate and apply refuse the unit until it does",
+            d.name,
+            field.name()
+        ),
+    );
+    w.unit = Some(d.name.clone());
+    w
 }
 
 /// Writes DIR/NAME.toml for each unit; refuses (before writing any) when

@@ -130,7 +130,100 @@ impl DraftProcess {
     }
 }
 
+/// Fields of the unit format that a drover build may parse but not run
+/// yet (the units loader refuses them by name until it does).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
+    InitProcesses,
+    PidFile,
+    Resources,
+}
+
+impl Field {
+    /// As unit files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::InitProcesses => "init_processes",
+            Field::PidFile => "pid_file",
+            Field::Resources => "resources",
+        }
+    }
+}
+
+impl Draft {
+    /// Whether the unit uses `field`.
+    pub fn uses(&self, field: Field) -> bool {
+        let pod = &self.pod;
+        let all = || pod.init_processes.iter().chain(&pod.processes);
+        match field {
+            Field::InitProcesses => !pod.init_processes.is_empty(),
+            Field::PidFile => all().any(|p| p.spec.pid_file.is_some()),
+            Field::Resources => all().any(|p| p.spec.resources.is_some()),
+        }
+    }
+
+    /// The unit without `field`.
+    pub fn without(&self, field: Field) -> Draft {
+        let mut d = self.clone();
+        let pod = &mut d.pod;
+        match field {
+            Field::InitProcesses => pod.init_processes.clear(),
+            Field::PidFile => {
+                for p in pod.init_processes.iter_mut().chain(&mut pod.processes) {
+                    p.spec.pid_file = None;
+                }
+            }
+            Field::Resources => {
+                for p in pod.init_processes.iter_mut().chain(&mut pod.processes) {
+                    p.spec.resources = None;
+                }
+            }
+        }
+        d
+    }
+}
+
 /// "User=, line 11": the comment that says where a value came from.
 pub fn origin(key: &str, line: usize) -> String {
     format!("{key}=, line {line}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Resources;
+    use std::path::PathBuf;
+
+    #[test]
+    fn fields_a_build_may_not_run_yet_can_be_taken_out() {
+        let mut main = DraftProcess::new("main", vec!["/bin/x".into()]);
+        main.spec.pid_file = Some(PathBuf::from("/run/x.pid"));
+        main.spec.resources = Some(Resources {
+            pids: Some(10),
+            ..Resources::default()
+        });
+        let d = Draft {
+            name: "x".into(),
+            kind: DraftKind::Pod,
+            labels: BTreeMap::new(),
+            pod: DraftPod {
+                init_processes: vec![DraftProcess::new("pre", vec!["/bin/true".into()])],
+                processes: vec![main],
+                ..DraftPod::default()
+            },
+            sources: vec![],
+            about: vec![],
+            origin: Origins::new(),
+        };
+        for f in [Field::InitProcesses, Field::PidFile, Field::Resources] {
+            assert!(d.uses(f), "{f:?}");
+            let without = d.without(f);
+            assert!(!without.uses(f), "{f:?}");
+            let others: Vec<Field> = [Field::InitProcesses, Field::PidFile, Field::Resources]
+                .into_iter()
+                .filter(|o| *o != f)
+                .collect();
+            assert!(others.iter().all(|o| without.uses(*o)), "{f:?} took more");
+        }
+    }
 }
