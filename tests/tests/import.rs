@@ -412,7 +412,7 @@ fn http_get(port: u16) -> Option<String> {
 /// `--port PORT --save "" --logfile ""` (a free port; no dump written into
 /// /var/lib/redis; the log on stdout, which drover keeps): the rest of the
 /// command line, /etc/redis/redis.conf included, is Debian's. And it drops
-/// the lines whose drover fields the unit loader does not take yet
+/// the lines whose drover fields this drover does not run yet
 /// (RuntimeDirectory=, UMask=, LimitNOFILE=; see NOT_YET): without
 /// /run/redis, redis only fails to write its pid file, which it survives.
 #[test]
@@ -534,8 +534,11 @@ fn memcached_from_its_debian_unit_answers_version() {
     d.assert_teardown_leaves_nothing();
 }
 
-/// Directives whose drover fields the unit loader does not take yet
-/// (the units rewrite adds them): the apply tests drop these lines.
+/// Directives whose drover fields this drover does not run yet: the
+/// apply tests drop these lines from their copies. RuntimeDirectory=
+/// becomes an init process; UMask= and LimitNOFILE= become `umask` and
+/// `rlimits`, which the unit loader takes with the units rewrite but no
+/// runtime applies yet. Shorten the list as drover learns them.
 const NOT_YET: &[&str] = &[
     "RuntimeDirectory",
     "RuntimeDirectoryMode",

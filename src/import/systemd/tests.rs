@@ -439,6 +439,53 @@ fn a_timer_without_a_calendar_is_refused_with_the_reason() {
         .contains("OnUnitActiveSec=1d is not a calendar time")));
 }
 
+#[test]
+fn a_timer_names_its_service_with_unit() {
+    let h = host_with(&[
+        (
+            "/u/backup.timer",
+            "[Timer]\nUnit=run-backup.service\nOnCalendar=Mon..Fri 09:00 Europe/Berlin\n",
+        ),
+        (
+            "/u/run-backup.service",
+            "[Service]\nType=oneshot\nExecStart=/usr/local/bin/backup\nRestart=always\n",
+        ),
+    ]);
+    let out = run(&h, &["/u/backup.timer"]);
+    assert!(out.refusals.is_empty(), "{:?}", out.refusals);
+    let d = &out.drafts[0];
+    assert_eq!(d.name, "backup");
+    assert_eq!(
+        d.kind,
+        DraftKind::CronJob {
+            schedule: "0 9 * * 1-5".into(),
+            time_zone: Some("Europe/Berlin".into()),
+            concurrency_policy: crate::api::ConcurrencyPolicy::Forbid,
+            // No Persistent=: runs missed while down are skipped.
+            starting_deadline: Some(crate::api::Dur::secs(60)),
+            backoff_limit: 6,
+        }
+    );
+    // A Job's pods cannot restart Always.
+    assert_eq!(d.pod.restart_policy, RestartPolicy::OnFailure);
+}
+
+#[test]
+fn a_calendar_cron_cannot_say_refuses_the_timer() {
+    let h = host_with(&[
+        ("/u/once.timer", "[Timer]\nOnCalendar=2030-01-01 00:00\n"),
+        ("/u/once.service", "[Service]\nExecStart=/bin/true\n"),
+    ]);
+    let out = run(&h, &["/u/once.timer"]);
+    assert!(out.drafts.is_empty());
+    assert_eq!(out.refusals[0].line, Some(2));
+    assert!(
+        out.refusals[0].reason.contains("cron has no year"),
+        "{:?}",
+        out.refusals
+    );
+}
+
 fn host_with(files: &[(&str, &str)]) -> MemoryHost {
     let mut h = MemoryHost::default();
     for (p, t) in files {
