@@ -335,7 +335,6 @@ fn emitted_units_parse_as_toml() {
 
 /// Each converted program passes the real validator.
 #[test]
-#[ignore = "needs units rewrite (umask in unit files)"]
 fn every_converted_program_validates() {
     let out = run();
     let now = chrono::Utc::now();

@@ -177,3 +177,18 @@ pub fn is_boot_target(unit: &str) -> bool {
 pub fn contains(table: &[&str], key: &str) -> bool {
     table.contains(&key)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_limit_has_an_rlimit_drover_takes() {
+        for (directive, name) in LIMITS {
+            assert!(
+                crate::api::RLIMIT_NAMES.contains(name),
+                "{directive} -> {name}, which drover does not take"
+            );
+        }
+    }
+}

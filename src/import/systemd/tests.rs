@@ -839,7 +839,6 @@ fn emitted_units_are_tidy_toml() {
 
 /// Each converted Debian unit passes the real validator.
 #[test]
-#[ignore = "needs units rewrite (rlimits, umask in unit files)"]
 fn every_converted_unit_validates() {
     let now = chrono::Utc::now();
     let paths = [
