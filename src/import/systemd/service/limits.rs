@@ -13,7 +13,7 @@ pub(super) fn limits(s: &Settings, p: &mut DraftProcess, report: &mut Report) {
         match rlimit(name, &e.value) {
             Ok((v, note)) => {
                 p.spec.rlimits.insert(name.to_string(), v);
-                lines.push(format!("{}, line {}", e.key, e.line));
+                lines.push(format!("{}=, line {}", e.key, e.line));
                 if let Some(n) = note {
                     report.warn(e.line, n);
                 }
@@ -84,7 +84,7 @@ pub(super) fn resources(s: &Settings, p: &mut DraftProcess, report: &mut Report)
         match values::size(&e.value) {
             Some(Size::Bytes(b)) => {
                 r.memory = Some(MemoryQuantity(b));
-                from.push(format!("{}, line {}", e.key, e.line));
+                from.push(format!("{}=, line {}", e.key, e.line));
             }
             Some(Size::Infinite) => {}
             Some(Size::Percent(_)) => report.warn(
@@ -108,7 +108,7 @@ pub(super) fn resources(s: &Settings, p: &mut DraftProcess, report: &mut Report)
         match pct {
             Some(p) if p > 0.0 => {
                 r.cpu = Some(CpuQuantity((p * 10.0).round() as u64));
-                from.push(format!("CPUQuota, line {}", e.line));
+                from.push(format!("CPUQuota=, line {}", e.line));
             }
             _ => report.warn(
                 e.line,
@@ -122,7 +122,7 @@ pub(super) fn resources(s: &Settings, p: &mut DraftProcess, report: &mut Report)
             v => match v.parse::<u64>() {
                 Ok(n) => {
                     r.pids = Some(n);
-                    from.push(format!("TasksMax, line {}", e.line));
+                    from.push(format!("TasksMax=, line {}", e.line));
                 }
                 Err(_) => report.warn(
                     e.line,
