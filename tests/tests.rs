@@ -10,10 +10,14 @@ mod harness;
 mod cli;
 #[path = "tests/etcd_store.rs"]
 mod etcd_store;
+#[path = "tests/exhaustion.rs"]
+mod exhaustion;
 #[path = "tests/import.rs"]
 mod import;
 #[path = "tests/jobs.rs"]
 mod jobs;
+#[path = "tests/notify_security.rs"]
+mod notify_security;
 #[path = "tests/pods.rs"]
 mod pods;
 #[path = "tests/probes.rs"]

@@ -5,15 +5,13 @@
 use super::apply;
 use super::http::{ApiReply, ApiRequest};
 use super::Daemon;
-use crate::agent::Effects;
 use crate::api::http::{
     ActionResponse, ApplyRequest, ApplyResponse, CreateJobRequest, KillRequest, LabelRequest, List,
     LogPath, ScaleRequest, VersionInfo,
 };
-use crate::api::{annotations, Kind, LabelSelector, Object};
+use crate::api::{annotations, Kind, LabelSelector, Object, Signal};
 use crate::controllers::cronjob;
 use hyper::Method;
-use std::time::Instant;
 
 impl Daemon {
     pub(crate) fn handle_api(&mut self, req: ApiRequest) -> ApiReply {
@@ -31,7 +29,7 @@ impl Daemon {
             (&Method::POST, ["apply"]) => self.api_apply(&req),
             (&Method::POST, ["reload"]) => match self.reload_units() {
                 Ok(results) => ApiReply::json(200, &ApplyResponse { results }),
-                Err(e) => ApiReply::error(400, e),
+                Err(e) => ApiReply::error(400, e.to_string()),
             },
             (&Method::GET, ["events"]) => {
                 let filter = req.query.get("for").and_then(|f| {
@@ -49,6 +47,11 @@ impl Daemon {
             (&Method::POST, ["jobs"]) => self.api_create_job(&req),
             (&Method::GET, [plural]) => self.api_list(plural, &req),
             (&Method::GET, [plural, name]) => match self.lookup(plural, name) {
+                Ok(Object::Pod(pod)) if wants_usage(&req) => {
+                    let mut pod = pod.clone();
+                    self.fill_usage(&mut pod);
+                    ApiReply::json(200, &Object::Pod(pod))
+                }
                 Ok(obj) => ApiReply::json(200, obj),
                 Err(e) => e,
             },
@@ -105,7 +108,7 @@ impl Daemon {
             },
             None => None,
         };
-        let items: Vec<Object> = self
+        let mut items: Vec<Object> = self
             .store
             .list(kind)
             .filter(|o| {
@@ -115,6 +118,13 @@ impl Daemon {
             })
             .cloned()
             .collect();
+        if kind == Kind::Pod && wants_usage(req) {
+            for item in &mut items {
+                if let Object::Pod(pod) = item {
+                    self.fill_usage(pod);
+                }
+            }
+        }
         ApiReply::json(200, &List::new(items))
     }
 
@@ -134,27 +144,27 @@ impl Daemon {
                     },
                 )
             }
-            Err(e) => ApiReply::error(400, e),
+            Err(e) => ApiReply::error(400, e.to_string()),
         }
     }
 
     fn restart_changed_pods(&mut self, pods: &[String]) {
-        let mut fx = Effects::default();
         for p in pods {
-            self.agent
-                .restart_pod(&mut self.store, p, Instant::now(), Daemon::wall(), &mut fx);
+            self.restart_pod(p);
         }
-        self.absorb(fx);
     }
 
     /// Re-reads the units folder: all of it applies, or none of it.
-    pub(crate) fn reload_units(&mut self) -> Result<Vec<crate::api::http::ApplyResult>, String> {
+    pub(crate) fn reload_units(
+        &mut self,
+    ) -> Result<Vec<crate::api::http::ApplyResult>, apply::ReloadError> {
         let Some(dir) = self.opts.units_dir.clone() else {
-            return Err("this daemon has no units folder (--units)".into());
+            return Err(apply::ReloadError::NoUnitsDir);
         };
         let now = Daemon::wall();
         let units = if dir.exists() {
-            crate::units::load_units_dir(&dir, now).map_err(|d| d.to_string())?
+            crate::units::load_units_dir(&dir, now)
+                .map_err(|d| apply::ReloadError::Units(d.to_string()))?
         } else {
             vec![]
         };
@@ -269,16 +279,7 @@ impl Daemon {
         };
         match kind {
             Kind::Pod => {
-                let mut fx = Effects::default();
-                let ok = self.agent.restart_pod(
-                    &mut self.store,
-                    name,
-                    Instant::now(),
-                    Daemon::wall(),
-                    &mut fx,
-                );
-                self.absorb(fx);
-                if !ok {
+                if !self.restart_pod(name) {
                     return match self.store.pod(name) {
                         Some(_) => ApiReply::error(
                             409,
@@ -330,9 +331,9 @@ impl Daemon {
             Ok(b) => b,
             Err(e) => return ApiReply::error(400, format!("invalid kill request: {e}")),
         };
-        let signal = match crate::runtime::signals::parse_signal(&body.signal) {
+        let signal = match body.signal.parse::<Signal>() {
             Ok(s) => s,
-            Err(e) => return ApiReply::error(400, e),
+            Err(e) => return ApiReply::error(400, e.to_string()),
         };
         let pods: Vec<String> = match kind {
             Kind::Pod => match self.store.pod(name) {
@@ -352,13 +353,12 @@ impl Daemon {
             }
             _ => return ApiReply::error(400, format!("{} cannot be signalled", kind.plural())),
         };
-        let n: usize = pods.iter().map(|p| self.agent.kill_pod(p, signal)).sum();
+        let n: usize = pods.iter().map(|p| self.kill_pod(p, signal)).sum();
         ApiReply::json(
             200,
             &ActionResponse {
                 message: format!(
-                    "sent {} to {n} process{}",
-                    crate::runtime::signals::signal_name(signal),
+                    "sent {signal} to {n} process{}",
                     if n == 1 { "" } else { "es" }
                 ),
             },
@@ -483,6 +483,12 @@ fn manual_job_name(cronjob: &str, taken: impl Fn(&str) -> bool) -> String {
     let mut prefix = format!("{cronjob}-manual-");
     prefix.truncate(crate::units::MAX_JOB_NAME - 5);
     super::reconcile::generated_name(&prefix, taken)
+}
+
+/// `?usage=true` (`get pods -o wide`): CPU and memory of each process,
+/// measured now.
+fn wants_usage(req: &ApiRequest) -> bool {
+    req.query.get("usage").is_some_and(|v| v == "true")
 }
 
 fn not_found(kind: Kind, name: &str) -> ApiReply {
