@@ -12,6 +12,8 @@ mod cli;
 mod etcd_store;
 #[path = "tests/exhaustion.rs"]
 mod exhaustion;
+#[path = "tests/import.rs"]
+mod import;
 #[path = "tests/jobs.rs"]
 mod jobs;
 #[path = "tests/logs.rs"]
