@@ -13,6 +13,7 @@ pub mod events;
 pub mod http;
 mod lifecycle;
 pub mod reconcile;
+mod systemd_notify;
 
 use crate::agent::backoff::BackoffConfig;
 use crate::agent::{Agent, Effects, Timer};
