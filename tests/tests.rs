@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/etcd_store.rs"]
+mod etcd_store;
 #[path = "tests/jobs.rs"]
 mod jobs;
 #[path = "tests/pods.rs"]
