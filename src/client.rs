@@ -64,7 +64,8 @@ fn unreachable_message(socket: &Path, error: &io::Error) -> String {
     };
     let hint = match error.kind() {
         io::ErrorKind::PermissionDenied => {
-            "(the socket is for root and the drover group; run as root or join the group)"
+            "(the socket is for root and the drover group: run as root, or join the group with \
+             `adduser USER drover` and log in again)"
         }
         _ => "(is it running? start it with `drover daemon` or `drover up`)",
     };
@@ -327,6 +328,20 @@ mod tests {
             err.to_string(),
             "cannot reach the drover daemon at /run/drover/drover.sock: No such file or \
              directory (is it running? start it with `drover daemon` or `drover up`)"
+        );
+    }
+
+    #[test]
+    fn a_refused_caller_is_told_how_to_get_access() {
+        let err = ClientError::Unreachable {
+            socket: "/run/drover/drover.sock".into(),
+            error: io::Error::from_raw_os_error(libc::EACCES),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot reach the drover daemon at /run/drover/drover.sock: Permission denied (the \
+             socket is for root and the drover group: run as root, or join the group with \
+             `adduser USER drover` and log in again)"
         );
     }
 

@@ -28,6 +28,8 @@ mod probes;
 mod readoption;
 #[path = "tests/replicasets.rs"]
 mod replicasets;
+#[path = "tests/socket_discovery.rs"]
+mod socket_discovery;
 #[path = "tests/supervision.rs"]
 mod supervision;
 #[path = "tests/units.rs"]

@@ -73,7 +73,8 @@ Environment:
 pub struct Cli {
     /// The daemon's control socket
     ///
-    /// Default: /run/drover/drover.sock as root, else
+    /// Default: the system daemon's /run/drover/drover.sock for root and
+    /// for members of the drover group, else the caller's own daemon's
     /// $XDG_RUNTIME_DIR/drover/drover.sock.
     #[arg(long, global = true, env = "DROVER_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
@@ -172,7 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the I/O runtime")?;
-            let client = Client::new(socket.unwrap_or_else(crate::paths::default_socket));
+            let client = Client::new(socket.unwrap_or_else(crate::paths::client_socket));
             runtime.block_on(run_verb(command, &client))
         }
     }

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let mut systemd = super::systemd_notify::SystemdNotify::from_env();
     std::fs::create_dir_all(&opts.state_dir)
         .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
     let _lock = lock_state_dir(&opts.state_dir)?;
@@ -151,6 +152,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         d.opts.node_name,
         d.opts.state_dir.display()
     );
+    systemd.ready(&d.store, &d.opts.node_name);
 
     let mut started_up = false;
     loop {
@@ -249,8 +251,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = sigint.recv() => { if d.shutdown() { break; } }
         }
         d.settle();
+        systemd.update(&d.store, &d.opts.node_name);
     }
 
+    systemd.stopping();
     if d.opts.foreground {
         // `up` leaves no pods behind: the next `up` starts from its units.
         let pods: Vec<String> = d.store.pods().map(|p| p.metadata.name.clone()).collect();

@@ -14,6 +14,7 @@ pub mod http;
 mod lifecycle;
 mod log_stream;
 pub mod reconcile;
+mod systemd_notify;
 
 pub use crate::agent::backoff::BackoffConfig;
 use crate::agent::host::HostAgent;
