@@ -12,7 +12,9 @@ pub mod apply;
 pub mod events;
 pub mod http;
 mod lifecycle;
+mod log_stream;
 pub mod reconcile;
+mod systemd_notify;
 
 pub use crate::agent::backoff::BackoffConfig;
 use crate::agent::host::HostAgent;
@@ -69,6 +71,8 @@ pub(crate) struct Daemon {
     pub pending_checks: Vec<crate::agent::CheckRequest>,
     /// `drover up` is stopping everything.
     pub halting: bool,
+    /// `logs -f` streams, ended when their pod is deleted or finishes.
+    pub log_follows: log_stream::Follows,
 }
 
 impl Daemon {

@@ -19,7 +19,7 @@ use super::*;
 use crate::api::ProcessIdentity;
 use crate::runtime::FileWatch;
 use crate::runtime::ProcessCgroup;
-use nix::sys::inotify::WatchDescriptor;
+use crate::runtime::inotify::WatchDescriptor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
