@@ -132,6 +132,11 @@ impl Daemon {
             Err(e) => return ApiReply::error(400, format!("invalid apply request: {e}")),
         };
         let now = Daemon::wall();
+        let unavailable = self.agent.limits_unavailable();
+        let refused = apply::unenforceable_limits(&body.items, unavailable.as_deref());
+        if !refused.is_empty() {
+            return ApiReply::error(400, apply::ApplyError(refused).to_string());
+        }
         match apply::apply(&mut self.store, body.items, false, now) {
             Ok(applied) => {
                 self.restart_changed_pods(&applied.restart_pods);
@@ -170,7 +175,12 @@ impl Daemon {
             .iter()
             .map(|u| (u.object.kind(), u.object.name().to_string()))
             .collect();
-        let items = units.into_iter().map(|u| u.object).collect();
+        let items: Vec<_> = units.into_iter().map(|u| u.object).collect();
+        let unavailable = self.agent.limits_unavailable();
+        let refused = apply::unenforceable_limits(&items, unavailable.as_deref());
+        if !refused.is_empty() {
+            return Err(apply::ApplyError(refused).into());
+        }
         let applied = apply::apply(&mut self.store, items, true, now)?;
         self.restart_changed_pods(&applied.restart_pods);
         let mut results = applied.results;

@@ -550,6 +550,10 @@ impl ProcessRuntime for FakeRuntime {
             .collect()
     }
 
+    fn cgroups_unavailable(&self) -> Option<String> {
+        self.state().no_cgroups.clone()
+    }
+
     fn cgroups_description(&self) -> String {
         match &self.state().no_cgroups {
             None => "fake cgroups".to_string(),

@@ -316,6 +316,10 @@ impl ProcessRuntime for LinuxRuntime {
         self.cgroups.describe()
     }
 
+    fn cgroups_unavailable(&self) -> Option<String> {
+        self.cgroups.unavailable_reason().map(str::to_string)
+    }
+
     fn create_pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
         self.cgroups.create_pod(pod_uid)
     }

@@ -271,6 +271,11 @@ pub trait ProcessRuntime {
     fn cgroups_description(&self) -> String {
         "none (this runtime has no cgroups); processes with resources are refused".to_string()
     }
+    /// Why limits cannot be enforced here (no usable cgroup hierarchy);
+    /// None where they can.
+    fn cgroups_unavailable(&self) -> Option<String> {
+        Some("this runtime has no cgroups".to_string())
+    }
     /// Makes pod `pod_uid`'s cgroup (idempotent; call before the pod's
     /// first spawn, and again for a pod re-adopted after a restart).
     fn create_pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {

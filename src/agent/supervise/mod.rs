@@ -203,6 +203,13 @@ impl<R: ProcessRuntime> Agent<R> {
         self.rt.cgroups_description()
     }
 
+    /// Why this node cannot enforce `resources` (no usable cgroup
+    /// hierarchy: a non-root daemon, a read-only cgroupfs); None where it
+    /// can. Units asking for limits are refused then, never run unlimited.
+    pub fn limits_unavailable(&self) -> Option<String> {
+        self.rt.cgroups_unavailable()
+    }
+
     pub fn config(&self) -> &AgentConfig {
         &self.cfg
     }

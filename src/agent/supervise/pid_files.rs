@@ -17,9 +17,9 @@
 
 use super::*;
 use crate::api::ProcessIdentity;
+use crate::runtime::inotify::WatchDescriptor;
 use crate::runtime::FileWatch;
 use crate::runtime::ProcessCgroup;
-use crate::runtime::inotify::WatchDescriptor;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

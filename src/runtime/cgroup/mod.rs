@@ -297,6 +297,11 @@ impl Cgroups {
         }
     }
 
+    /// Why pods get no cgroup here; None where they do.
+    pub fn unavailable_reason(&self) -> Option<&str> {
+        self.support.as_ref().err().map(String::as_str)
+    }
+
     pub fn is_available(&self) -> bool {
         self.support.is_ok()
     }
