@@ -90,6 +90,8 @@ struct State {
     processes: BTreeMap<i32, FakeProcess>,
     exits: VecDeque<(i32, ExitReason)>,
     fatal: BTreeSet<Signal>,
+    /// Pids that survive every signal but SIGKILL ([`FakeRuntime::ignores_signals`]).
+    ignoring: BTreeSet<i32>,
     /// Watched non-children, and their exits not yet taken.
     watched: BTreeSet<i32>,
     watched_exits: VecDeque<i32>,
@@ -130,6 +132,7 @@ impl Default for State {
             processes: BTreeMap::new(),
             exits: VecDeque::new(),
             fatal: BTreeSet::from([Signal::KILL]),
+            ignoring: BTreeSet::new(),
             watched: BTreeSet::new(),
             watched_exits: VecDeque::new(),
             refuse_watches: 0,
@@ -146,6 +149,11 @@ impl Default for State {
 }
 
 impl State {
+    /// Whether `signal` kills `pid`.
+    fn dies_of(&self, pid: i32, signal: Signal) -> bool {
+        signal == Signal::KILL || (self.fatal.contains(&signal) && !self.ignoring.contains(&pid))
+    }
+
     fn new_pid(&mut self) -> i32 {
         let pid = self.next_pid;
         self.next_pid += 1;
@@ -245,6 +253,11 @@ impl FakeRuntime {
     /// escalation to SIGKILL.
     pub fn dies_on(&self, signal: Signal) {
         self.state().fatal.insert(signal);
+    }
+
+    /// `pid` ignores every signal but SIGKILL (`trap "" TERM`).
+    pub fn ignores_signals(&self, pid: i32) {
+        self.state().ignoring.insert(pid);
     }
 
     /// Adds a live process the fake did not spawn (not a child: see the
@@ -455,7 +468,7 @@ impl ProcessRuntime for FakeRuntime {
             let members: Vec<i32> = s
                 .processes
                 .iter()
-                .filter(|(_, p)| p.pgid == pgid)
+                .filter(|(pid, p)| p.pgid == pgid && s.dies_of(**pid, signal))
                 .map(|(pid, _)| *pid)
                 .collect();
             for pid in members {
@@ -471,7 +484,7 @@ impl ProcessRuntime for FakeRuntime {
             target: SignalTarget::Process(pid),
             signal,
         });
-        if s.fatal.contains(&signal) {
+        if s.dies_of(pid, signal) {
             s.exit(pid, ExitReason::Signal(signal));
         }
         Ok(())
@@ -654,7 +667,7 @@ impl ProcessRuntime for FakeRuntime {
                 target: SignalTarget::Process(pid),
                 signal,
             });
-            if s.fatal.contains(&signal) {
+            if s.dies_of(pid, signal) {
                 s.exit(pid, ExitReason::Signal(signal));
             }
         }

@@ -70,6 +70,8 @@ mod ending;
 mod step;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_forking;
 
 pub use step::{recheck_delay, step};
 
