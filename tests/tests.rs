@@ -18,6 +18,8 @@ mod probes;
 mod readoption;
 #[path = "tests/replicasets.rs"]
 mod replicasets;
+#[path = "tests/scale.rs"]
+mod scale;
 #[path = "tests/supervision.rs"]
 mod supervision;
 #[path = "tests/units.rs"]

@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 
 /// At most this many creates or deletes per pass (Kubernetes'
 /// `burstReplicas`): a typo such as `replicas = 50000` ramps over several
-/// passes instead of forking everything at once.
+/// passes instead of forking everything at once. A capped plan says
+/// `requeue`, so the ramp goes on without waiting for another change.
 pub const BURST_REPLICAS: usize = 500;
 
 /// What the reconcile needs from a ReplicaSet or a ReplicationController.
@@ -169,6 +170,7 @@ pub fn reconcile(view: &ReplicaView, pods: &[&Pod], nodes: &[&Node], now: DateTi
         return Plan {
             ops: Vec::new(),
             status,
+            requeue: false,
         };
     }
 
@@ -179,6 +181,8 @@ pub fn reconcile(view: &ReplicaView, pods: &[&Pod], nodes: &[&Node], now: DateTi
     );
 
     let want = view.replicas as usize;
+    // More to do than one pass may: the executor comes back for the rest.
+    let requeue = want.abs_diff(active.len()) > BURST_REPLICAS;
     if active.len() < want {
         let missing = (want - active.len()).min(BURST_REPLICAS);
         let mut load = NodeLoad::from_pods(pods);
@@ -190,7 +194,11 @@ pub fn reconcile(view: &ReplicaView, pods: &[&Pod], nodes: &[&Node], now: DateTi
     } else if let Some(victim) = restart_victim(view, &active) {
         ops.push(delete(victim, reasons::RESTART));
     }
-    Plan { ops, status }
+    Plan {
+        ops,
+        status,
+        requeue,
+    }
 }
 
 fn delete(pod: &Pod, reason: &str) -> Op {

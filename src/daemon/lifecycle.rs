@@ -71,6 +71,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         pending_watches: vec![],
         pending_checks: vec![],
         halting: false,
+        requeue: false,
     };
 
     // Signals first, so no SIGCHLD between spawn and handler is lost.
@@ -211,6 +212,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     .map(|at| Instant::now() + (at - wall).to_std().unwrap_or_default())
             };
             wakeup_rev = Some(d.store.revision());
+        }
+        if std::mem::take(&mut d.requeue) && !d.halting {
+            // A controller was cut short by its burst cap: another pass
+            // now, after whatever else is ready (select! picks among ready
+            // branches at random, so API requests are not starved).
+            controllers_due = Some(Instant::now());
         }
         tokio::select! {
             _ = sigchld.recv() => d.reap(),

@@ -74,6 +74,9 @@ pub(crate) struct Daemon {
     pub pending_checks: Vec<crate::agent::CheckRequest>,
     /// `drover up` is stopping everything.
     pub halting: bool,
+    /// A controller stopped short of its goal (the burst cap): the loop
+    /// runs them again as soon as pending events had their turn.
+    pub requeue: bool,
 }
 
 impl Daemon {
@@ -114,7 +117,8 @@ impl Daemon {
             let before = self.store.revision();
             let now = Self::wall();
             if !self.halting {
-                reconcile::run_controllers(&mut self.store, &mut self.events, now);
+                let pass = reconcile::run_controllers(&mut self.store, &mut self.events, now);
+                self.requeue = pass.requeue;
             }
             let mut fx = Effects::default();
             if !self.halting {
@@ -128,7 +132,8 @@ impl Daemon {
             self.reconciled_at = before;
         }
         // Bounded: a pass that keeps changing things is picked up again by
-        // the next event rather than spinning here.
+        // the next event rather than spinning here; one that asked for a
+        // requeue is picked up by the loop at once (`requeue`).
         self.reconciled_at = self.store.revision();
     }
 }

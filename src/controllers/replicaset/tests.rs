@@ -550,6 +550,60 @@ fn creates_and_deletes_are_capped_per_pass() {
     assert_eq!(plan.status.replicas, 600);
 }
 
+/// Issue 9: a set above the burst cap stopped at 4 passes x 500 = 2,000
+/// pods until an unrelated write woke the controllers. A capped plan asks
+/// to be requeued; the pass that reaches `replicas` does not.
+#[test]
+fn a_capped_pass_asks_to_be_requeued_until_it_converges() {
+    let nodes = [node("n1")];
+    let big = rs("web", 2500);
+    let view = ReplicaView::from_rs(&big);
+    let mut pods: Vec<Pod> = Vec::new();
+    let mut passes = 0;
+    loop {
+        let plan = reconcile(&view, &refs(&pods), &refs(&nodes), now());
+        passes += 1;
+        let creates = plan
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::CreatePod { .. }))
+            .count();
+        let left = 2500 - pods.len();
+        assert_eq!(creates, left.min(BURST_REPLICAS), "pass {passes}");
+        assert_eq!(plan.requeue, left > BURST_REPLICAS, "pass {passes}");
+        if creates == 0 {
+            break;
+        }
+        let first = pods.len();
+        pods.extend((first..first + creates).map(|i| web_pod(&format!("p{i:04}")).on("n1")));
+    }
+    assert_eq!(pods.len(), 2500);
+    assert_eq!(
+        passes, 6,
+        "5 capped passes of 500, then one with nothing to do"
+    );
+
+    // Scaling down is capped (and requeued) the same way.
+    let none = rs("web", 0);
+    let plan = reconcile(
+        &ReplicaView::from_rs(&none),
+        &refs(&pods),
+        &refs(&nodes),
+        now(),
+    );
+    assert_eq!(plan.ops.len(), BURST_REPLICAS);
+    assert!(plan.requeue);
+    let few = rs("web", 2400);
+    let plan = reconcile(
+        &ReplicaView::from_rs(&few),
+        &refs(&pods),
+        &refs(&nodes),
+        now(),
+    );
+    assert_eq!(plan.ops.len(), 100);
+    assert!(!plan.requeue, "within the cap: done in this pass");
+}
+
 /// `drover restart rs web` end to end: one pod at a time, oldest first,
 /// never deleting while a replacement is not ready yet.
 #[test]

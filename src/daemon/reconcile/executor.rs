@@ -17,10 +17,11 @@ use std::collections::HashMap;
 const JOB_SOURCE: &str = "job-controller";
 const CRONJOB_SOURCE: &str = "cronjob-controller";
 
-/// ReplicaSets and ReplicationControllers.
-pub(super) fn run_sets(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
+/// ReplicaSets and ReplicationControllers; returns whether one of them
+/// asked to be requeued (cut short by the burst cap).
+pub(super) fn run_sets(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) -> bool {
     if store.replicasets().next().is_none() && store.replication_controllers().next().is_none() {
-        return;
+        return false;
     }
     let plans: Vec<(Kind, ObjectMeta, Plan)> = {
         let pods: Vec<&Pod> = store.pods().collect();
@@ -34,9 +35,11 @@ pub(super) fn run_sets(store: &mut Store, events: &mut EventLog, now: DateTime<U
             })
             .collect()
     };
+    let requeue = plans.iter().any(|(_, _, plan)| plan.requeue);
     for (kind, meta, plan) in plans {
         apply_plan(store, events, kind, &meta, plan, now);
     }
+    requeue
 }
 
 pub(super) fn jobs(store: &Store) -> impl Iterator<Item = &Job> {

@@ -32,16 +32,30 @@ use chrono::{DateTime, Utc};
 
 pub use wakeup::next_wakeup;
 
-/// One pass of every controller; returns whether it changed anything.
-pub fn run_controllers(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) -> bool {
+/// What one pass of the controllers did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pass {
+    /// The pass changed the store.
+    pub changed: bool,
+    /// A controller stopped short of its goal (the burst cap) and must run
+    /// again even if nothing else changes: the caller schedules another
+    /// pass soon, after other events had their turn (Kubernetes' requeue).
+    pub requeue: bool,
+}
+
+/// One pass of every controller.
+pub fn run_controllers(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) -> Pass {
     let before = store.revision();
-    executor::run_sets(store, events, now);
+    let requeue = executor::run_sets(store, events, now);
     executor::run_cronjobs(store, events, now);
     executor::run_jobs(store, events, now);
 
     bind::schedule(store, events, now);
     gc::collect_garbage(store, now);
-    store.revision() != before
+    Pass {
+        changed: store.revision() != before,
+        requeue,
+    }
 }
 
 /// `prefix` + 5 random characters, as the Kubernetes API server does for
