@@ -109,19 +109,21 @@ pub(super) fn start(opts: DaemonOptions) -> anyhow::Result<()> {
 
 /// The daemon logs to stderr (journald picks that up); DROVER_LOG or
 /// RUST_LOG (`debug`, `drover=debug,hyper=warn`) choose what, `info` by
-/// default.
+/// default. Identical lines repeated within 10s are written once and
+/// then counted (`daemon::log_limit`), for every call site.
 fn init_tracing() {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("DROVER_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours on a terminal only: journald and log files get plain text.
+    let format = tracing_subscriber::fmt::format().with_ansi(std::io::stderr().is_terminal());
     // Already installed (a test harness): keep that one.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        // Colours on a terminal only: journald and log files get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
+        .event_format(crate::daemon::log_limit::RateLimited::new(format))
         .try_init();
 }
 

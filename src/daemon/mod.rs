@@ -12,6 +12,7 @@ pub mod apply;
 pub mod events;
 pub mod http;
 mod lifecycle;
+pub mod log_limit;
 pub mod reconcile;
 
 use crate::agent::backoff::BackoffConfig;
