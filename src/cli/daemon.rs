@@ -14,6 +14,7 @@
 //! backoff_initial = "10s"        # restart back-off: first delay,
 //! backoff_max = "5m"             # its ceiling,
 //! backoff_reset = "10m"          # and the run that resets it
+//! socket_group = "drover"        # members may use the control socket (product.md §3)
 //! [node_labels]
 //! disk = "ssd"
 //! ```
@@ -83,6 +84,7 @@ pub struct Config {
     pub backoff_initial: Option<String>,
     pub backoff_max: Option<String>,
     pub backoff_reset: Option<String>,
+    pub socket_group: Option<String>,
     #[serde(default)]
     pub etcd: Vec<String>,
 }
@@ -239,6 +241,9 @@ pub(super) fn resolve(
         foreground,
         log_max_bytes,
         backoff,
+        socket_group: config
+            .socket_group
+            .unwrap_or_else(|| crate::daemon::auth::DEFAULT_GROUP.to_string()),
     })
 }
 

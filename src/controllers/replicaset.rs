@@ -117,13 +117,38 @@ fn claim(view: &ReplicaView, pod: &Pod) -> Claim {
             if terminating
                 || pod.is_terminal()
                 || view.is_deleting()
-                || view.selector.is_empty() =>
+                || view.selector.is_empty()
+                || !may_adopt(view.template, pod) =>
         {
             Claim::Ignore
         }
         (false, true) => Claim::Adopt,
         (false, false) => Claim::Ignore,
     }
+}
+
+/// Whether a set made from `template` may adopt `pod`. A template that
+/// runs a process as the daemon's user (no `user`) is root's: it may take
+/// any pod. Any other may take only pods whose every process runs as one
+/// of the users its template names: a drover-group member's set (its
+/// processes run as the member) must never take, and then scale away or
+/// signal, a pod of root or of another user (issue 10; Kubernetes has
+/// namespaces for this, drover has none).
+fn may_adopt(template: &PodTemplate, pod: &Pod) -> bool {
+    let users = |spec: &crate::api::PodSpec| -> Vec<Option<String>> {
+        spec.init_processes
+            .iter()
+            .chain(&spec.processes)
+            .map(|p| p.user.clone())
+            .collect()
+    };
+    let own = users(&template.spec);
+    if own.iter().any(Option::is_none) {
+        return true;
+    }
+    users(&pod.spec)
+        .iter()
+        .all(|u| u.is_some() && own.contains(u))
 }
 
 /// One reconcile pass for `view`, given every pod and node the store holds

@@ -3,11 +3,40 @@
 //! a changed file is re-applied, a removed file deletes its unit, and
 //! imperative changes such as `scale` survive until the file changes).
 
+use super::accounts::Accounts;
+use super::auth::{Caller, Role};
 use super::reconcile::{from_units_dir, mark_deleted};
 use crate::api::http::ApplyResult;
 use crate::api::{annotations, Kind, Object};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// What the `changed-by` annotation says for what the units folder
+/// applied.
+pub const UNITS_FOLDER: &str = "units folder";
+
+/// Who a unit of the units folder acts as (product.md §3): the daemon
+/// itself (root) when its file belongs to root or to the daemon's user;
+/// otherwise the file's owner, as a member, whose processes then run as
+/// itself. A file whose owner cannot be read acts as `nobody`.
+///
+/// Read here from the file's owner until `units` records on each loaded
+/// unit whether its file is root-owned (it will also refuse files that
+/// anyone but root may write); only this function changes then.
+pub fn unit_author(source: &Path, daemon: &Caller, accounts: &Accounts) -> Caller {
+    let owner = super::startup::owner_of(source).unwrap_or(65534);
+    if owner == 0 || owner == daemon.uid {
+        return daemon.clone();
+    }
+    let gid = accounts.primary_gid(owner).unwrap_or(owner);
+    let mut author = Caller::identify(owner, gid, None, daemon.uid, None, accounts);
+    author.role = Role::Member;
+    if owner == 65534 && author.name.is_none() {
+        author.name = Some("nobody".into());
+    }
+    author
+}
 
 pub struct Applied {
     pub results: Vec<ApplyResult>,
@@ -63,10 +92,13 @@ fn immutable_change(existing: &Object, new: &Object) -> Option<String> {
 }
 
 /// Validates every object first; any error rejects the whole batch.
+/// Objects created or changed record `changed_by` (the caller, or "units
+/// folder") in their `drover.io/changed-by` annotation.
 pub fn apply(
     store: &mut Store,
     items: Vec<Object>,
     units_dir: bool,
+    changed_by: &str,
     now: DateTime<Utc>,
 ) -> Result<Applied, String> {
     let mut errors = vec![];
@@ -112,6 +144,9 @@ pub fn apply(
         }
         let action = match store.get(kind, &name) {
             None => {
+                obj.meta_mut()
+                    .annotations
+                    .insert(annotations::CHANGED_BY.into(), changed_by.into());
                 let meta = obj.meta_mut();
                 if meta.uid.is_empty() {
                     meta.uid = crate::api::meta::new_uid();
@@ -134,8 +169,15 @@ pub fn apply(
                         && existing.meta().labels == obj.meta().labels
                 };
                 if unchanged {
-                    // Still record who owns it now (a unit moved into the folder).
-                    let ann = obj.meta().annotations.clone();
+                    // Still record who owns it now (a unit moved into the
+                    // folder); who changed it last and a restart under way
+                    // are the daemon's own notes, kept.
+                    let mut ann = obj.meta().annotations.clone();
+                    for key in [annotations::CHANGED_BY, annotations::RESTARTED_AT] {
+                        if let Some(v) = existing.meta().annotations.get(key) {
+                            ann.insert(key.into(), v.clone());
+                        }
+                    }
                     store.update(kind, &name, |o| {
                         if o.meta().annotations != ann {
                             o.meta_mut().annotations = ann;
@@ -147,6 +189,9 @@ pub fn apply(
                     "unchanged"
                 } else {
                     let spec_changed = existing.spec_json() != obj.spec_json();
+                    obj.meta_mut()
+                        .annotations
+                        .insert(annotations::CHANGED_BY.into(), changed_by.into());
                     store.update(kind, &name, |o| {
                         let generation = o.meta().generation + 1;
                         replace_spec(o, obj);

@@ -4,15 +4,25 @@
 //! the long poll `/v1/watch`, answered here from the store's revision
 //! channel so a waiting client costs the loop nothing.
 //! Routes: see `crate::api::http`.
+//!
+//! Each connection is identified once, by the kernel (SO_PEERCRED), into
+//! the [`Caller`] every request on it carries; a caller that is neither
+//! root nor a member of the socket group gets 403 to everything and is
+//! never read further. How many connections, how big and how slow a
+//! request may be, and how accept failures are retried: `connections.rs`.
 
+use super::accounts::Accounts;
+use super::auth::{Caller, Role};
+use super::connections::{is_exhaustion, Backoff, Limits, Room, Table, Ticket};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
-use std::time::Duration;
-use tokio::net::UnixListener;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
 #[derive(Debug)]
@@ -22,6 +32,8 @@ pub struct ApiRequest {
     pub segments: Vec<String>,
     pub query: HashMap<String, String>,
     pub body: Bytes,
+    /// Who sent it, from the kernel: never from the request itself.
+    pub caller: Caller,
 }
 
 #[derive(Debug)]
@@ -66,45 +78,192 @@ impl ApiReply {
 
 pub type ApiSender = mpsc::Sender<(ApiRequest, oneshot::Sender<ApiReply>)>;
 
-pub async fn serve(listener: UnixListener, tx: ApiSender, revisions: watch::Receiver<u64>) {
-    loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                tracing::warn!("accept on control socket: {e}");
-                continue;
-            }
-        };
-        let tx = tx.clone();
-        let revisions = revisions.clone();
-        tokio::spawn(async move {
-            let service =
-                hyper::service::service_fn(move |req| handle(req, tx.clone(), revisions.clone()));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!("connection: {e}");
-            }
-        });
+/// What the front door needs to know besides the socket.
+#[derive(Clone, Debug)]
+pub struct FrontDoor {
+    pub limits: Limits,
+    /// The daemon's own uid: root for the rules (see `auth`).
+    pub daemon_uid: u32,
+    /// Its account name, for the record.
+    pub daemon_name: Option<String>,
+    /// The group whose members may use the socket (`drover`).
+    pub group: String,
+}
+
+impl FrontDoor {
+    /// The caller on `stream`, by SO_PEERCRED. Accounts are read only for
+    /// callers that are not root (membership, name).
+    fn identify(&self, stream: &UnixStream) -> Option<Caller> {
+        let cred = stream.peer_cred().ok()?;
+        let (uid, gid, pid) = (cred.uid(), cred.gid(), cred.pid());
+        if uid == 0 || uid == self.daemon_uid {
+            let name = match uid {
+                0 => Some("root".to_string()),
+                _ => self.daemon_name.clone(),
+            };
+            return Some(Caller {
+                uid,
+                gid,
+                pid,
+                name,
+                role: Role::Root,
+            });
+        }
+        let accounts = Accounts::read();
+        let group = accounts.gid_of(&self.group);
+        Some(Caller::identify(
+            uid,
+            gid,
+            pid,
+            self.daemon_uid,
+            group,
+            &accounts,
+        ))
     }
 }
 
-async fn handle(
-    req: Request<Incoming>,
+/// Accepts connections until the daemon exits (see `connections.rs` for
+/// the cap, the eviction of idle connections and the accept back-off).
+pub async fn serve(
+    listener: UnixListener,
     tx: ApiSender,
     revisions: watch::Receiver<u64>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
-    let reply = route(req, tx, revisions).await;
-    let resp = Response::builder()
+    door: FrontDoor,
+) {
+    let table = Table::new(door.limits.max_connections);
+    let door = Arc::new(door);
+    let mut backoff = Backoff::new();
+    loop {
+        let (ticket, closed) = match table.admit(Instant::now()) {
+            Room::Yes(ticket, closed) => (ticket, closed),
+            Room::Full => {
+                // Every connection is busy: new clients wait in the
+                // kernel's backlog until one ends.
+                table.ended().await;
+                continue;
+            }
+        };
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff.succeeded();
+                stream
+            }
+            Err(e) => {
+                drop(ticket);
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO)
+                ) {
+                    // That one connection failed; the next may not.
+                    continue;
+                }
+                if is_exhaustion(&e) {
+                    // Free a descriptor for the next try, if any is idle.
+                    table.close_oldest_idle();
+                }
+                // The same words every time, so `log_limit` can fold a
+                // long run of them into one line and a count.
+                tracing::warn!("accept on the control socket: {e} (retrying with back-off)");
+                tokio::time::sleep(backoff.failed()).await;
+                continue;
+            }
+        };
+        ticket.idle(Instant::now());
+        tokio::spawn(connection(
+            stream,
+            ticket,
+            closed,
+            door.clone(),
+            tx.clone(),
+            revisions.clone(),
+        ));
+    }
+}
+
+/// Serves one connection until it ends, times out, or is asked to close to
+/// make room.
+async fn connection(
+    stream: UnixStream,
+    ticket: Ticket,
+    closed: oneshot::Receiver<()>,
+    door: Arc<FrontDoor>,
+    tx: ApiSender,
+    revisions: watch::Receiver<u64>,
+) {
+    let caller = door.identify(&stream);
+    let limits = door.limits;
+    let ticket = Arc::new(ticket);
+    let service = {
+        let ticket = ticket.clone();
+        hyper::service::service_fn(move |req| {
+            let (ticket, tx, revisions, caller) = (
+                ticket.clone(),
+                tx.clone(),
+                revisions.clone(),
+                caller.clone(),
+            );
+            async move {
+                ticket.busy();
+                let reply = match caller {
+                    Some(c) if c.role != Role::Outsider => {
+                        route(req, c, tx, revisions, &limits).await
+                    }
+                    // Refused before anything is read: the body of an
+                    // outsider's request is never looked at.
+                    Some(c) => refuse_outsider(&c),
+                    None => ApiReply::error(403, "the caller's credentials cannot be read"),
+                };
+                ticket.idle(Instant::now());
+                Ok::<_, std::convert::Infallible>(response(reply))
+            }
+        })
+    };
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(limits.max_buf)
+        .max_headers(limits.max_headers);
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        result = conn => {
+            if let Err(e) = result {
+                tracing::debug!("connection: {e}");
+            }
+        }
+        // Closed to make room (the oldest idle connection at the cap).
+        _ = closed => {}
+    }
+    drop(ticket);
+}
+
+fn refuse_outsider(caller: &Caller) -> ApiReply {
+    match super::auth::decide(
+        caller,
+        super::auth::Action::Read,
+        None,
+        &Accounts::default(),
+    ) {
+        super::auth::Decision::Deny(why) => ApiReply::error(403, why),
+        super::auth::Decision::Allow => ApiReply::error(403, "refused"),
+    }
+}
+
+fn response(reply: ApiReply) -> Response<Full<Bytes>> {
+    Response::builder()
         .status(reply.status)
         .header("content-type", reply.content_type)
         .body(Full::new(Bytes::from(reply.body)))
-        .expect("valid response");
-    Ok(resp)
+        .expect("valid response")
 }
 
-async fn route(req: Request<Incoming>, tx: ApiSender, revisions: watch::Receiver<u64>) -> ApiReply {
+async fn route(
+    req: Request<Incoming>,
+    caller: Caller,
+    tx: ApiSender,
+    revisions: watch::Receiver<u64>,
+    limits: &Limits,
+) -> ApiReply {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = parse_query(req.uri().query().unwrap_or(""));
@@ -117,11 +276,29 @@ async fn route(req: Request<Incoming>, tx: ApiSender, revisions: watch::Receiver
         .map(percent_decode)
         .collect();
     if method == Method::GET && segments.len() == 1 && segments[0] == "watch" {
-        return watch_revision(revisions, &query).await;
+        return watch_revision(revisions, &query, limits.max_watch).await;
     }
-    let body = match req.into_body().collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) => return ApiReply::error(400, format!("reading request body: {e}")),
+    let declared = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limits.max_body as u64) {
+        return too_large(limits);
+    }
+    let body = Limited::new(req.into_body(), limits.max_body).collect();
+    let body = match tokio::time::timeout(limits.body_timeout, body).await {
+        Ok(Ok(b)) => b.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return too_large(limits),
+        Ok(Err(e)) => return ApiReply::error(400, format!("reading request body: {e}")),
+        Err(_) => {
+            return ApiReply::error(
+                408,
+                format!(
+                    "the request body did not arrive within {}s",
+                    limits.body_timeout.as_secs()
+                ),
+            )
+        }
     };
     let (reply_tx, reply_rx) = oneshot::channel();
     let request = ApiRequest {
@@ -129,6 +306,7 @@ async fn route(req: Request<Incoming>, tx: ApiSender, revisions: watch::Receiver
         segments,
         query,
         body,
+        caller,
     };
     if tx.send((request, reply_tx)).await.is_err() {
         return ApiReply::error(503, "the daemon is shutting down");
@@ -138,11 +316,23 @@ async fn route(req: Request<Incoming>, tx: ApiSender, revisions: watch::Receiver
         .unwrap_or_else(|_| ApiReply::error(503, "the daemon is shutting down"))
 }
 
+fn too_large(limits: &Limits) -> ApiReply {
+    ApiReply::error(
+        413,
+        format!(
+            "request body too large: the limit is {} MiB (apply fewer units at once)",
+            limits.max_body >> 20
+        ),
+    )
+}
+
 /// Long poll: answers once the store's revision passes `since` (or after
-/// `timeout` seconds, default 30) with the current revision.
+/// `timeout` seconds, default 30, at most `max`) with the current
+/// revision.
 async fn watch_revision(
     mut revisions: watch::Receiver<u64>,
     query: &HashMap<String, String>,
+    max: Duration,
 ) -> ApiReply {
     let since: u64 = query.get("since").and_then(|s| s.parse().ok()).unwrap_or(0);
     let secs: u64 = query
@@ -150,7 +340,7 @@ async fn watch_revision(
         .and_then(|s| s.parse().ok())
         .unwrap_or(30);
     let _ = tokio::time::timeout(
-        Duration::from_secs(secs),
+        Duration::from_secs(secs).min(max),
         revisions.wait_for(|r| *r > since),
     )
     .await;

@@ -7,13 +7,18 @@
 //! SIGINT (stop). Nothing polls: with no events and no timers the loop
 //! sleeps in the kernel.
 
+pub mod accounts;
 mod api;
 pub mod apply;
+pub mod auth;
+pub mod connections;
 pub mod events;
 pub mod http;
 mod lifecycle;
 pub mod log_limit;
+mod persist;
 pub mod reconcile;
+pub mod startup;
 
 use crate::agent::backoff::BackoffConfig;
 use crate::agent::{Agent, Effects, Timer};
@@ -46,6 +51,10 @@ pub struct DaemonOptions {
     /// Restart pacing for crashing processes (config file keys
     /// `backoff_initial`, `backoff_max`, `backoff_reset`).
     pub backoff: BackoffConfig,
+    /// The group whose members may use the control socket (config key
+    /// `socket_group`, default `drover`): it owns the socket and the log
+    /// dir, and membership decides what a caller may do (`auth`).
+    pub socket_group: String,
 }
 
 /// Runs the daemon until it is told to stop. Builds its own tokio runtime
@@ -78,6 +87,9 @@ pub(crate) struct Daemon {
     /// A controller stopped short of its goal (the burst cap): the loop
     /// runs them again as soon as pending events had their turn.
     pub requeue: bool,
+    /// What the API request being answered sets off once its change is
+    /// durable (`persist.rs`).
+    pub after_commit: persist::AfterCommit,
 }
 
 impl Daemon {

@@ -773,3 +773,56 @@ fn pods_to_delete_full_order() {
         ]
     );
 }
+
+/// Issue 10: a set whose processes run as a user (what a drover-group
+/// member applies) adopts only pods that run as that user: never root's
+/// pod, which it could then scale away or signal. A set of root's adopts
+/// as before.
+#[test]
+fn a_users_set_adopts_only_that_users_pods() {
+    let as_user = |mut p: Pod, user: Option<&str>| {
+        for proc_ in &mut p.spec.processes {
+            proc_.user = user.map(str::to_string);
+        }
+        p
+    };
+    let nodes = [node("n1")];
+    let mut alices = rs("web", 0);
+    for proc_ in &mut alices.spec.template.spec.processes {
+        proc_.user = Some("alice".into());
+    }
+    let orphans = [
+        as_user(pod("root-db").labels(&[("app", "web")]).on("n1"), None),
+        as_user(pod("bobs").labels(&[("app", "web")]).on("n1"), Some("bob")),
+        as_user(
+            pod("alices").labels(&[("app", "web")]).on("n1"),
+            Some("alice"),
+        ),
+    ];
+    let plan = reconcile(
+        &ReplicaView::from_rs(&alices),
+        &refs(&orphans),
+        &refs(&nodes),
+        now(),
+    );
+    let shown: Vec<String> = plan.ops.iter().map(show).collect();
+    assert_eq!(
+        shown,
+        ["adopt alices by ReplicaSet/web", "delete alices: surplus"],
+        "only alice's pod is adopted (and, at 0 replicas, deleted)"
+    );
+
+    let roots = rs("web", 3);
+    let plan = reconcile(
+        &ReplicaView::from_rs(&roots),
+        &refs(&orphans),
+        &refs(&nodes),
+        now(),
+    );
+    let adopted = plan
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::Adopt { .. }))
+        .count();
+    assert_eq!(adopted, 3, "root's set adopts whatever matches");
+}
