@@ -8,10 +8,16 @@ mod harness;
 
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/durability.rs"]
+mod durability;
+#[path = "tests/exhaustion.rs"]
+mod exhaustion;
 #[path = "tests/jobs.rs"]
 mod jobs;
 #[path = "tests/pods.rs"]
 mod pods;
+#[path = "tests/privileges.rs"]
+mod privileges;
 #[path = "tests/probes.rs"]
 mod probes;
 #[path = "tests/readoption.rs"]

@@ -1,7 +1,7 @@
 //! The control socket's front door: how many connections may be open,
 //! which one to close to make room, how much a caller may send, and how
 //! fast to retry an accept that failed. Decisions are pure ([`Limits`],
-//! [`oldest_idle`], [`Backoff`]); [`Table`] holds the open connections.
+//! [`victim`], [`Backoff`]); [`Table`] holds the open connections.
 //!
 //! The design, for a socket any member of the drover group can flood:
 //! - **A cap** on open connections, a quarter of the file descriptor
@@ -10,12 +10,15 @@
 //! - **Room for the CLI:** a connection is *idle* while it has no request
 //!   being answered (before its first request, between keep-alive
 //!   requests, and while its answer is being written to a peer that may
-//!   not read it). At the cap, a new connection closes the oldest idle
-//!   one: a flood of idle clients only ever evicts itself, and a CLI,
-//!   which sends its request as soon as it connects, gets in. If every
-//!   connection is busy (requests in the daemon's queue, `watch` long
-//!   polls), accepting pauses until one ends: new clients wait in the
-//!   kernel's backlog instead of being refused.
+//!   not read it). At the cap, a new connection closes the one idle the
+//!   longest, once it has been idle for [`IDLE_GRACE`] (250 ms: a client
+//!   that just connected gets that long to send its request; a
+//!   connection whose task has not run yet is never closed). A flood of
+//!   idle clients only ever evicts itself, and a CLI, which sends its
+//!   request as soon as it connects, gets in. If no connection may be
+//!   closed (all busy: requests in the daemon's queue, `watch` long
+//!   polls), accepting pauses until one ends or one may be: new clients
+//!   wait in the kernel's backlog instead of being refused.
 //! - **Timeouts:** a connection must send a request's headers within
 //!   [`Limits::header_timeout`] of connecting or of its previous answer
 //!   (hyper's header read timeout; this closes idle keep-alive and
@@ -115,15 +118,55 @@ impl Default for Backoff {
     }
 }
 
-/// The connection to close to make room: the one idle the longest (ties:
-/// the oldest connection). `conns` is (id, idle since: None while busy).
-pub fn oldest_idle(conns: impl IntoIterator<Item = (u64, Option<Instant>)>) -> Option<u64> {
-    conns
-        .into_iter()
-        .filter_map(|(id, idle)| Some((idle?, id)))
-        .min()
-        .map(|(_, id)| id)
+/// How eviction sees a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Accepted, its task not run yet: its request may be in the socket
+    /// already, unread. Never closed to make room.
+    New,
+    /// No request being answered, since then.
+    Idle(Instant),
+    /// A request is being answered.
+    Busy,
 }
+
+/// The choice of a connection to close to make room.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Victim {
+    Close(u64),
+    /// None may be closed yet; the oldest idle one may at this instant.
+    NotBefore(Instant),
+    /// Every connection is busy or new.
+    None,
+}
+
+/// The connection to close to make room at the cap: the one idle the
+/// longest (ties: the oldest connection), once it has been idle for
+/// `grace`. The grace is for clients that just connected and have not
+/// sent their request yet (a CLI on a loaded machine); a flood of idle
+/// clients is older than that.
+pub fn victim(
+    conns: impl IntoIterator<Item = (u64, State)>,
+    now: Instant,
+    grace: Duration,
+) -> Victim {
+    let oldest = conns
+        .into_iter()
+        .filter_map(|(id, state)| match state {
+            State::Idle(since) => Some((since, id)),
+            State::New | State::Busy => None,
+        })
+        .min();
+    match oldest {
+        Some((since, id)) if now.duration_since(since) >= grace => Victim::Close(id),
+        Some((since, _)) => Victim::NotBefore(since + grace),
+        None => Victim::None,
+    }
+}
+
+/// How long a connection must have been idle before it may be closed to
+/// make room.
+pub const IDLE_GRACE: Duration = Duration::from_millis(250);
 
 /// The open connections, shared by the accept loop and each connection's
 /// task.
@@ -143,8 +186,7 @@ struct Inner {
 }
 
 struct Slot {
-    /// Idle since (None while a request is being answered).
-    idle: Option<Instant>,
+    state: State,
     /// Dropping or firing it closes the connection; None once asked.
     close: Option<oneshot::Sender<()>>,
 }
@@ -159,8 +201,9 @@ pub struct Ticket {
 pub enum Room {
     /// Accept one more; here is its ticket and the signal that closes it.
     Yes(Ticket, oneshot::Receiver<()>),
-    /// Every connection is busy: wait for one to end ([`Table::ended`]).
-    Full,
+    /// At the cap: wait until a connection ends ([`Table::ended`]) or,
+    /// if given, until this instant (an idle one may be closed then).
+    Wait(Option<Instant>),
 }
 
 impl Table {
@@ -187,10 +230,17 @@ impl Table {
     pub fn admit(&self, now: Instant) -> Room {
         let mut t = self.lock();
         let open = t.conns.len() - t.closing;
-        // Connections asked to close still hold their descriptor until
-        // their task runs: never more than the cap of those either.
-        if open >= t.max && (t.closing >= t.max || !t.close_oldest_idle()) {
-            return Room::Full;
+        if open >= t.max {
+            // Connections asked to close still hold their descriptor until
+            // their task runs: never more than the cap of those either.
+            if t.closing >= t.max {
+                return Room::Wait(None);
+            }
+            match t.close_oldest_idle(now) {
+                Victim::Close(_) => {}
+                Victim::NotBefore(at) => return Room::Wait(Some(at)),
+                Victim::None => return Room::Wait(None),
+            }
         }
         t.next_id += 1;
         let id = t.next_id;
@@ -198,7 +248,7 @@ impl Table {
         t.conns.insert(
             id,
             Slot {
-                idle: Some(now),
+                state: State::New,
                 close: Some(close),
             },
         );
@@ -212,10 +262,10 @@ impl Table {
         )
     }
 
-    /// Closes the oldest idle connection (to free a descriptor after an
-    /// accept failed); false if none is idle.
-    pub fn close_oldest_idle(&self) -> bool {
-        self.lock().close_oldest_idle()
+    /// Closes the oldest idle connection past its grace (to free a
+    /// descriptor after an accept failed); false if there is none.
+    pub fn close_oldest_idle(&self, now: Instant) -> bool {
+        matches!(self.lock().close_oldest_idle(now), Victim::Close(_))
     }
 
     /// Resolves when a connection ends.
@@ -234,37 +284,47 @@ impl Table {
 }
 
 impl Inner {
-    fn close_oldest_idle(&mut self) -> bool {
+    fn close_oldest_idle(&mut self, now: Instant) -> Victim {
         let candidates = self
             .conns
             .iter()
             .filter(|(_, s)| s.close.is_some())
-            .map(|(id, s)| (*id, s.idle));
-        let Some(id) = oldest_idle(candidates) else {
-            return false;
-        };
-        let slot = self.conns.get_mut(&id).expect("chosen from the table");
-        if let Some(close) = slot.close.take() {
-            let _ = close.send(());
-            self.closing += 1;
+            .map(|(id, s)| (*id, s.state));
+        let choice = victim(candidates, now, IDLE_GRACE);
+        if let Victim::Close(id) = choice {
+            let slot = self.conns.get_mut(&id).expect("chosen from the table");
+            if let Some(close) = slot.close.take() {
+                let _ = close.send(());
+                self.closing += 1;
+            }
         }
-        true
+        choice
+    }
+
+    fn set(&mut self, id: u64, state: State) {
+        if let Some(s) = self.conns.get_mut(&id) {
+            s.state = state;
+        }
     }
 }
 
 impl Ticket {
+    /// The connection's task runs: from now on it is idle until a request
+    /// arrives. (Called at the start of the task's first poll, which also
+    /// reads a request already waiting in the socket: on the daemon's one
+    /// thread, nothing sees the connection idle in between.)
+    pub fn started(&self, now: Instant) {
+        self.table.lock().set(self.id, State::Idle(now));
+    }
+
     /// A request is being answered on this connection.
     pub fn busy(&self) {
-        if let Some(s) = self.table.lock().conns.get_mut(&self.id) {
-            s.idle = None;
-        }
+        self.table.lock().set(self.id, State::Busy);
     }
 
     /// Its answer is handed over: idle (and so closable) from `now`.
     pub fn idle(&self, now: Instant) {
-        if let Some(s) = self.table.lock().conns.get_mut(&self.id) {
-            s.idle = Some(now);
-        }
+        self.table.lock().set(self.id, State::Idle(now));
     }
 }
 
@@ -317,27 +377,55 @@ mod tests {
     }
 
     #[test]
-    fn the_oldest_idle_connection_goes_first_and_busy_ones_never() {
+    fn the_oldest_idle_connection_goes_first_new_and_busy_ones_never() {
         let t0 = Instant::now();
-        let at = |ms| Some(t0 + Duration::from_millis(ms));
-        assert_eq!(oldest_idle([(1, None), (2, at(5)), (3, at(1))]), Some(3));
-        assert_eq!(oldest_idle([(1, None), (2, None)]), None);
-        assert_eq!(oldest_idle([(7, at(1)), (4, at(1))]), Some(4), "tie: older");
-        assert_eq!(oldest_idle([]), None);
+        let ms = Duration::from_millis;
+        let now = t0 + ms(1000);
+        let grace = ms(250);
+        let idle = |at: u64| State::Idle(t0 + ms(at));
+        use State::{Busy, New};
+        let cases = [
+            (
+                vec![(1, Busy), (2, idle(5)), (3, idle(1))],
+                Victim::Close(3),
+            ),
+            (vec![(1, Busy), (2, New)], Victim::None),
+            (vec![(7, idle(1)), (4, idle(1))], Victim::Close(4)),
+            (vec![], Victim::None),
+            // Idle for less than the grace: not yet, but then.
+            (
+                vec![(1, idle(900)), (2, New)],
+                Victim::NotBefore(t0 + ms(1150)),
+            ),
+            (vec![(1, idle(900)), (2, idle(700))], Victim::Close(2)),
+        ];
+        for (conns, want) in cases {
+            assert_eq!(victim(conns.clone(), now, grace), want, "{conns:?}");
+        }
     }
 
     #[tokio::test]
-    async fn at_the_cap_an_idle_connection_makes_room_and_busy_ones_wait() {
+    async fn at_the_cap_an_idle_connection_makes_room_and_busy_or_new_ones_wait() {
         let table = Table::new(2);
         let t0 = Instant::now();
+        let later = t0 + IDLE_GRACE * 4;
         let Room::Yes(a, mut a_closed) = table.admit(t0) else {
             panic!("room for the first")
         };
-        let Room::Yes(b, _b_closed) = table.admit(t0 + Duration::from_millis(1)) else {
+        let Room::Yes(b, _b_closed) = table.admit(t0) else {
             panic!("room for the second")
         };
-        // Full, with two idle: the oldest (a) is asked to close.
-        let Room::Yes(c, _c_closed) = table.admit(t0 + Duration::from_millis(2)) else {
+        // Full, and neither has run yet: wait.
+        assert!(matches!(table.admit(later), Room::Wait(None)));
+        a.started(t0);
+        b.started(t0 + Duration::from_millis(1));
+        // Both idle, but only just: wait until the oldest has had its grace.
+        match table.admit(t0 + Duration::from_millis(10)) {
+            Room::Wait(Some(at)) => assert_eq!(at, t0 + IDLE_GRACE),
+            _ => panic!("expected to wait for the grace"),
+        }
+        // Past it: the oldest (a) is asked to close, and c gets in.
+        let Room::Yes(c, _c_closed) = table.admit(later) else {
             panic!("an idle connection makes room")
         };
         assert!(a_closed.try_recv().is_ok(), "a was asked to close");
@@ -346,15 +434,14 @@ mod tests {
         // Both busy now: no room until one ends.
         b.busy();
         c.busy();
-        assert!(matches!(table.admit(t0), Room::Full));
+        assert!(matches!(table.admit(later), Room::Wait(None)));
         let waiter = {
             let table = table.clone();
             tokio::spawn(async move { table.ended().await })
         };
         tokio::task::yield_now().await;
-        c.idle(t0 + Duration::from_millis(3));
         drop(b);
         waiter.await.unwrap();
-        assert!(matches!(table.admit(t0), Room::Yes(..)), "room again");
+        assert!(matches!(table.admit(later), Room::Yes(..)), "room again");
     }
 }

@@ -122,29 +122,45 @@ impl FrontDoor {
     }
 }
 
+/// Where connections come from: the control socket, or a test's script.
+pub trait Acceptor {
+    fn accept(&mut self) -> impl std::future::Future<Output = std::io::Result<UnixStream>>;
+}
+
+impl Acceptor for UnixListener {
+    async fn accept(&mut self) -> std::io::Result<UnixStream> {
+        UnixListener::accept(self).await.map(|(stream, _)| stream)
+    }
+}
+
 /// Accepts connections until the daemon exits (see `connections.rs` for
 /// the cap, the eviction of idle connections and the accept back-off).
 pub async fn serve(
-    listener: UnixListener,
+    listener: impl Acceptor,
     tx: ApiSender,
     revisions: watch::Receiver<u64>,
     door: FrontDoor,
 ) {
+    let mut listener = listener;
     let table = Table::new(door.limits.max_connections);
     let door = Arc::new(door);
     let mut backoff = Backoff::new();
     loop {
         let (ticket, closed) = match table.admit(Instant::now()) {
             Room::Yes(ticket, closed) => (ticket, closed),
-            Room::Full => {
-                // Every connection is busy: new clients wait in the
-                // kernel's backlog until one ends.
-                table.ended().await;
+            Room::Wait(until) => {
+                // At the cap: new clients wait in the kernel's backlog
+                // until a connection ends or an idle one may be closed.
+                let until = until.map(tokio::time::Instant::from_std);
+                tokio::select! {
+                    _ = table.ended() => {}
+                    _ = sleep_until(until) => {}
+                }
                 continue;
             }
         };
         let stream = match listener.accept().await {
-            Ok((stream, _)) => {
+            Ok(stream) => {
                 backoff.succeeded();
                 stream
             }
@@ -159,7 +175,7 @@ pub async fn serve(
                 }
                 if is_exhaustion(&e) {
                     // Free a descriptor for the next try, if any is idle.
-                    table.close_oldest_idle();
+                    table.close_oldest_idle(Instant::now());
                 }
                 // The same words every time, so `log_limit` can fold a
                 // long run of them into one line and a count.
@@ -168,7 +184,6 @@ pub async fn serve(
                 continue;
             }
         };
-        ticket.idle(Instant::now());
         tokio::spawn(connection(
             stream,
             ticket,
@@ -177,6 +192,13 @@ pub async fn serve(
             tx.clone(),
             revisions.clone(),
         ));
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -190,6 +212,7 @@ async fn connection(
     tx: ApiSender,
     revisions: watch::Receiver<u64>,
 ) {
+    ticket.started(Instant::now());
     let caller = door.identify(&stream);
     let limits = door.limits;
     let ticket = Arc::new(ticket);
@@ -394,6 +417,74 @@ pub fn percent_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An accept that fails with `errno` every time, recording when it
+    /// was called (tokio's clock, paused in the test).
+    struct Failing {
+        errno: i32,
+        calls: Arc<std::sync::Mutex<Vec<tokio::time::Instant>>>,
+    }
+
+    impl Acceptor for Failing {
+        async fn accept(&mut self) -> std::io::Result<UnixStream> {
+            let n = {
+                let mut calls = self.calls.lock().unwrap();
+                calls.push(tokio::time::Instant::now());
+                calls.len()
+            };
+            if n > 100 {
+                // A loop that retries without pausing got here at once;
+                // stop it so the assertions can say so.
+                std::future::pending::<()>().await;
+            }
+            Err(std::io::Error::from_raw_os_error(self.errno))
+        }
+    }
+
+    /// Issue 9: EMFILE on accept was retried at once, forever: 25,859
+    /// warnings in a millisecond, and the daemon's one thread never ran
+    /// anything else. Now: 10 ms, doubling to 1 s, and other tasks run.
+    #[tokio::test(start_paused = true)]
+    async fn accept_failures_back_off_instead_of_spinning() {
+        for errno in [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EIO] {
+            let calls = Arc::new(std::sync::Mutex::new(vec![]));
+            let (tx, _rx) = mpsc::channel(1);
+            let (_rev_tx, revisions) = watch::channel(0);
+            let door = FrontDoor {
+                limits: Limits::for_fd_limit(1024),
+                daemon_uid: 0,
+                daemon_name: None,
+                group: "drover".into(),
+            };
+            let acceptor = Failing {
+                errno,
+                calls: calls.clone(),
+            };
+            let start = tokio::time::Instant::now();
+            let server = tokio::spawn(serve(acceptor, tx, revisions, door));
+            // Another task gets its turns meanwhile (a spin would starve
+            // it on this one thread, and the paused clock would never
+            // move).
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            server.abort();
+            let calls = calls.lock().unwrap().clone();
+            let offsets: Vec<u64> = calls
+                .iter()
+                .map(|t| (*t - start).as_millis() as u64)
+                .collect();
+            // 0, 10, 30, 70, 150, 310, 630, 1270, then every second.
+            assert_eq!(
+                &offsets[..9],
+                [0, 10, 30, 70, 150, 310, 630, 1270, 2270],
+                "errno {errno}"
+            );
+            assert!(
+                calls.len() <= 18,
+                "errno {errno}: {} attempts in 10s",
+                calls.len()
+            );
+        }
+    }
 
     #[test]
     fn decodes_selectors() {

@@ -8,7 +8,7 @@
 use super::accounts::{etc_group_gid, Accounts};
 use super::connections::Limits;
 use super::http::{self, ApiReply, ApiRequest};
-use super::{persist, startup, Daemon, DaemonOptions};
+use super::{startup, Daemon, DaemonOptions};
 use crate::agent::logs::LogDir;
 use crate::agent::{Agent, AgentConfig, Effects};
 use crate::api::{Kind, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectMeta};
@@ -77,6 +77,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         halting: false,
         requeue: false,
         after_commit: Default::default(),
+        pacing: Default::default(),
     };
 
     // Signals first, so no SIGCHLD between spawn and handler is lost.
@@ -153,7 +154,6 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // acknowledged `scale` survives a `kill -9` right after.
     let mut replies: Vec<(oneshot::Sender<ApiReply>, ApiReply)> = vec![];
     let mut controllers_due: Option<Instant> = None;
-    let mut pacing = persist::Pacing::default();
     let mut wakeup_rev: Option<u64> = None;
     tokio::spawn(crate::agent::logs::watch_sizes(logs));
     tracing::info!(
@@ -178,15 +178,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         let mut persist_due: Option<Instant> = None;
         if d.store.is_dirty() {
             let now = Instant::now();
-            if pacing.should_persist(now, !replies.is_empty(), d.halting) {
+            if d.pacing.should_persist(now, !replies.is_empty(), d.halting) {
                 let result = d.store.persist(&mut backend);
                 if let Err(e) = &result {
                     tracing::error!("persisting state (will retry): {e:#}");
                 }
-                pacing.record(now, result.is_ok());
+                d.pacing.record(now, result.is_ok());
             }
             if d.store.is_dirty() {
-                persist_due = pacing.due_at();
+                persist_due = d.pacing.due_at();
             }
         }
         if !started_up && !d.store.is_dirty() {

@@ -90,6 +90,8 @@ pub(crate) struct Daemon {
     /// What the API request being answered sets off once its change is
     /// durable (`persist.rs`).
     pub after_commit: persist::AfterCommit,
+    /// When to persist what the daemon changed on its own.
+    pub pacing: persist::Pacing,
 }
 
 impl Daemon {

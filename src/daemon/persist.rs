@@ -116,7 +116,11 @@ impl Daemon {
         let out = f(self);
         let after = std::mem::take(&mut self.after_commit);
         if self.store.txn_changed() {
-            if let Err(e) = self.store.persist(backend) {
+            let result = self.store.persist(backend);
+            // Either way it says how the disk is doing: a success ends the
+            // back-off for the daemon's own changes too.
+            self.pacing.record(Instant::now(), result.is_ok());
+            if let Err(e) = result {
                 self.store.rollback();
                 return Err(e);
             }

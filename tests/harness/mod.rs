@@ -45,6 +45,8 @@ const PORT_BLOCK: u16 = 20;
 
 pub struct TestDaemon {
     dir: tempfile::TempDir,
+    /// RLIMIT_NOFILE the daemon is started with ([`Options::nofile`]).
+    nofile: Option<u64>,
     /// Our child: the daemon, or its keeper (see [`Options::keeper`]).
     child: Option<Child>,
     daemon_pid: Option<u32>,
@@ -69,6 +71,12 @@ pub struct Options<'a> {
     /// stays a zombie (as under a PID 1 that is slow to reap) until the
     /// test ends.
     pub keeper: bool,
+    /// The daemon starts with this RLIMIT_NOFILE, soft and hard (as under
+    /// `ulimit -n N`), so it cannot raise it.
+    pub nofile: Option<u64>,
+    /// Called with the test dir before the daemon first starts (mount a
+    /// tmpfs as the state dir, open the dir to other users, ...).
+    pub prepare: Option<&'a dyn Fn(&Path)>,
 }
 
 impl Default for Options<'_> {
@@ -76,6 +84,8 @@ impl Default for Options<'_> {
         Options {
             config: DEFAULT_CONFIG,
             keeper: false,
+            nofile: None,
+            prepare: None,
         }
     }
 }
@@ -103,6 +113,7 @@ impl TestDaemon {
         let first = PORT_BASE + block * PORT_BLOCK;
         let mut d = TestDaemon {
             dir,
+            nofile: opts.nofile,
             child: None,
             daemon_pid: None,
             keeper: opts.keeper,
@@ -116,6 +127,9 @@ impl TestDaemon {
         std::fs::write(d.path("drover.toml"), opts.config).unwrap();
         for (name, text) in units {
             d.write_unit(name, text);
+        }
+        if let Some(prepare) = opts.prepare {
+            prepare(d.dir());
         }
         d.launch();
         d
@@ -215,6 +229,22 @@ impl TestDaemon {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .process_group(0);
+        if let Some(n) = self.nofile {
+            let limit = libc::rlimit {
+                rlim_cur: n,
+                rlim_max: n,
+            };
+            // SAFETY: setrlimit(2) is async-signal-safe and touches only
+            // the child's own limits.
+            unsafe {
+                cmd.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().expect("spawning drover daemon");
         let child_pid = child.id();
         let previous = self.daemon_pid.take();
