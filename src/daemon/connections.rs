@@ -173,8 +173,9 @@ pub const IDLE_GRACE: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct Table {
     inner: Arc<Mutex<Inner>>,
-    /// Signalled whenever a connection ends (only the accept loop waits).
-    ended: Arc<Notify>,
+    /// Signalled whenever a connection ends or becomes idle, which may
+    /// make room (only the accept loop waits on it).
+    changed: Arc<Notify>,
 }
 
 struct Inner {
@@ -201,8 +202,9 @@ pub struct Ticket {
 pub enum Room {
     /// Accept one more; here is its ticket and the signal that closes it.
     Yes(Ticket, oneshot::Receiver<()>),
-    /// At the cap: wait until a connection ends ([`Table::ended`]) or,
-    /// if given, until this instant (an idle one may be closed then).
+    /// At the cap: wait until a connection ends or turns idle
+    /// ([`Table::changed`]) or, if given, until this instant (an idle one
+    /// may be closed then).
     Wait(Option<Instant>),
 }
 
@@ -215,7 +217,7 @@ impl Table {
                 conns: BTreeMap::new(),
                 closing: 0,
             })),
-            ended: Arc::new(Notify::new()),
+            changed: Arc::new(Notify::new()),
         }
     }
 
@@ -268,9 +270,11 @@ impl Table {
         matches!(self.lock().close_oldest_idle(now), Victim::Close(_))
     }
 
-    /// Resolves when a connection ends.
-    pub async fn ended(&self) {
-        self.ended.notified().await
+    /// Resolves when a connection ended or turned idle since the last
+    /// call (a permit is kept if nobody was waiting, so the accept loop
+    /// that found no room and is about to wait misses nothing).
+    pub async fn changed(&self) {
+        self.changed.notified().await
     }
 
     /// Open connections (those asked to close included).
@@ -315,6 +319,7 @@ impl Ticket {
     /// thread, nothing sees the connection idle in between.)
     pub fn started(&self, now: Instant) {
         self.table.lock().set(self.id, State::Idle(now));
+        self.table.changed.notify_one();
     }
 
     /// A request is being answered on this connection.
@@ -325,6 +330,7 @@ impl Ticket {
     /// Its answer is handed over: idle (and so closable) from `now`.
     pub fn idle(&self, now: Instant) {
         self.table.lock().set(self.id, State::Idle(now));
+        self.table.changed.notify_one();
     }
 }
 
@@ -337,9 +343,7 @@ impl Drop for Ticket {
             }
         }
         drop(t);
-        // notify_one keeps a permit when nobody waits yet: the accept loop
-        // that found no room and is about to wait does not miss this end.
-        self.table.ended.notify_one();
+        self.table.changed.notify_one();
     }
 }
 
@@ -415,9 +419,17 @@ mod tests {
         let Room::Yes(b, _b_closed) = table.admit(t0) else {
             panic!("room for the second")
         };
-        // Full, and neither has run yet: wait.
+        // Full, and neither has run yet: wait, and be told when they do
+        // (before: nothing woke the accept loop then, so a flood of idle
+        // clients was closed only by their header timeout).
         assert!(matches!(table.admit(later), Room::Wait(None)));
+        let woken = {
+            let table = table.clone();
+            tokio::spawn(async move { table.changed().await })
+        };
+        tokio::task::yield_now().await;
         a.started(t0);
+        woken.await.unwrap();
         b.started(t0 + Duration::from_millis(1));
         // Both idle, but only just: wait until the oldest has had its grace.
         match table.admit(t0 + Duration::from_millis(10)) {
@@ -437,7 +449,7 @@ mod tests {
         assert!(matches!(table.admit(later), Room::Wait(None)));
         let waiter = {
             let table = table.clone();
-            tokio::spawn(async move { table.ended().await })
+            tokio::spawn(async move { table.changed().await })
         };
         tokio::task::yield_now().await;
         drop(b);

@@ -150,10 +150,11 @@ pub async fn serve(
             Room::Yes(ticket, closed) => (ticket, closed),
             Room::Wait(until) => {
                 // At the cap: new clients wait in the kernel's backlog
-                // until a connection ends or an idle one may be closed.
+                // until a connection ends, or one is (or has been long
+                // enough) idle to be closed.
                 let until = until.map(tokio::time::Instant::from_std);
                 tokio::select! {
-                    _ = table.ended() => {}
+                    _ = table.changed() => {}
                     _ = sleep_until(until) => {}
                 }
                 continue;
