@@ -25,8 +25,9 @@
 //!   slowloris connections alike), and its body within
 //!   [`Limits::body_timeout`]. A `watch` long poll is legitimate and
 //!   bounded by its own timeout, at most [`Limits::max_watch`].
-//! - **Sizes:** headers fit hyper's read buffer ([`Limits::max_buf`],
-//!   64 KiB), at most [`Limits::max_headers`] of them; a body at most
+//! - **Sizes:** the request line and headers at most
+//!   [`Limits::max_header`] (64 KiB, else 431), at most
+//!   [`Limits::max_headers`] of them; a body at most
 //!   [`Limits::max_body`] (32 MiB: an apply of thousands of units fits;
 //!   `units` bounds a unit file well below), refused with 413 from its
 //!   Content-Length before it is read.
@@ -48,8 +49,8 @@ pub struct Limits {
     pub max_connections: usize,
     /// Request body, bytes.
     pub max_body: usize,
-    /// hyper's read buffer, which bounds the request line and headers.
-    pub max_buf: usize,
+    /// The request line and headers, bytes (431 past it).
+    pub max_header: usize,
     pub max_headers: usize,
     pub header_timeout: Duration,
     pub body_timeout: Duration,
@@ -62,7 +63,7 @@ impl Limits {
         Limits {
             max_connections: max_connections(nofile),
             max_body: 32 << 20,
-            max_buf: 64 << 10,
+            max_header: 64 << 10,
             max_headers: 100,
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(30),

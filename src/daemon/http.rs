@@ -246,7 +246,7 @@ async fn connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(limits.max_buf)
+        .max_header_size(limits.max_header)
         .max_headers(limits.max_headers);
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::select! {
