@@ -10,6 +10,8 @@ mod harness;
 mod cli;
 #[path = "tests/durability.rs"]
 mod durability;
+#[path = "tests/etcd_store.rs"]
+mod etcd_store;
 #[path = "tests/exhaustion.rs"]
 mod exhaustion;
 #[path = "tests/jobs.rs"]

@@ -12,6 +12,7 @@
 //! [`T0`], so tests never depend on randomness or the clock.
 
 use crate::api::{default_grace, meta::annotations, Kind};
+use crate::api::{DaemonSet, DaemonSetSpec, DaemonSetStatus};
 use crate::api::{
     LabelSelector, Labels, Node, NodeCondition, NodeSpec, NodeStatus, ObjectMeta, OwnerRef, Pod,
     PodPhase, PodSpec, PodStatus, PodTemplate, ProcessSpec, ProcessState, ProcessStatus,
@@ -105,6 +106,16 @@ impl AsOwner for ReplicationController {
     fn as_owner(&self) -> OwnerRef {
         OwnerRef {
             kind: Kind::ReplicationController,
+            name: self.metadata.name.clone(),
+            uid: self.metadata.uid.clone(),
+        }
+    }
+}
+
+impl AsOwner for DaemonSet {
+    fn as_owner(&self) -> OwnerRef {
+        OwnerRef {
+            kind: Kind::DaemonSet,
             name: self.metadata.name.clone(),
             uid: self.metadata.uid.clone(),
         }
@@ -342,6 +353,41 @@ impl NodeFixture for Node {
                 c.status = "False".into();
             }
         }
+        self
+    }
+}
+
+// ----------------------------------------------------------- daemonsets
+
+/// A DaemonSet selecting and templating `app=<name>`, on every node.
+pub fn ds(name: &str) -> DaemonSet {
+    let app = labels(&[("app", name)]);
+    DaemonSet {
+        metadata: meta(name),
+        spec: DaemonSetSpec {
+            selector: LabelSelector::from_labels(app.clone()),
+            template: PodTemplate {
+                labels: app,
+                spec: pod_spec(),
+            },
+        },
+        status: DaemonSetStatus::default(),
+    }
+}
+
+/// Chainable setters for [`DaemonSet`] fixtures.
+pub trait DaemonSetFixture: Sized {
+    fn node_selector(self, pairs: &[(&str, &str)]) -> Self;
+    fn deleting(self, at: DateTime<Utc>) -> Self;
+}
+
+impl DaemonSetFixture for DaemonSet {
+    fn node_selector(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.spec.template.spec.node_selector = labels(pairs);
+        self
+    }
+    fn deleting(mut self, at: DateTime<Utc>) -> Self {
+        self.metadata.deletion_timestamp = Some(at);
         self
     }
 }

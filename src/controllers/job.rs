@@ -337,8 +337,8 @@ pub fn reconcile(job: &Job, pods: &[&Pod], nodes: &[&Node], now: DateTime<Utc>) 
         if let Some(wait) = backoff_wait.filter(|w| !w.is_zero()) {
             plan.requeue_after = earliest(plan.requeue_after, Some(wait));
         } else {
-            let mut load = NodeLoad::from_pods(pods);
             let owner = owner_ref(job);
+            let mut load = NodeLoad::for_owner(pods, &owner.uid);
             for index in creates {
                 ops.push(new_pod(job, &owner, index, nodes, &mut load, now));
                 active += 1;

@@ -12,11 +12,18 @@
 //!   Indexed mode, suspend, TTL).
 //! - [`cronjob`]: CronJob reconcile (schedule, concurrency policy,
 //!   history limits, missed runs).
+//! - [`daemonset`]: one pod per matching node (cordoned included), with
+//!   `node_should_run`.
+//! - [`node_lifecycle`]: nodes whose lease lapsed are NotReady; their
+//!   controller-owned pods are evicted after a grace period, unless every
+//!   node lapsed at once.
 //! - [`scheduler`]: which node a new or pending pod goes to.
 //! - [`plan`]: the [`Op`]s and [`Plan`] they return.
 
 pub mod cronjob;
+pub mod daemonset;
 pub mod job;
+pub mod node_lifecycle;
 pub mod plan;
 pub mod replicaset;
 pub mod scheduler;

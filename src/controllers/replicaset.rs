@@ -210,7 +210,7 @@ pub fn reconcile(view: &ReplicaView, pods: &[&Pod], nodes: &[&Node], now: DateTi
     let requeue = want.abs_diff(active.len()) > BURST_REPLICAS;
     if active.len() < want {
         let missing = (want - active.len()).min(BURST_REPLICAS);
-        let mut load = NodeLoad::from_pods(pods);
+        let mut load = NodeLoad::for_owner(pods, &owner.uid);
         ops.extend((0..missing).map(|_| new_pod(view, &owner, nodes, &mut load, now)));
     } else if active.len() > want {
         let surplus = (active.len() - want).min(BURST_REPLICAS);

@@ -2,8 +2,9 @@
 //!
 //! A node fits when it is Ready, not cordoned (`spec.unschedulable`) and its
 //! labels contain all of the pod's `node_selector`. Among fitting nodes the
-//! one with the fewest non-terminal pods bound to it wins, ties by name, so
-//! replicas spread across nodes. When none fits, the error is the message
+//! one with the fewest non-terminal pods of the same controller wins, then
+//! the one with the fewest pods in all, then by name: a controller's
+//! replicas spread across nodes even where other pods crowd one of them. When none fits, the error is the message
 //! Kubernetes' scheduler would give (`0/2 nodes are available: 1 node(s)
 //! didn't match node selector, 1 node(s) were unschedulable`).
 //!
@@ -53,29 +54,71 @@ fn check(spec: &PodSpec, node: &Node) -> Result<(), Unfit> {
     Ok(())
 }
 
-/// How many non-terminal pods are bound to each node. The reconcile keeps
-/// one across a pass and bumps it for every pod it places, so a burst of
-/// creates spreads instead of piling onto the emptiest node.
+/// How many non-terminal pods are bound to each node, in all and per
+/// controller. The reconcile keeps one across a pass and bumps it for
+/// every pod it places, so a burst of creates spreads instead of piling
+/// onto the emptiest node.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct NodeLoad(BTreeMap<String, usize>);
+pub(crate) struct NodeLoad {
+    total: BTreeMap<String, usize>,
+    /// By (controller uid, node).
+    by_owner: BTreeMap<(String, String), usize>,
+    /// The controller whose pods are being placed, if any: its own pods
+    /// count first when ranking nodes.
+    owner: Option<String>,
+}
 
 impl NodeLoad {
     pub(crate) fn from_pods(pods: &[&Pod]) -> NodeLoad {
         let mut load = NodeLoad::default();
         for pod in pods.iter().filter(|p| !p.is_terminal()) {
             if let Some(node) = bound_node(pod) {
-                load.add(node);
+                *load.total.entry(node.to_string()).or_default() += 1;
+                if let Some(c) = pod.metadata.controller() {
+                    *load
+                        .by_owner
+                        .entry((c.uid.clone(), node.to_string()))
+                        .or_default() += 1;
+                }
             }
         }
         load
     }
 
-    pub(crate) fn add(&mut self, node: &str) {
-        *self.0.entry(node.to_string()).or_default() += 1;
+    /// [`NodeLoad::from_pods`] for placing pods of the controller with
+    /// `owner_uid`: nodes with fewer of its pods rank first (Kubernetes'
+    /// default spreading of a ReplicaSet's pods over hostnames).
+    pub(crate) fn for_owner(pods: &[&Pod], owner_uid: &str) -> NodeLoad {
+        let mut load = NodeLoad::from_pods(pods);
+        load.owner = Some(owner_uid.to_string());
+        load
     }
 
-    fn get(&self, node: &str) -> usize {
-        self.0.get(node).copied().unwrap_or(0)
+    /// Places pods of another controller (or unmanaged ones: `None`).
+    fn placing(&mut self, owner_uid: Option<&str>) {
+        self.owner = owner_uid.map(str::to_string);
+    }
+
+    pub(crate) fn add(&mut self, node: &str) {
+        *self.total.entry(node.to_string()).or_default() += 1;
+        if let Some(owner) = &self.owner {
+            *self
+                .by_owner
+                .entry((owner.clone(), node.to_string()))
+                .or_default() += 1;
+        }
+    }
+
+    /// (pods of the owner being placed, pods in all) on `node`: lower is
+    /// better.
+    fn rank(&self, node: &str) -> (usize, usize) {
+        let own = self.owner.as_ref().map_or(0, |o| {
+            self.by_owner
+                .get(&(o.clone(), node.to_string()))
+                .copied()
+                .unwrap_or(0)
+        });
+        (own, self.total.get(node).copied().unwrap_or(0))
     }
 }
 
@@ -100,13 +143,13 @@ pub(crate) fn pick_with_load(
         return Err("no nodes available to schedule pods".to_string());
     }
     let mut unfit: BTreeMap<Unfit, usize> = BTreeMap::new();
-    let mut best: Option<(usize, &str)> = None;
+    let mut best: Option<((usize, usize), &str)> = None;
     for node in nodes {
         let name = node.metadata.name.as_str();
         match check(spec, node) {
             Err(why) => *unfit.entry(why).or_default() += 1,
             Ok(()) => {
-                let candidate = (load.get(name), name);
+                let candidate = (load.rank(name), name);
                 if best.is_none_or(|b| candidate < b) {
                     best = Some(candidate);
                 }
@@ -152,6 +195,7 @@ pub fn schedule_pending(pods: &[&Pod], nodes: &[&Node]) -> Vec<(String, Result<S
     pending
         .into_iter()
         .map(|pod| {
+            load.placing(pod.metadata.controller().map(|c| c.uid.as_str()));
             let placed = pick_with_load(&pod.spec, nodes, &load);
             if let Ok(node) = &placed {
                 load.add(node);
@@ -276,6 +320,103 @@ mod tests {
             let want = c.want.map(str::to_string).map_err(str::to_string);
             assert_eq!(got, want, "case: {}", c.name);
         }
+    }
+
+    #[test]
+    fn same_owner_spreads_first_then_fewest_pods() {
+        let web = rs("web", 3);
+        let other = rs("other", 2);
+        // (case, nodes, pods, want)
+        let cases: Vec<(&str, Vec<Node>, Vec<Pod>, &str)> = vec![
+            (
+                "fewest of its own pods wins over fewest pods in all",
+                vec![node("n1"), node("n2")],
+                vec![
+                    pod("w1").owned_by(&web).on("n1").running(),
+                    pod("o1").owned_by(&other).on("n2").running(),
+                    pod("o2").owned_by(&other).on("n2").running(),
+                ],
+                "n2",
+            ),
+            (
+                "equal own pods: fewest in all",
+                vec![node("n1"), node("n2")],
+                vec![
+                    pod("w1").owned_by(&web).on("n1").running(),
+                    pod("w2").owned_by(&web).on("n2").running(),
+                    pod("solo").on("n1").running(),
+                ],
+                "n2",
+            ),
+            (
+                "terminal pods of its own don't count",
+                vec![node("n1"), node("n2")],
+                vec![
+                    pod("w1").owned_by(&web).on("n1").failed(),
+                    pod("o1").owned_by(&other).on("n1").running(),
+                    pod("w2").owned_by(&web).on("n2").running(),
+                ],
+                "n1",
+            ),
+            (
+                "own pods on an unfit node don't pull it in",
+                vec![
+                    node("n1").unschedulable(),
+                    node("n2"),
+                    node("n3").not_ready(),
+                ],
+                vec![pod("w1").owned_by(&web).on("n2").running()],
+                "n2",
+            ),
+        ];
+        for (name, nodes, pods, want) in cases {
+            let load = NodeLoad::for_owner(&refs(&pods), &web.metadata.uid);
+            let got = pick_with_load(&spec_with_selector(&[]), &refs(&nodes), &load);
+            assert_eq!(got.as_deref(), Ok(want), "case: {name}");
+        }
+    }
+
+    #[test]
+    fn a_burst_of_one_owner_spreads_evenly_around_other_pods() {
+        let web = rs("web", 6);
+        let other = rs("other", 3);
+        let nodes = [node("n1"), node("n2"), node("n3")];
+        let pods: Vec<Pod> = (0..3)
+            .map(|i| pod(&format!("o{i}")).owned_by(&other).on("n1").running())
+            .collect();
+        let mut load = NodeLoad::for_owner(&refs(&pods), &web.metadata.uid);
+        let mut placed: BTreeMap<String, usize> = BTreeMap::new();
+        for _ in 0..6 {
+            let node = pick_with_load(&spec_with_selector(&[]), &refs(&nodes), &load).unwrap();
+            load.add(&node);
+            *placed.entry(node).or_default() += 1;
+        }
+        let want: BTreeMap<String, usize> = [("n1", 2), ("n2", 2), ("n3", 2)]
+            .map(|(n, c)| (n.to_string(), c))
+            .into();
+        assert_eq!(
+            placed, want,
+            "two per node: the other owner's pods don't skew it"
+        );
+    }
+
+    #[test]
+    fn schedule_pending_spreads_each_owner_on_its_own() {
+        let a = rs("a", 2);
+        let b = rs("b", 2);
+        let nodes = [node("n1"), node("n2")];
+        let pods = [
+            pod("a-bound").owned_by(&a).on("n1").running(),
+            pod("b-bound").owned_by(&b).on("n2").running(),
+            pod("a-new").owned_by(&a).created_at(t(10)),
+            pod("b-new").owned_by(&b).created_at(t(20)),
+        ];
+        let got = schedule_pending(&refs(&pods), &refs(&nodes));
+        let want = vec![
+            ("a-new".to_string(), Ok("n2".to_string())),
+            ("b-new".to_string(), Ok("n1".to_string())),
+        ];
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! Must not: spawn processes, read clocks, or know about controllers.
 
 pub mod embedded;
+pub mod etcd;
 mod journal;
+mod revisions;
+pub mod versioned;
 
 use crate::api::{Kind, Node, Object, Pod, ReplicaSet, ReplicationController};
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,7 +119,10 @@ impl Store {
                 .objects
                 .insert((obj.kind(), obj.name().to_string()), obj);
         }
-        store.revision = 1;
+        // Revisions go on from the newest stored object's: a writer holding
+        // a resource_version from before the restart must never match a
+        // different write after it (see `revisions`).
+        store.revision = revisions::resume_after(store.objects.values());
         store.watch_tx.send_replace(store.revision);
         Ok(store)
     }
@@ -136,12 +142,19 @@ impl Store {
         if let Some(txn) = &mut self.txn {
             txn.changed = true;
         }
+        self.revision += 1;
+        // The object's resource_version is the revision of its last write,
+        // whoever wrote it (compare-and-swap: `revisions.rs`).
+        if let Some(obj) = self.objects.get_mut(&key) {
+            obj.meta_mut().resource_version = self.revision;
+        }
         if key.0 != Kind::Event {
             self.dirty.insert(key);
         }
-        self.bump();
+        self.watch_tx.send_replace(self.revision);
     }
 
+    /// A new revision with no object written (a rolled back transaction).
     fn bump(&mut self) {
         self.revision += 1;
         self.watch_tx.send_replace(self.revision);

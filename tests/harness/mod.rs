@@ -15,6 +15,8 @@
 
 #![allow(dead_code)]
 
+pub mod etcd;
+
 use drover::api::{Pod, ProcessState};
 use serde_json::Value;
 use std::collections::BTreeSet;
