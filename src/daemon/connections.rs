@@ -10,15 +10,20 @@
 //! - **Room for the CLI:** a connection is *idle* while it has no request
 //!   being answered (before its first request, between keep-alive
 //!   requests, and while its answer is being written to a peer that may
-//!   not read it). At the cap, a new connection closes the one idle the
-//!   longest, once it has been idle for [`IDLE_GRACE`] (250 ms: a client
-//!   that just connected gets that long to send its request; a
-//!   connection whose task has not run yet is never closed). A flood of
-//!   idle clients only ever evicts itself, and a CLI, which sends its
-//!   request as soon as it connects, gets in. If no connection may be
-//!   closed (all busy: requests in the daemon's queue, `watch` long
-//!   polls), accepting pauses until one ends or one may be: new clients
-//!   wait in the kernel's backlog instead of being refused.
+//!   not read it). At the cap, a new connection closes an idle one, chosen
+//!   by [`victim`]: first those of a *crowded* peer (a process holding
+//!   more than two connections, or a user other than root holding more
+//!   than a quarter of the cap idle), once idle for [`CROWDED_GRACE`]
+//!   (250 ms), oldest first; a lone client (one process, one connection:
+//!   a CLI) only once idle for [`LONE_GRACE`] (5 s), so a CLI that a
+//!   loaded machine is slow to run still gets to send its request. A
+//!   connection whose task has not run yet is never closed. So a flood of
+//!   idle connections from one process or one user evicts itself within
+//!   a quarter of a second per cap's worth, and 200 CLIs at once all get
+//!   in. If no connection may be closed yet (all busy: requests in the
+//!   daemon's queue, `watch` long polls), accepting pauses until one ends
+//!   or one may be: new clients wait in the kernel's backlog instead of
+//!   being refused.
 //! - **Timeouts:** a connection must send a request's headers within
 //!   [`Limits::header_timeout`] of connecting or of its previous answer
 //!   (hyper's header read timeout; this closes idle keep-alive and
@@ -131,43 +136,80 @@ pub enum State {
     Busy,
 }
 
+/// Who is on the other end of a connection (SO_PEERCRED), as far as
+/// eviction cares.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub pid: Option<i32>,
+    pub uid: Option<u32>,
+    /// Root or the daemon's own user: never crowded as a user (root's
+    /// own burst of CLIs is not an attack), only as a process.
+    pub root: bool,
+}
+
 /// The choice of a connection to close to make room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Victim {
     Close(u64),
-    /// None may be closed yet; the oldest idle one may at this instant.
+    /// None may be closed yet; one may at this instant.
     NotBefore(Instant),
     /// Every connection is busy or new.
     None,
 }
 
-/// The connection to close to make room at the cap: the one idle the
-/// longest (ties: the oldest connection), once it has been idle for
-/// `grace`. The grace is for clients that just connected and have not
-/// sent their request yet (a CLI on a loaded machine); a flood of idle
-/// clients is older than that.
-pub fn victim(
-    conns: impl IntoIterator<Item = (u64, State)>,
-    now: Instant,
-    grace: Duration,
-) -> Victim {
-    let oldest = conns
-        .into_iter()
-        .filter_map(|(id, state)| match state {
-            State::Idle(since) => Some((since, id)),
-            State::New | State::Busy => None,
-        })
-        .min();
-    match oldest {
-        Some((since, id)) if now.duration_since(since) >= grace => Victim::Close(id),
-        Some((since, _)) => Victim::NotBefore(since + grace),
-        None => Victim::None,
+/// How long an idle connection of a crowded peer is kept at the cap.
+pub const CROWDED_GRACE: Duration = Duration::from_millis(250);
+/// How long an idle connection of a lone client is kept at the cap: time
+/// for a CLI that has connected to send its request on a loaded machine.
+pub const LONE_GRACE: Duration = Duration::from_secs(5);
+/// A process holding more connections than this is crowded.
+const PER_PROCESS: usize = 2;
+
+/// The connection to close to make room at the cap (`cap` connections),
+/// from every connection's state and peer: an idle connection of a
+/// crowded peer past [`CROWDED_GRACE`] before any other, then one of a
+/// lone client past [`LONE_GRACE`]; oldest idle first within each (ties:
+/// the oldest connection).
+pub fn victim(conns: &[(u64, State, Peer)], now: Instant, cap: usize) -> Victim {
+    use std::collections::HashMap;
+    let mut per_pid: HashMap<i32, usize> = HashMap::new();
+    let mut idle_per_uid: HashMap<u32, usize> = HashMap::new();
+    for (_, state, peer) in conns {
+        if let Some(pid) = peer.pid {
+            *per_pid.entry(pid).or_default() += 1;
+        }
+        if let (State::Idle(_), Some(uid), false) = (state, peer.uid, peer.root) {
+            *idle_per_uid.entry(uid).or_default() += 1;
+        }
+    }
+    let crowded = |p: &Peer| {
+        p.pid.is_some_and(|pid| per_pid[&pid] > PER_PROCESS)
+            || (!p.root && p.uid.is_some_and(|uid| idle_per_uid[&uid] > cap / 4))
+    };
+    // (not crowded, idle since, id): crowded peers sort first.
+    let mut best: Option<(bool, Instant, u64)> = None;
+    let mut soonest: Option<Instant> = None;
+    for (id, state, peer) in conns {
+        let State::Idle(since) = *state else {
+            continue;
+        };
+        let crowded = crowded(peer);
+        let grace = if crowded { CROWDED_GRACE } else { LONE_GRACE };
+        if now.duration_since(since) >= grace {
+            let key = (!crowded, since, *id);
+            if best.is_none_or(|b| key < b) {
+                best = Some(key);
+            }
+        } else if soonest.is_none_or(|s| since + grace < s) {
+            soonest = Some(since + grace);
+        }
+    }
+    match (best, soonest) {
+        (Some((_, _, id)), _) => Victim::Close(id),
+        (None, Some(at)) => Victim::NotBefore(at),
+        (None, None) => Victim::None,
     }
 }
-
-/// How long a connection must have been idle before it may be closed to
-/// make room.
-pub const IDLE_GRACE: Duration = Duration::from_millis(250);
 
 /// The open connections, shared by the accept loop and each connection's
 /// task.
@@ -189,6 +231,7 @@ struct Inner {
 
 struct Slot {
     state: State,
+    peer: Peer,
     /// Dropping or firing it closes the connection; None once asked.
     close: Option<oneshot::Sender<()>>,
 }
@@ -252,6 +295,7 @@ impl Table {
             id,
             Slot {
                 state: State::New,
+                peer: Peer::default(),
                 close: Some(close),
             },
         );
@@ -265,8 +309,8 @@ impl Table {
         )
     }
 
-    /// Closes the oldest idle connection past its grace (to free a
-    /// descriptor after an accept failed); false if there is none.
+    /// Closes an idle connection past its grace, as [`victim`] chooses (to
+    /// free a descriptor after an accept failed); false if there is none.
     pub fn close_oldest_idle(&self, now: Instant) -> bool {
         matches!(self.lock().close_oldest_idle(now), Victim::Close(_))
     }
@@ -290,12 +334,13 @@ impl Table {
 
 impl Inner {
     fn close_oldest_idle(&mut self, now: Instant) -> Victim {
-        let candidates = self
+        let candidates: Vec<(u64, State, Peer)> = self
             .conns
             .iter()
             .filter(|(_, s)| s.close.is_some())
-            .map(|(id, s)| (*id, s.state));
-        let choice = victim(candidates, now, IDLE_GRACE);
+            .map(|(id, s)| (*id, s.state, s.peer))
+            .collect();
+        let choice = victim(&candidates, now, self.max);
         if let Victim::Close(id) = choice {
             let slot = self.conns.get_mut(&id).expect("chosen from the table");
             if let Some(close) = slot.close.take() {
@@ -318,8 +363,13 @@ impl Ticket {
     /// arrives. (Called at the start of the task's first poll, which also
     /// reads a request already waiting in the socket: on the daemon's one
     /// thread, nothing sees the connection idle in between.)
-    pub fn started(&self, now: Instant) {
-        self.table.lock().set(self.id, State::Idle(now));
+    pub fn started(&self, now: Instant, peer: Peer) {
+        let mut t = self.table.lock();
+        if let Some(s) = t.conns.get_mut(&self.id) {
+            s.peer = peer;
+        }
+        t.set(self.id, State::Idle(now));
+        drop(t);
         self.table.changed.notify_one();
     }
 
@@ -381,31 +431,55 @@ mod tests {
         }
     }
 
+    /// One connection as `victim` sees it.
+    type Conn = (u64, State, Peer);
+
     #[test]
-    fn the_oldest_idle_connection_goes_first_new_and_busy_ones_never() {
+    fn victim_table() {
         let t0 = Instant::now();
         let ms = Duration::from_millis;
-        let now = t0 + ms(1000);
-        let grace = ms(250);
-        let idle = |at: u64| State::Idle(t0 + ms(at));
+        let now = t0 + ms(10_000);
+        let idle = |ago: u64| State::Idle(now - ms(ago));
+        let cli = |pid: i32| Peer {
+            pid: Some(pid),
+            uid: Some(0),
+            root: true,
+        };
+        let user = |pid: i32, uid: u32| Peer {
+            pid: Some(pid),
+            uid: Some(uid),
+            root: false,
+        };
         use State::{Busy, New};
-        let cases = [
-            (
-                vec![(1, Busy), (2, idle(5)), (3, idle(1))],
-                Victim::Close(3),
-            ),
-            (vec![(1, Busy), (2, New)], Victim::None),
-            (vec![(7, idle(1)), (4, idle(1))], Victim::Close(4)),
-            (vec![], Victim::None),
-            // Idle for less than the grace: not yet, but then.
-            (
-                vec![(1, idle(900)), (2, New)],
-                Victim::NotBefore(t0 + ms(1150)),
-            ),
-            (vec![(1, idle(900)), (2, idle(700))], Victim::Close(2)),
+        #[rustfmt::skip]
+        let cases: Vec<(&str, Vec<Conn>, Victim)> = vec![
+            ("busy and new connections are never closed",
+             vec![(1, Busy, cli(10)), (2, New, cli(11))], Victim::None),
+            ("nothing at all", vec![], Victim::None),
+            ("lone clients: the oldest idle past 5 s",
+             vec![(1, idle(6000), cli(10)), (2, idle(7000), cli(11)), (3, Busy, cli(12))],
+             Victim::Close(2)),
+            ("a lone client idle 1 s is a slow CLI: not yet",
+             vec![(1, idle(1000), cli(10)), (2, idle(3000), cli(11))],
+             Victim::NotBefore(now + ms(2000))),
+            ("one process holding three: crowded, closed after 250 ms, before an older lone one",
+             vec![(1, idle(6000), cli(10)), (2, idle(300), cli(20)), (3, idle(400), cli(20)), (4, Busy, cli(20))],
+             Victim::Close(3)),
+            ("a crowded peer's connection younger than 250 ms: wait for it",
+             vec![(2, idle(100), cli(20)), (3, idle(50), cli(20)), (4, idle(10), cli(20))],
+             Victim::NotBefore(now + ms(150))),
+            ("a user (not root) idle in more than a quarter of the cap, one process each",
+             vec![(1, idle(300), user(31, 1001)), (2, idle(300), user(32, 1001)), (3, idle(300), user(33, 1001)), (4, idle(6000), cli(10))],
+             Victim::Close(1)),
+            ("root's own burst of CLIs is not crowded as a user",
+             vec![(1, idle(300), cli(31)), (2, idle(300), cli(32)), (3, idle(300), cli(33))],
+             Victim::NotBefore(now + ms(4700))),
+            ("ties: the oldest connection",
+             vec![(7, idle(6000), cli(1)), (4, idle(6000), cli(2))], Victim::Close(4)),
         ];
-        for (conns, want) in cases {
-            assert_eq!(victim(conns.clone(), now, grace), want, "{conns:?}");
+        for (what, conns, want) in cases {
+            // A cap of 8: more than 2 idle connections of one user crowd it.
+            assert_eq!(victim(&conns, now, 8), want, "{what}");
         }
     }
 
@@ -413,7 +487,7 @@ mod tests {
     async fn at_the_cap_an_idle_connection_makes_room_and_busy_or_new_ones_wait() {
         let table = Table::new(2);
         let t0 = Instant::now();
-        let later = t0 + IDLE_GRACE * 4;
+        let later = t0 + LONE_GRACE * 2;
         let Room::Yes(a, mut a_closed) = table.admit(t0) else {
             panic!("room for the first")
         };
@@ -429,12 +503,17 @@ mod tests {
             tokio::spawn(async move { table.changed().await })
         };
         tokio::task::yield_now().await;
-        a.started(t0);
+        let lone = |pid| Peer {
+            pid: Some(pid),
+            uid: Some(0),
+            root: true,
+        };
+        a.started(t0, lone(1));
         woken.await.unwrap();
-        b.started(t0 + Duration::from_millis(1));
+        b.started(t0 + Duration::from_millis(1), lone(2));
         // Both idle, but only just: wait until the oldest has had its grace.
         match table.admit(t0 + Duration::from_millis(10)) {
-            Room::Wait(Some(at)) => assert_eq!(at, t0 + IDLE_GRACE),
+            Room::Wait(Some(at)) => assert_eq!(at, t0 + LONE_GRACE),
             _ => panic!("expected to wait for the grace"),
         }
         // Past it: the oldest (a) is asked to close, and c gets in.

@@ -13,7 +13,7 @@
 
 use super::accounts::Accounts;
 use super::auth::{Caller, Role};
-use super::connections::{is_exhaustion, Backoff, Limits, Room, Table, Ticket};
+use super::connections::{is_exhaustion, Backoff, Limits, Peer, Room, Table, Ticket};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
@@ -213,8 +213,14 @@ async fn connection(
     tx: ApiSender,
     revisions: watch::Receiver<u64>,
 ) {
-    ticket.started(Instant::now());
     let caller = door.identify(&stream);
+    let peer = Peer {
+        pid: caller.as_ref().and_then(|c| c.pid),
+        uid: caller.as_ref().map(|c| c.uid),
+        root: caller.as_ref().is_some_and(|c| c.role == Role::Root),
+    };
+    ticket.started(Instant::now(), peer);
+    let refused = peer_refused(&caller);
     let limits = door.limits;
     let ticket = Arc::new(ticket);
     let service = {
@@ -244,6 +250,8 @@ async fn connection(
     };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
+        // An outsider's connection ends with its one 403.
+        .keep_alive(!refused)
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_header_size(limits.max_header)
@@ -259,6 +267,11 @@ async fn connection(
         _ = closed => {}
     }
     drop(ticket);
+}
+
+/// Whether every request on this connection is refused.
+fn peer_refused(caller: &Option<Caller>) -> bool {
+    caller.as_ref().is_none_or(|c| c.role == Role::Outsider)
 }
 
 fn refuse_outsider(caller: &Caller) -> ApiReply {
