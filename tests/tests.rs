@@ -16,6 +16,8 @@ mod etcd_store;
 mod exhaustion;
 #[path = "tests/jobs.rs"]
 mod jobs;
+#[path = "tests/notify_security.rs"]
+mod notify_security;
 #[path = "tests/pods.rs"]
 mod pods;
 #[path = "tests/privileges.rs"]

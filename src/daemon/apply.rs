@@ -17,25 +17,84 @@ use std::path::Path;
 pub const UNITS_FOLDER: &str = "units folder";
 
 /// Who a unit of the units folder acts as (product.md §3): the daemon
-/// itself (root) when its file belongs to root or to the daemon's user;
-/// otherwise the file's owner, as a member, whose processes then run as
-/// itself. A file whose owner cannot be read acts as `nobody`.
-///
-/// Read here from the file's owner until `units` records on each loaded
-/// unit whether its file is root-owned (it will also refuse files that
-/// anyone but root may write); only this function changes then.
-pub fn unit_author(source: &Path, daemon: &Caller, accounts: &Accounts) -> Caller {
-    let owner = super::startup::owner_of(source).unwrap_or(65534);
-    if owner == 0 || owner == daemon.uid {
+/// itself (root) when only root can change its file (`units` records
+/// that: `LoadedUnit::root_owned`), or when the daemon is not root (`drover
+/// up`: the folder is its user's, and `units` refused files anyone else
+/// could change). Otherwise, which a root daemon never loads, the file's
+/// owner as a member: its processes run as that user.
+pub fn unit_author(
+    root_owned: bool,
+    source: &Path,
+    daemon: &Caller,
+    accounts: &Accounts,
+) -> Caller {
+    if root_owned || daemon.uid != 0 {
         return daemon.clone();
     }
+    let owner = super::startup::owner_of(source).unwrap_or(65534);
     let gid = accounts.primary_gid(owner).unwrap_or(owner);
     let mut author = Caller::identify(owner, gid, None, daemon.uid, None, accounts);
     author.role = Role::Member;
-    if owner == 65534 && author.name.is_none() {
-        author.name = Some("nobody".into());
+    if author.name.is_none() {
+        author.name = Some(owner.to_string());
     }
     author
+}
+
+/// Why one object of a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("{kind}/{name}: kind {kind} cannot be applied")]
+    NotAppliable { kind: Kind, name: String },
+    #[error("{kind}/{name}: {problem}")]
+    Invalid {
+        kind: Kind,
+        name: String,
+        problem: String,
+    },
+    /// A Job's pods are made from a template that is fixed once it ran
+    /// (Kubernetes: `field is immutable`).
+    #[error(
+        "Job/{name}: {} cannot change once the job exists; delete it first \
+         (drover delete job {name}) to run it again with the new spec",
+        fields.join(", ")
+    )]
+    Immutable {
+        name: String,
+        fields: Vec<&'static str>,
+    },
+}
+
+/// A batch that was not applied (nothing of it was), with every reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", join(.0))]
+pub struct ApplyError(pub Vec<Rejection>);
+
+fn join(rejections: &[Rejection]) -> String {
+    let all: Vec<String> = rejections.iter().map(|r| r.to_string()).collect();
+    all.join("; ")
+}
+
+/// Why the units folder was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// A unit asks for what its file's owner may not (`auth`).
+    #[error("{file}: {why}")]
+    NotAllowed {
+        file: std::path::PathBuf,
+        why: String,
+    },
+    /// The change could not be persisted (a full disk): nothing was
+    /// applied.
+    #[error("state not saved: {0}; nothing was changed")]
+    NotSaved(String),
+    #[error("this daemon has no units folder (--units)")]
+    NoUnitsDir,
+    /// The files' diagnostics (file:line:col, what was expected).
+    #[error("{0}")]
+    Units(String),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
 }
 
 pub struct Applied {
@@ -63,7 +122,7 @@ const UNIT_KINDS: [Kind; 5] = [
 
 /// A Job's pods are made from a template that is fixed once it ran
 /// (Kubernetes: `field is immutable`); what may change is how it runs.
-fn immutable_change(existing: &Object, new: &Object) -> Option<String> {
+fn immutable_change(existing: &Object, new: &Object) -> Option<Rejection> {
     let (Object::Job(old), Object::Job(new)) = (existing, new) else {
         return None;
     };
@@ -78,17 +137,14 @@ fn immutable_change(existing: &Object, new: &Object) -> Option<String> {
             old.spec.completion_mode != new.spec.completion_mode,
         ),
     ];
-    let changed: Vec<&str> = fields.iter().filter(|(_, c)| *c).map(|(f, _)| *f).collect();
+    let changed: Vec<&'static str> = fields.iter().filter(|(_, c)| *c).map(|(f, _)| *f).collect();
     if changed.is_empty() {
         return None;
     }
-    Some(format!(
-        "Job/{}: {} cannot change once the job exists; delete it first \
-         (drover delete job {}) to run it again with the new spec",
-        old.metadata.name,
-        changed.join(", "),
-        old.metadata.name
-    ))
+    Some(Rejection::Immutable {
+        name: old.metadata.name.clone(),
+        fields: changed,
+    })
 }
 
 /// Validates every object first; any error rejects the whole batch.
@@ -100,21 +156,23 @@ pub fn apply(
     units_dir: bool,
     changed_by: &str,
     now: DateTime<Utc>,
-) -> Result<Applied, String> {
+) -> Result<Applied, ApplyError> {
     let mut errors = vec![];
     for obj in &items {
         if !appliable(obj.kind()) {
-            errors.push(format!(
-                "{}/{}: kind {} cannot be applied",
-                obj.kind(),
-                obj.name(),
-                obj.kind()
-            ));
+            errors.push(Rejection::NotAppliable {
+                kind: obj.kind(),
+                name: obj.name().to_string(),
+            });
             continue;
         }
         if let Err(errs) = crate::units::validate_object(obj) {
-            for e in errs {
-                errors.push(format!("{}/{}: {e}", obj.kind(), obj.name()));
+            for problem in errs {
+                errors.push(Rejection::Invalid {
+                    kind: obj.kind(),
+                    name: obj.name().to_string(),
+                    problem,
+                });
             }
         }
         if let Some(existing) = store.get(obj.kind(), obj.name()) {
@@ -122,7 +180,7 @@ pub fn apply(
         }
     }
     if !errors.is_empty() {
-        return Err(errors.join("; "));
+        return Err(ApplyError(errors));
     }
     let mut applied = Applied {
         results: vec![],

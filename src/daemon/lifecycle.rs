@@ -9,15 +9,13 @@ use super::accounts::{etc_group_gid, Accounts};
 use super::connections::Limits;
 use super::http::{self, ApiReply, ApiRequest};
 use super::{startup, Daemon, DaemonOptions};
+use crate::agent::host::{self, Wakeup};
 use crate::agent::logs::LogDir;
-use crate::agent::{Agent, AgentConfig, Effects};
+use crate::agent::{AgentConfig, Outbox};
 use crate::api::{Kind, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectMeta};
-use crate::runtime::linux::LinuxRuntime;
-use crate::runtime::ProcessRuntime;
 use crate::store::embedded::EmbeddedBackend;
 use crate::store::Store;
 use anyhow::Context;
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 use tokio::signal::unix::{signal, SignalKind};
@@ -33,8 +31,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     );
     startup::prepare_state_dir(&opts.state_dir)?;
     let _lock = lock_state_dir(&opts.state_dir)?;
-    crate::runtime::become_subreaper().context("becoming a child subreaper")?;
-    crate::runtime::memory::tune_allocator();
+    host::tune_allocator();
 
     let mut backend = EmbeddedBackend::open(&opts.state_dir)?;
     let store = Store::load(&mut backend)?;
@@ -42,37 +39,32 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 
     let group_gid = etc_group_gid(&opts.socket_group);
     let listener = bind_socket(&opts.socket, group_gid)?;
-    // Beside the control socket, as systemd's /run/systemd/notify.
-    let notify_path = opts
-        .socket
-        .parent()
-        .unwrap_or(&opts.state_dir)
-        .join("notify.sock");
+    // This daemon's own, named after its control socket (issue 9: two
+    // daemons whose sockets share a folder shared one notify.sock).
+    let notify_path = crate::agent::notify::path_for(&opts.socket);
     let notify = crate::agent::notify::NotifySocket::bind(&notify_path)
         .with_context(|| format!("binding notify socket {}", notify_path.display()))?;
     let logs = LogDir::new(opts.log_dir.clone(), opts.log_max_bytes);
     startup::prepare_log_dir(&opts.log_dir, group_gid)?;
-    let agent = Agent::new(
-        LinuxRuntime::new(),
-        AgentConfig {
-            node_name: opts.node_name.clone(),
-            logs: logs.clone(),
-            backoff: opts.backoff,
-            base_env: crate::agent::env::base_env_from_daemon(),
-            probe_port_is_free: true,
-            notify_socket: Some(notify_path.clone()),
-            instance,
-        },
-    );
+    // Before any spawn: the SIGCHLD handler is installed here, so no
+    // child's exit can come before it.
+    let (agent, mut wakeups) = host::start(AgentConfig {
+        node_name: opts.node_name.clone(),
+        logs: logs.clone(),
+        backoff: opts.backoff,
+        base_env: crate::agent::env::base_env_from_daemon(),
+        probe_port_is_free: true,
+        notify_socket: Some(notify_path.clone()),
+        instance,
+        background_log_removal: true,
+    })
+    .context("starting the node agent")?;
     let mut d = Daemon {
         opts: opts.clone(),
         store,
         agent,
         events: Default::default(),
-        timers: BTreeMap::new(),
-        timer_seq: 0,
         reconciled_at: 0,
-        pending_watches: vec![],
         pending_checks: vec![],
         halting: false,
         requeue: false,
@@ -80,8 +72,6 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         pacing: Default::default(),
     };
 
-    // Signals first, so no SIGCHLD between spawn and handler is lost.
-    let mut sigchld = signal(SignalKind::child())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -106,14 +96,13 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     // Re-adopt what is still running before anything else can start pods:
     // first processes whose start never reached the state file, then
     // every recorded one.
-    let mut fx = Effects::default();
+    let mut out = Outbox::default();
     if !fresh_instance {
         // (A new instance id is carried by no process yet: no /proc scan.)
-        d.agent.recover(&mut d.store, Daemon::wall(), &mut fx);
+        d.agent.recover(&mut d.store, Daemon::now(), &mut out);
     }
-    d.agent
-        .sync(&mut d.store, Instant::now(), Daemon::wall(), &mut fx);
-    d.absorb(fx);
+    d.agent.sync(&mut d.store, Daemon::now(), &mut out);
+    d.absorb(out);
     if let Some(dir) = d.opts.units_dir.clone() {
         if dir.exists() {
             match d.reload_units_durably(&mut backend) {
@@ -147,7 +136,6 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         door.limits.max_connections
     );
     tokio::spawn(http::serve(listener, api_tx, d.store.subscribe(), door));
-    let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<i32>();
     let (probe_tx, mut probe_rx) =
         mpsc::unbounded_channel::<(crate::agent::ProbeKey, crate::agent::probe::ProbeResult)>();
     // Replies to API requests wait until what they changed is on disk: an
@@ -191,23 +179,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
         if !started_up && !d.store.is_dirty() {
             // What was found at start is running and on disk.
-            crate::runtime::memory::release_startup_memory();
+            host::release_startup_memory();
             started_up = true;
         }
         for (reply, answer) in replies.drain(..) {
             let _ = reply.send(answer);
-        }
-        for pid in d.pending_watches.drain(..) {
-            let tx = exit_tx.clone();
-            tokio::spawn(async move {
-                match crate::runtime::exit_watch::ExitWatch::open(pid) {
-                    Ok(w) => {
-                        let _ = w.exited().await;
-                    }
-                    Err(e) => tracing::warn!("watching adopted pid {pid}: {e}"),
-                }
-                let _ = tx.send(pid);
-            });
         }
         for req in d.pending_checks.drain(..) {
             let tx = probe_tx.clone();
@@ -219,7 +195,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         if d.halting && !d.agent.anything_running() {
             break;
         }
-        let next_timer = d.timers.keys().next().map(|(at, _)| *at);
+        let next_timer = d.agent.next_deadline();
         // Controllers that wait on the clock (CronJob schedules, Job
         // backoff, deadlines, TTLs) say when; nothing else polls. Asked
         // again only when the store changed: a probe result or a timer
@@ -241,21 +217,25 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             controllers_due = Some(Instant::now());
         }
         tokio::select! {
-            _ = sigchld.recv() => d.reap(),
-            Some(pid) = exit_rx.recv() => {
-                let mut fx = Effects::default();
-                d.agent.on_exit(&mut d.store, pid, None, Instant::now(), Daemon::wall(), &mut fx);
-                d.absorb(fx);
+            wakeup = wakeups.next() => {
+                let mut out = Outbox::default();
+                match wakeup {
+                    Wakeup::Reap => d.agent.reap(&mut d.store, Daemon::now(), &mut out),
+                    Wakeup::AdoptedExit(pid) => {
+                        d.agent.on_adopted_exit(&mut d.store, pid, Daemon::now(), &mut out)
+                    }
+                }
+                d.absorb(out);
             }
             Ok(n) = notify.recv() => {
-                let mut fx = Effects::default();
-                d.agent.on_notify(&mut d.store, n, Instant::now(), Daemon::wall(), &mut fx);
-                d.absorb(fx);
+                let mut out = Outbox::default();
+                d.agent.on_notify(&mut d.store, n, Daemon::now(), &mut out);
+                d.absorb(out);
             }
             Some((key, result)) = probe_rx.recv() => {
-                let mut fx = Effects::default();
-                d.agent.on_probe_result(&mut d.store, key, result, Instant::now(), Daemon::wall(), &mut fx);
-                d.absorb(fx);
+                let mut out = Outbox::default();
+                d.agent.on_probe_result(&mut d.store, key, result, Daemon::now(), &mut out);
+                d.absorb(out);
             }
             Some((req, reply)) = api_rx.recv() => {
                 let answer = d.serve_api(req, &mut backend);
@@ -302,34 +282,11 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 impl Daemon {
-    fn reap(&mut self) {
-        let exits = self.agent.runtime().reap();
-        if exits.is_empty() {
-            return;
-        }
-        let mut fx = Effects::default();
-        let now = Instant::now();
-        let wall = Daemon::wall();
-        for (pid, exit) in exits {
-            self.agent
-                .on_exit(&mut self.store, pid, Some(exit), now, wall, &mut fx);
-        }
-        self.absorb(fx);
-    }
-
     fn fire_timers(&mut self) {
-        let now = Instant::now();
-        let wall = Daemon::wall();
-        let mut fx = Effects::default();
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let timer = entry.remove();
-            self.agent
-                .on_timer(&mut self.store, timer, now, wall, &mut fx);
-        }
-        self.absorb(fx);
+        let mut out = Outbox::default();
+        self.agent
+            .fire_timers(&mut self.store, Daemon::now(), &mut out);
+        self.absorb(out);
     }
 
     /// SIGTERM/SIGINT. `daemon`: leave processes running (they are
@@ -340,18 +297,15 @@ impl Daemon {
             return true;
         }
         if self.halting {
-            let pids: Vec<i32> = self.agent.pids().collect();
-            for pid in pids {
-                let _ = crate::runtime::ProcessRuntime::signal_group(self.agent.runtime(), pid, 9);
-            }
+            self.agent.kill_all();
             return false;
         }
         eprintln!("stopping all pods (Ctrl-C again to kill them now)");
         self.halting = true;
-        let mut fx = Effects::default();
+        let mut out = Outbox::default();
         self.agent
-            .halt_all(&mut self.store, Instant::now(), &mut fx);
-        self.absorb(fx);
+            .halt_all(&mut self.store, Daemon::now(), &mut out);
+        self.absorb(out);
         false
     }
 }
@@ -418,8 +372,8 @@ fn instance_id(dir: &std::path::Path) -> anyhow::Result<(String, bool)> {
 
 /// One daemon per state dir: an exclusive flock on STATE_DIR/lock, held
 /// for the daemon's life (released by the kernel if it dies).
-fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
+fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
     let path = dir.join("lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -427,15 +381,14 @@ fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        anyhow::bail!(
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(lock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => anyhow::bail!(
             "another drover daemon is using the state dir {} (pass a different --state-dir)",
             dir.display()
-        );
+        ),
+        Err((_, e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
-    Ok(f)
 }
 
 /// Binds the control socket (0660, owned by the socket group `group`

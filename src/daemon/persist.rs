@@ -13,10 +13,10 @@
 //! when an API request persists. Supervision never waits for the disk.
 
 use super::auth::Caller;
+use super::events::NewEvent;
 use super::http::{ApiReply, ApiRequest};
 use super::Daemon;
-use crate::agent::Effects;
-use crate::api::Kind;
+use crate::api::{EventType, Kind};
 use crate::store::Backend;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -135,29 +135,30 @@ impl Daemon {
     pub(crate) fn reload_units_durably(
         &mut self,
         backend: &mut dyn Backend,
-    ) -> Result<Vec<crate::api::http::ApplyResult>, String> {
+    ) -> Result<Vec<crate::api::http::ApplyResult>, super::apply::ReloadError> {
         match self.transact(backend, |d| d.reload_units()) {
             Ok(result) => result,
-            Err(e) => Err(format!("state not saved: {e:#}; nothing was changed")),
+            Err(e) => Err(super::apply::ReloadError::NotSaved(format!("{e:#}"))),
         }
     }
 
     fn run_after_commit(&mut self, after: AfterCommit) {
         let now = Daemon::wall();
         for n in after.notes {
-            self.events.record(
-                n.kind, &n.name, &n.uid, false, &n.reason, &n.message, "api", now,
-            );
+            let event = NewEvent {
+                kind: n.kind,
+                name: &n.name,
+                uid: &n.uid,
+                type_: EventType::Normal,
+                reason: &n.reason,
+                message: &n.message,
+                source: "api",
+            };
+            self.events.record(event, now);
         }
-        if after.restart_pods.is_empty() {
-            return;
-        }
-        let mut fx = Effects::default();
         for p in &after.restart_pods {
-            self.agent
-                .restart_pod(&mut self.store, p, Instant::now(), now, &mut fx);
+            self.restart_pod(p);
         }
-        self.absorb(fx);
     }
 
     /// Records, for after the commit, that `caller` changed an object.

@@ -6,12 +6,19 @@
 //! child's exec. It must not make decisions either (when to restart, when
 //! to escalate TERM to KILL): that is the agent's state machine.
 
-use super::child::ChildPlan;
+use super::cgroup::{CgroupError, Cgroups, EmptyWatch, PodCgroup, ProcessCgroup, Usage};
+use super::child::{ChildError, ChildPlan, Confinement, Step};
 use super::credentials;
+use super::exit_watch::{ExitEvents, Watcher};
 use super::procfs;
-use super::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned};
-use crate::api::ProcessIdentity;
+use super::rlimits::{self, Rlimit};
+use super::{
+    ExitReason, ProcessFacts, ProcessRuntime, SpawnError, SpawnRequest, Spawned, Watch,
+    DEFAULT_UMASK,
+};
+use crate::api::{ProcessIdentity, ProcessUsage, Signal};
 use nix::errno::Errno;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -20,18 +27,31 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The real runtime. Holds this boot's id (read once: it cannot change
-/// while we run), /dev/null (every child's stdin, opened once) and the
-/// number of CPUs.
+/// while we run), /dev/null (every child's stdin, opened once), the
+/// number of CPUs and the cgroup hierarchy pods go in.
 #[derive(Clone, Debug)]
 pub struct LinuxRuntime {
     boot_id: String,
     dev_null: Arc<File>,
     /// CPUs this process may use: threads for `spawn_many`.
     cores: usize,
+    cgroups: Arc<Cgroups>,
+    /// Pidfds of processes that are not our children.
+    watcher: Watcher,
 }
 
 impl LinuxRuntime {
+    /// A runtime without cgroups: requests with `resources` are refused.
+    /// The daemon uses [`LinuxRuntime::with_cgroups`].
     pub fn new() -> LinuxRuntime {
+        LinuxRuntime::with_cgroups(Cgroups::unavailable(
+            "cgroups were not set up for this runtime",
+        ))
+    }
+
+    /// A runtime putting pods into `cgroups` (usually
+    /// `Cgroups::detect(instance)`, once, at daemon start).
+    pub fn with_cgroups(cgroups: Cgroups) -> LinuxRuntime {
         let dev_null = File::open("/dev/null")
             .and_then(above_stdio)
             .expect("/dev/null can be opened");
@@ -39,7 +59,19 @@ impl LinuxRuntime {
             boot_id: procfs::boot_id(),
             dev_null: Arc::new(dev_null),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cgroups: Arc::new(cgroups),
+            watcher: Watcher::new(),
         }
+    }
+
+    pub fn cgroups(&self) -> &Cgroups {
+        &self.cgroups
+    }
+
+    /// The exits to wait for (SIGCHLD, watched processes): once per
+    /// runtime, inside the tokio runtime, before the first spawn.
+    pub fn exit_events(&self) -> io::Result<ExitEvents> {
+        ExitEvents::new(&self.watcher)
     }
 }
 
@@ -89,6 +121,29 @@ impl LinuxRuntime {
                 })
             }
         };
+        // Limits that cannot be enforced are refused before anything
+        // else, so nothing is made or opened for a request that fails.
+        let resources = req.resources.as_ref().filter(|r| !r.is_empty());
+        if let Some(res) = resources {
+            let refusal = self.cgroups.refuses(res).or_else(|| {
+                req.cgroup
+                    .is_none()
+                    .then(|| "the request names no cgroup to enforce them in".to_string())
+            });
+            if let Some(reason) = refusal {
+                return Err(SpawnError::LimitsUnavailable { reason });
+            }
+        }
+        let limits = rlimits::resolve(&req.rlimits).map_err(|name| SpawnError::Rlimit {
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "unknown limit (known: {})",
+                    rlimits::RLIMIT_NAMES.map(|(n, _)| n).join(", ")
+                ),
+            ),
+            name,
+        })?;
         // Everything that can fail for a reason other than exec is checked
         // here, before clone, so that ENOENT from spawn means "no such
         // binary" and nothing else.
@@ -97,6 +152,29 @@ impl LinuxRuntime {
             check_working_dir(dir)?;
         }
         let log = open_log(&req.log_path)?;
+        let placement =
+            match &req.cgroup {
+                Some(cg) => Some(self.cgroups.prepare(cg, resources).map_err(|source| {
+                    SpawnError::Cgroup {
+                        command: command.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let confinement = Confinement {
+            join: placement
+                .iter()
+                .flat_map(|p| p.procs.iter().map(|fd| fd.as_raw_fd()))
+                .collect(),
+            clone_into: placement
+                .as_ref()
+                .and_then(|p| p.clone_into.as_ref())
+                .map(|fd| fd.as_raw_fd()),
+            rlimits: limits.clone(),
+            umask: req.umask.map_or(DEFAULT_UMASK, |u| u.0),
+            no_new_privs: !req.allow_privilege_escalation,
+        };
         let plan = ChildPlan::new(
             &req.argv,
             &req.env,
@@ -104,12 +182,18 @@ impl LinuxRuntime {
             &*self.dev_null,
             &log,
             creds,
+            confinement,
         )
         .map_err(|source| SpawnError::Io {
             command: command.clone(),
             source,
         })?;
-        let pid = plan.spawn().map_err(|e| exec_error(&command, e))?;
+        let pid = plan.spawn().map_err(|e| {
+            let procs_paths = placement.as_ref().map(|p| p.procs_paths.as_slice());
+            child_error(&command, req, &limits, procs_paths.unwrap_or_default(), e)
+        })?;
+        // The placement's descriptors were only for the child to join.
+        drop(placement);
         // The child has its own copy of the log descriptor now.
         drop(log);
         // Our unreaped child always has a /proc entry (a zombie at worst),
@@ -146,34 +230,44 @@ impl ProcessRuntime for LinuxRuntime {
         let mut shares = reqs.chunks(reqs.len().div_ceil(workers));
         let mine = shares.next().unwrap_or_default();
         std::thread::scope(|scope| {
+            // A thread that cannot be made (EAGAIN when the pid table or
+            // a pids limit is exhausted) is no reason to panic: its share
+            // is started from this thread instead, after our own.
             let others: Vec<_> = shares
-                .map(|share| scope.spawn(move || start_all(share)))
+                .map(|share| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || start_all(share))
+                        .map_err(|_| share)
+                })
                 .collect();
             let mut results = start_all(mine);
-            for handle in others {
-                match handle.join() {
-                    Ok(r) => results.extend(r),
-                    Err(panic) => std::panic::resume_unwind(panic),
+            for other in others {
+                match other {
+                    Ok(handle) => match handle.join() {
+                        Ok(r) => results.extend(r),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    Err(share) => results.extend(start_all(share)),
                 }
             }
             results
         })
     }
 
-    fn signal_group(&mut self, pgid: i32, signal: i32) -> io::Result<()> {
+    fn signal_group(&mut self, pgid: i32, signal: Signal) -> io::Result<()> {
         // kill(-1) would signal every process we may signal and kill(0) our
         // own group: never let a bad pgid get there.
         if pgid <= 1 {
             return Err(invalid(format!("refusing to signal process group {pgid}")));
         }
-        send(-pgid, signal)
+        send(-pgid, signal.number())
     }
 
-    fn signal(&mut self, pid: i32, signal: i32) -> io::Result<()> {
+    fn signal(&mut self, pid: i32, signal: Signal) -> io::Result<()> {
         if pid <= 1 {
             return Err(invalid(format!("refusing to signal pid {pid}")));
         }
-        send(pid, signal)
+        send(pid, signal.number())
     }
 
     fn reap(&mut self) -> Vec<(i32, ExitReason)> {
@@ -190,12 +284,92 @@ impl ProcessRuntime for LinuxRuntime {
         procfs::identity(pid, &self.boot_id)
     }
 
-    fn marked(&self, key: &str, value: &str) -> Vec<i32> {
-        procfs::marked(key, value)
+    fn facts(&self, pid: i32) -> Option<ProcessFacts> {
+        let st = procfs::stat(pid).filter(|s| !s.is_zombie())?;
+        Some(ProcessFacts {
+            session: st.session,
+            uid: procfs::real_uid(pid)?,
+        })
+    }
+
+    fn usage(&self, pid: i32) -> Option<ProcessUsage> {
+        let st = procfs::stat(pid).filter(|s| !s.is_zombie())?;
+        Some(ProcessUsage {
+            cpu_seconds: (st.utime + st.stime) as f64 / clock_ticks_per_second(),
+            memory_bytes: st.rss_pages * page_size(),
+        })
+    }
+
+    fn watch(&mut self, pid: i32, identity: &ProcessIdentity) -> Watch {
+        self.watcher.watch(pid, identity)
+    }
+
+    fn marked(&self, key: &str, values: &HashSet<String>) -> Vec<(i32, String)> {
+        procfs::marked(key, values)
     }
 
     fn marked_leaders(&self, key: &str, prefix: &str) -> Vec<(i32, String)> {
         procfs::marked_leaders(key, prefix)
+    }
+
+    fn cgroups_description(&self) -> String {
+        self.cgroups.describe()
+    }
+
+    fn create_pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
+        self.cgroups.create_pod(pod_uid)
+    }
+
+    fn kill_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
+        self.cgroups.kill(cgroup)
+    }
+
+    fn cgroup_is_empty(&self, cgroup: &PodCgroup) -> Result<bool, CgroupError> {
+        self.cgroups.is_empty(cgroup)
+    }
+
+    fn watch_cgroup_empty(&self, cgroup: &PodCgroup) -> Result<Option<EmptyWatch>, CgroupError> {
+        self.cgroups.watch_empty(cgroup)
+    }
+
+    fn remove_pod_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
+        self.cgroups.remove_pod(cgroup)
+    }
+
+    fn cgroup_usage(&self, cgroup: &PodCgroup) -> Result<Usage, CgroupError> {
+        self.cgroups.usage(cgroup)
+    }
+
+    fn oom_kills(&self, cgroup: &ProcessCgroup) -> Result<u64, CgroupError> {
+        self.cgroups.oom_kills(cgroup)
+    }
+
+    fn cgroup_pids(&self, cgroup: &PodCgroup) -> Result<Vec<i32>, CgroupError> {
+        self.cgroups.pids(cgroup)
+    }
+
+    fn cgroup_of(&self, pid: i32) -> Option<ProcessCgroup> {
+        self.cgroups.process_of(pid)
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 {
+        n as f64
+    } else {
+        100.0
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
     }
 }
 
@@ -255,7 +429,7 @@ pub(crate) fn decode_status(status: i32) -> Option<ExitReason> {
     if libc::WIFEXITED(status) {
         Some(ExitReason::Code(libc::WEXITSTATUS(status)))
     } else if libc::WIFSIGNALED(status) {
-        Some(ExitReason::Signal(libc::WTERMSIG(status)))
+        Some(ExitReason::Signal(Signal::from_raw(libc::WTERMSIG(status))))
     } else {
         None
     }
@@ -317,7 +491,56 @@ fn above_stdio(file: File) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-/// Maps the errno the child reported (or clone's own).
+/// Maps a failed child (or clone) to what the caller is told.
+fn child_error(
+    command: &str,
+    req: &SpawnRequest,
+    limits: &[Rlimit],
+    procs_paths: &[std::path::PathBuf],
+    e: ChildError,
+) -> SpawnError {
+    let ChildError { step, source } = e;
+    match step {
+        Step::Exec => exec_error(command, source),
+        Step::Clone if source.raw_os_error() == Some(libc::EAGAIN) => SpawnError::ProcessLimit {
+            command: command.to_string(),
+            source,
+        },
+        Step::Cgroup(i) => SpawnError::Cgroup {
+            command: command.to_string(),
+            source: CgroupError::Join {
+                path: procs_paths.get(i).cloned().unwrap_or_default(),
+                source,
+            },
+        },
+        Step::Rlimit(i) => SpawnError::Rlimit {
+            name: limits.get(i).map_or("?", |r| r.name).to_string(),
+            source,
+        },
+        Step::WorkingDir => SpawnError::WorkingDir {
+            dir: req.working_dir.clone().unwrap_or_default(),
+            source,
+        },
+        step => SpawnError::Io {
+            command: command.to_string(),
+            source: io::Error::new(source.kind(), format!("{}: {source}", step_name(step))),
+        },
+    }
+}
+
+fn step_name(step: Step) -> &'static str {
+    match step {
+        Step::Clone => "clone",
+        Step::Session => "setsid",
+        Step::Stdio => "redirecting stdio",
+        Step::Credentials => "switching user",
+        Step::NoNewPrivs => "setting no_new_privs",
+        Step::SignalMask => "unblocking signals",
+        Step::Cgroup(_) | Step::Rlimit(_) | Step::WorkingDir | Step::Exec => "starting",
+    }
+}
+
+/// Maps the errno exec reported.
 fn exec_error(command: &str, source: io::Error) -> SpawnError {
     let command = command.to_string();
     match source.raw_os_error() {

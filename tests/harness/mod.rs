@@ -47,8 +47,6 @@ const PORT_BLOCK: u16 = 20;
 
 pub struct TestDaemon {
     dir: tempfile::TempDir,
-    /// RLIMIT_NOFILE the daemon is started with ([`Options::nofile`]).
-    nofile: Option<u64>,
     /// Our child: the daemon, or its keeper (see [`Options::keeper`]).
     child: Option<Child>,
     daemon_pid: Option<u32>,
@@ -61,6 +59,9 @@ pub struct TestDaemon {
     uids: Mutex<BTreeSet<String>>,
     /// Every process pid this test has seen in a pod status.
     pids: Mutex<BTreeSet<u32>>,
+    /// RLIMIT_NOFILE (soft and hard) of the daemon from the next launch
+    /// on: how tests run out of descriptors.
+    pub nofile: Option<u64>,
 }
 
 /// What `start_with` can vary.
@@ -232,15 +233,15 @@ impl TestDaemon {
             .stderr(log)
             .process_group(0);
         if let Some(n) = self.nofile {
-            let limit = libc::rlimit {
-                rlim_cur: n,
-                rlim_max: n,
-            };
-            // SAFETY: setrlimit(2) is async-signal-safe and touches only
-            // the child's own limits.
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
             unsafe {
                 cmd.pre_exec(move || {
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -737,7 +738,7 @@ pub fn main_pid(p: &Pod) -> u32 {
 
 pub fn waiting_reason(p: &Pod, idx: usize) -> Option<String> {
     match &p.status.processes.get(idx)?.state {
-        ProcessState::Waiting { reason, .. } => Some(reason.clone()),
+        ProcessState::Waiting { reason, .. } => Some(reason.to_string()),
         _ => None,
     }
 }

@@ -1,9 +1,13 @@
-//! The control socket under exhaustion (issue 9): a flood of idle clients
-//! beyond the daemon's descriptor limit is neither a spin nor a flood of
-//! log lines, the CLI still gets in, and supervision goes on; many CLI
-//! clients at once all succeed.
+//! Running out of descriptors and being flooded (issue 9): a restarted
+//! daemon that cannot watch every re-adopted process through a pidfd
+//! still supervises them all, and never takes "no descriptor left" for an
+//! exit; a flood of idle clients beyond the daemon's descriptor limit is
+//! neither a spin nor a flood of log lines, the CLI still gets in, and
+//! supervision goes on; many CLI clients at once all succeed; oversized
+//! requests are refused without being held in memory.
 
 use crate::harness::*;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
@@ -247,4 +251,57 @@ fn oversized_requests_are_refused_without_being_held_in_memory() {
     let rss = rss_kib(pid);
     assert!(rss < 200 * 1024, "the daemon holds {rss} KiB");
     d.drover_ok(&["get", "pods"]);
+}
+
+const PODS: u32 = 60;
+
+/// name -> (pid, restart count) of every pod.
+fn pids(d: &TestDaemon) -> BTreeMap<String, (u32, u32)> {
+    d.pods()
+        .iter()
+        .map(|p| {
+            let st = &p.status.processes[0];
+            (
+                p.metadata.name.clone(),
+                (st.pid.unwrap_or(0), st.restart_count),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn processes_a_restarted_daemon_cannot_watch_are_kept_and_still_supervised() {
+    let mut d = TestDaemon::start(&[("many.toml", &rs_unit("many", "many", PODS))]);
+    d.wait_pods("app=many", PODS as usize);
+    d.wait_persisted();
+    let before = pids(&d);
+    d.kill9();
+    // 64 descriptors in all: pidfds for at most half of the sixty, the
+    // rest for the API, the store, the logs (see runtime::exit_watch).
+    d.nofile = Some(64);
+    d.restart();
+    let after = pids(&d);
+    assert_eq!(after, before, "a re-adopted process was restarted or lost");
+    for (name, (pid, _)) in &before {
+        assert!(alive(*pid), "{name}'s process {pid} was killed");
+    }
+    assert!(
+        d.log().contains("cannot be watched"),
+        "expected some processes to go unwatched\n{}",
+        d.log()
+    );
+    // Every one of them is still supervised: each that dies is noticed
+    // (by its pidfd, or by a recheck) and restarted.
+    for (pid, _) in before.values() {
+        send_signal(*pid, libc::SIGKILL);
+    }
+    d.wait_until("every pod restarted once", SOON, || {
+        let now = pids(&d);
+        now.len() == PODS as usize
+            && now
+                .iter()
+                .all(|(name, (pid, restarts))| *restarts == 1 && *pid != before[name].0)
+    });
+    d.wait_pods("app=many", PODS as usize);
+    d.assert_teardown_leaves_nothing();
 }

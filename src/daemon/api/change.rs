@@ -10,10 +10,10 @@ use crate::api::http::{
     ActionResponse, ApplyRequest, ApplyResponse, ApplyResult, CreateJobRequest, KillRequest,
     LabelRequest, ScaleRequest,
 };
-use crate::api::{annotations, Kind, Object};
+use crate::api::{annotations, Kind, Object, Signal};
 use crate::controllers::cronjob;
 use crate::daemon::accounts::Accounts;
-use crate::daemon::apply::{self, UNITS_FOLDER};
+use crate::daemon::apply::{self, ReloadError, UNITS_FOLDER};
 use crate::daemon::auth::{self, Action, Caller, Decision, Verb};
 use crate::daemon::http::{ApiReply, ApiRequest};
 
@@ -51,7 +51,7 @@ impl Daemon {
                     },
                 )
             }
-            Err(e) => ApiReply::error(400, e),
+            Err(e) => ApiReply::error(400, e.to_string()),
         }
     }
 
@@ -77,7 +77,7 @@ impl Daemon {
         }
         match self.reload_units() {
             Ok(results) => ApiReply::json(200, &ApplyResponse { results }),
-            Err(e) => ApiReply::error(400, e),
+            Err(e) => ApiReply::error(400, e.to_string()),
         }
     }
 
@@ -85,22 +85,26 @@ impl Daemon {
     /// unit acts as its file's author (`apply::unit_author`): root's files
     /// as they are, anyone else's with its processes run as that user.
     /// Pods whose spec changed restart once the change is durable.
-    pub(crate) fn reload_units(&mut self) -> Result<Vec<ApplyResult>, String> {
+    pub(crate) fn reload_units(&mut self) -> Result<Vec<ApplyResult>, ReloadError> {
         let Some(dir) = self.opts.units_dir.clone() else {
-            return Err("this daemon has no units folder (--units)".into());
+            return Err(ReloadError::NoUnitsDir);
         };
         let now = Daemon::wall();
         let mut units = if dir.exists() {
-            crate::units::load_path(&dir, now).map_err(|d| d.to_string())?
+            crate::units::load_units_dir(&dir, now)
+                .map_err(|d| ReloadError::Units(d.to_string()))?
         } else {
             vec![]
         };
         let daemon = Caller::daemon();
         let accounts = Accounts::read();
         for u in &mut units {
-            let author = apply::unit_author(&u.source, &daemon, &accounts);
+            let author = apply::unit_author(u.root_owned, &u.source, &daemon, &accounts);
             if let Decision::Deny(why) = auth::run_as_caller(&author, &mut u.object, &accounts) {
-                return Err(format!("{}: {why}", u.source.display()));
+                return Err(ReloadError::NotAllowed {
+                    file: u.source.clone(),
+                    why,
+                });
             }
         }
         let keep: Vec<(Kind, String)> = units
@@ -271,16 +275,7 @@ impl Daemon {
             Kind::Pod => {
                 // An action on running processes, not a change of what is
                 // wanted: nothing to persist first (`persist.rs`).
-                let mut fx = crate::agent::Effects::default();
-                let ok = self.agent.restart_pod(
-                    &mut self.store,
-                    name,
-                    std::time::Instant::now(),
-                    Daemon::wall(),
-                    &mut fx,
-                );
-                self.absorb(fx);
-                if !ok {
+                if !self.restart_pod(name) {
                     return ApiReply::error(
                         409,
                         format!("pod \"{name}\" is not running on this node or is being deleted"),
@@ -338,9 +333,9 @@ impl Daemon {
             Ok(b) => b,
             Err(e) => return ApiReply::error(400, format!("invalid kill request: {e}")),
         };
-        let signal = match crate::runtime::signals::parse_signal(&body.signal) {
+        let signal = match body.signal.parse::<Signal>() {
             Ok(s) => s,
-            Err(e) => return ApiReply::error(400, e),
+            Err(e) => return ApiReply::error(400, e.to_string()),
         };
         let (kind, uid) = match self.target(plural, name, Verb::Kill, caller) {
             Ok((kind, obj)) => (kind, obj.meta().uid.clone()),
@@ -364,15 +359,14 @@ impl Daemon {
                 return refused;
             }
         }
-        let n: usize = pods.iter().map(|p| self.agent.kill_pod(p, signal)).sum();
-        let signal_name = crate::runtime::signals::signal_name(signal);
-        let what = format!("Sent {signal_name} to {n} process(es)");
+        let n: usize = pods.iter().map(|p| self.kill_pod(p, signal)).sum();
+        let what = format!("Sent {signal} to {n} process(es)");
         self.note_change(kind, name, &uid, "Killing", what, caller);
         ApiReply::json(
             200,
             &ActionResponse {
                 message: format!(
-                    "sent {signal_name} to {n} process{}",
+                    "sent {signal} to {n} process{}",
                     if n == 1 { "" } else { "es" }
                 ),
             },

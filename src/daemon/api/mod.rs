@@ -52,6 +52,11 @@ impl Daemon {
             (&Method::POST, ["jobs"]) => self.api_create_job(&req),
             (&Method::GET, [plural]) => self.api_list(plural, &req),
             (&Method::GET, [plural, name]) => match self.lookup(plural, name) {
+                Ok(Object::Pod(pod)) if wants_usage(&req) => {
+                    let mut pod = pod.clone();
+                    self.fill_usage(&mut pod);
+                    ApiReply::json(200, &Object::Pod(pod))
+                }
                 Ok(obj) => ApiReply::json(200, obj),
                 Err(e) => e,
             },
@@ -110,7 +115,7 @@ impl Daemon {
             },
             None => None,
         };
-        let items: Vec<Object> = self
+        let mut items: Vec<Object> = self
             .store
             .list(kind)
             .filter(|o| {
@@ -120,6 +125,13 @@ impl Daemon {
             })
             .cloned()
             .collect();
+        if kind == Kind::Pod && wants_usage(req) {
+            for item in &mut items {
+                if let Object::Pod(pod) = item {
+                    self.fill_usage(pod);
+                }
+            }
+        }
         ApiReply::json(200, &List::new(items))
     }
 
@@ -186,6 +198,12 @@ impl Daemon {
             Err(e) => ApiReply::error(500, format!("reading {}: {e}", path.display())),
         }
     }
+}
+
+/// `?usage=true` (`get pods -o wide`): CPU and memory of each process,
+/// measured now.
+fn wants_usage(req: &ApiRequest) -> bool {
+    req.query.get("usage").is_some_and(|v| v == "true")
 }
 
 /// The accounts the rules need: none for root (root may do anything),

@@ -2,9 +2,9 @@
 //! planned) are bound once one does, with a `Scheduled` event; while none
 //! fits, the pod says why (`Unschedulable`, `FailedScheduling`).
 
-use crate::api::{Kind, Node, Pod};
+use crate::api::{EventType, Kind, Node, Pod};
 use crate::controllers::scheduler;
-use crate::daemon::events::EventLog;
+use crate::daemon::events::{EventLog, NewEvent};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 
@@ -37,13 +37,15 @@ pub(super) fn schedule(store: &mut Store, events: &mut EventLog, now: DateTime<U
                     true
                 });
                 events.record(
-                    Kind::Pod,
-                    &name,
-                    &uid,
-                    false,
-                    "Scheduled",
-                    &format!("Successfully assigned {name} to {node}"),
-                    "scheduler",
+                    NewEvent {
+                        kind: Kind::Pod,
+                        name: &name,
+                        uid: &uid,
+                        type_: EventType::Normal,
+                        reason: "Scheduled",
+                        message: &format!("Successfully assigned {name} to {node}"),
+                        source: "scheduler",
+                    },
                     now,
                 );
             }
@@ -58,13 +60,15 @@ pub(super) fn schedule(store: &mut Store, events: &mut EventLog, now: DateTime<U
                 });
                 if changed {
                     events.record(
-                        Kind::Pod,
-                        &name,
-                        &uid,
-                        true,
-                        "FailedScheduling",
-                        &msg,
-                        "scheduler",
+                        NewEvent {
+                            kind: Kind::Pod,
+                            name: &name,
+                            uid: &uid,
+                            type_: EventType::Warning,
+                            reason: "FailedScheduling",
+                            message: &msg,
+                            source: "scheduler",
+                        },
                         now,
                     );
                 }

@@ -4,12 +4,12 @@
 
 use super::{generated_name, mark_deleted};
 use crate::api::job::JobRef;
-use crate::api::{CronJob, Job, Kind, Node, Object, ObjectMeta, Pod};
+use crate::api::{CronJob, EventType, Job, Kind, Node, Object, ObjectMeta, Pod};
 use crate::controllers::cronjob::{self, CronPlan};
 use crate::controllers::job::{self, JobPlan, Notice};
 use crate::controllers::replicaset::{self, ReplicaView};
 use crate::controllers::{Op, Plan};
-use crate::daemon::events::EventLog;
+use crate::daemon::events::{EventLog, NewEvent};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -172,13 +172,15 @@ fn apply_cron_plan(
     for (name, reason) in &plan.delete {
         if store.delete(Kind::Job, name).is_some() {
             events.record(
-                Kind::CronJob,
-                &meta.name,
-                &meta.uid,
-                false,
-                "SuccessfulDelete",
-                &format!("Deleted job {name} ({reason})"),
-                CRONJOB_SOURCE,
+                NewEvent {
+                    kind: Kind::CronJob,
+                    name: &meta.name,
+                    uid: &meta.uid,
+                    type_: EventType::Normal,
+                    reason: "SuccessfulDelete",
+                    message: &format!("Deleted job {name} ({reason})"),
+                    source: CRONJOB_SOURCE,
+                },
                 now,
             );
         }
@@ -219,7 +221,20 @@ fn note(
     now: DateTime<Utc>,
 ) {
     events.record(
-        kind, &meta.name, &meta.uid, n.warning, &n.reason, &n.message, source, now,
+        NewEvent {
+            kind,
+            name: &meta.name,
+            uid: &meta.uid,
+            type_: if n.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: &n.reason,
+            message: &n.message,
+            source,
+        },
+        now,
     );
 }
 
@@ -246,13 +261,15 @@ fn apply_plan(
                     true
                 });
                 events.record(
-                    kind,
-                    &owner.name,
-                    &owner.uid,
-                    false,
-                    "Adopted",
-                    &format!("Adopted pod: {name}"),
-                    source,
+                    NewEvent {
+                        kind,
+                        name: &owner.name,
+                        uid: &owner.uid,
+                        type_: EventType::Normal,
+                        reason: "Adopted",
+                        message: &format!("Adopted pod: {name}"),
+                        source,
+                    },
                     now,
                 );
             }
@@ -262,13 +279,15 @@ fn apply_plan(
                     true
                 });
                 events.record(
-                    kind,
-                    &owner.name,
-                    &owner.uid,
-                    false,
-                    "Released",
-                    &format!("Released pod: {name} (labels no longer match)"),
-                    source,
+                    NewEvent {
+                        kind,
+                        name: &owner.name,
+                        uid: &owner.uid,
+                        type_: EventType::Normal,
+                        reason: "Released",
+                        message: &format!("Released pod: {name} (labels no longer match)"),
+                        source,
+                    },
                     now,
                 );
             }
@@ -313,26 +332,30 @@ fn apply_pod_op(
             pod.metadata.generation = 1;
             store.put(Object::Pod(pod));
             events.record(
-                kind,
-                &owner.name,
-                &owner.uid,
-                false,
-                "SuccessfulCreate",
-                &format!("Created pod: {name}"),
-                source,
+                NewEvent {
+                    kind,
+                    name: &owner.name,
+                    uid: &owner.uid,
+                    type_: EventType::Normal,
+                    reason: "SuccessfulCreate",
+                    message: &format!("Created pod: {name}"),
+                    source,
+                },
                 now,
             );
         }
         Op::DeletePod { name, reason } => {
             if mark_deleted(store, &name, now) {
                 events.record(
-                    kind,
-                    &owner.name,
-                    &owner.uid,
-                    false,
-                    "SuccessfulDelete",
-                    &format!("Deleted pod: {name} ({reason})"),
-                    source,
+                    NewEvent {
+                        kind,
+                        name: &owner.name,
+                        uid: &owner.uid,
+                        type_: EventType::Normal,
+                        reason: "SuccessfulDelete",
+                        message: &format!("Deleted pod: {name} ({reason})"),
+                        source,
+                    },
                     now,
                 );
             }
