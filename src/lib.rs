@@ -26,6 +26,7 @@ pub mod cli;
 pub mod client;
 pub mod controllers;
 pub mod daemon;
+pub mod import;
 pub mod output;
 pub mod paths;
 pub mod runtime;

@@ -14,8 +14,12 @@ mod durability;
 mod etcd_store;
 #[path = "tests/exhaustion.rs"]
 mod exhaustion;
+#[path = "tests/import.rs"]
+mod import;
 #[path = "tests/jobs.rs"]
 mod jobs;
+#[path = "tests/logs.rs"]
+mod logs;
 #[path = "tests/notify_security.rs"]
 mod notify_security;
 #[path = "tests/pods.rs"]
@@ -30,6 +34,8 @@ mod readoption;
 mod replicasets;
 #[path = "tests/scale.rs"]
 mod scale;
+#[path = "tests/socket_discovery.rs"]
+mod socket_discovery;
 #[path = "tests/supervision.rs"]
 mod supervision;
 #[path = "tests/units.rs"]

@@ -2,7 +2,9 @@
 //! every request is handed to the daemon loop (which owns the store) as an
 //! [`ApiRequest`] and its [`ApiReply`] is sent back. The one exception is
 //! the long poll `/v1/watch`, answered here from the store's revision
-//! channel so a waiting client costs the loop nothing.
+//! channel so a waiting client costs the loop nothing. A `logs -f` is
+//! handed to the loop like any request, and streamed here once the loop
+//! answered with the log to follow (`log_stream`).
 //! Routes: see `crate::api::http`.
 //!
 //! Each connection is identified once, by the kernel (SO_PEERCRED), into
@@ -15,11 +17,12 @@ use super::accounts::Accounts;
 use super::auth::{Caller, Role};
 use super::connections::{is_exhaustion, Backoff, Limits, Peer, Room, Table, Ticket};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
@@ -41,6 +44,22 @@ pub struct ApiReply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// A `logs -f` to stream instead of `body` (see `log_stream`); boxed,
+    /// as it is rare and every other reply carries it.
+    pub follow: Option<Box<LogFollow>>,
+}
+
+/// The loop's answer to a `logs -f`: which log to stream, from how far
+/// back, and until when.
+#[derive(Debug)]
+pub struct LogFollow {
+    pub pod: String,
+    pub process: String,
+    pub path: PathBuf,
+    /// The last N lines first (all of the file with None).
+    pub tail: Option<usize>,
+    /// Closed by the loop once the pod is deleted or finished.
+    pub until: oneshot::Receiver<()>,
 }
 
 impl ApiReply {
@@ -55,6 +74,7 @@ impl ApiReply {
             status,
             content_type: "application/json",
             body,
+            follow: None,
         }
     }
 
@@ -72,6 +92,15 @@ impl ApiReply {
             status: 200,
             content_type: "text/plain; charset=utf-8",
             body,
+            follow: None,
+        }
+    }
+
+    /// `logs -f`: streamed by the HTTP task, not sent from the loop.
+    pub fn follow(follow: LogFollow) -> ApiReply {
+        ApiReply {
+            follow: Some(Box::new(follow)),
+            ..ApiReply::text(vec![])
         }
     }
 }
@@ -243,8 +272,7 @@ async fn connection(
                     Some(c) => refuse_outsider(&c),
                     None => ApiReply::error(403, "the caller's credentials cannot be read"),
                 };
-                ticket.idle(Instant::now());
-                Ok::<_, std::convert::Infallible>(response(reply))
+                Ok::<_, std::convert::Infallible>(response(reply, &ticket))
             }
         })
     };
@@ -286,12 +314,57 @@ fn refuse_outsider(caller: &Caller) -> ApiReply {
     }
 }
 
-fn response(reply: ApiReply) -> Response<Full<Bytes>> {
+/// A whole answer, or a `logs -f` stream.
+type ReplyBody = Either<Full<Bytes>, Streaming>;
+
+/// The response to `reply`. Its connection turns idle now, or, for a
+/// `logs -f` stream, once the stream ends.
+fn response(mut reply: ApiReply, ticket: &Arc<Ticket>) -> Response<ReplyBody> {
+    let body = match reply.follow.take().map(|f| super::log_stream::start(*f)) {
+        Some(Ok(body)) => Either::Right(Streaming {
+            body,
+            ticket: ticket.clone(),
+        }),
+        Some(Err(refused)) => {
+            reply = refused;
+            Either::Left(Full::new(Bytes::from(std::mem::take(&mut reply.body))))
+        }
+        None => Either::Left(Full::new(Bytes::from(std::mem::take(&mut reply.body)))),
+    };
+    if let Either::Left(_) = body {
+        ticket.idle(Instant::now());
+    }
     Response::builder()
         .status(reply.status)
         .header("content-type", reply.content_type)
-        .body(Full::new(Bytes::from(reply.body)))
+        .body(body)
         .expect("valid response")
+}
+
+/// A `logs -f` body. Its connection stays busy while it streams, so it is
+/// never the idle one closed to make room at the cap (nor timed out as
+/// idle); it turns idle when the stream ends or the client goes.
+struct Streaming {
+    body: super::log_stream::LogBody,
+    ticket: Arc<Ticket>,
+}
+
+impl hyper::body::Body for Streaming {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        self.ticket.idle(Instant::now());
+    }
 }
 
 async fn route(

@@ -22,6 +22,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let mut systemd = super::systemd_notify::SystemdNotify::from_env();
     let fds = startup::raise_fd_limit();
     tracing::info!(
         "file descriptor limit: {} (was {}, hard limit {})",
@@ -46,6 +47,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         .with_context(|| format!("binding notify socket {}", notify_path.display()))?;
     let logs = LogDir::new(opts.log_dir.clone(), opts.log_max_bytes);
     startup::prepare_log_dir(&opts.log_dir, group_gid)?;
+    let own_default = opts.log_dir == crate::paths::default_log_dir(&opts.state_dir);
+    let log_claim = logs.claim(own_default);
     // Before any spawn: the SIGCHLD handler is installed here, so no
     // child's exit can come before it.
     let (agent, mut wakeups) = host::start(AgentConfig {
@@ -70,6 +73,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         requeue: false,
         after_commit: Default::default(),
         pacing: Default::default(),
+        log_follows: Default::default(),
     };
 
     let mut sigterm = signal(SignalKind::terminate())?;
@@ -100,6 +104,21 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     if !fresh_instance {
         // (A new instance id is carried by no process yet: no /proc scan.)
         d.agent.recover(&mut d.store, Daemon::now(), &mut out);
+    }
+    // Before any pod starts: the log folders of pods the store does not
+    // know (created, then the daemon died before it wrote them down).
+    match &log_claim {
+        Ok(claim) => match logs.remove_unowned(claim, |pod| d.store.pod(pod).is_some()) {
+            Ok(gone) if !gone.is_empty() => {
+                tracing::info!("removed the log folders of gone pods: {}", gone.join(", "))
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("collecting log folders: {e}"),
+        },
+        Err(e) => tracing::warn!(
+            "not removing stale folders in log dir {}: {e}",
+            opts.log_dir.display()
+        ),
     }
     d.agent.sync(&mut d.store, Daemon::now(), &mut out);
     d.absorb(out);
@@ -151,6 +170,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         d.opts.node_name,
         d.opts.state_dir.display()
     );
+    systemd.ready(&d.store, &d.opts.node_name);
 
     let mut started_up = false;
     loop {
@@ -185,6 +205,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         for (reply, answer) in replies.drain(..) {
             let _ = reply.send(answer);
         }
+        d.log_follows.end_finished(&d.store);
         for req in d.pending_checks.drain(..) {
             let tx = probe_tx.clone();
             tokio::spawn(async move {
@@ -258,8 +279,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = sigint.recv() => { if d.shutdown() { break; } }
         }
         d.settle();
+        systemd.update(&d.store, &d.opts.node_name);
     }
 
+    systemd.stopping();
     if d.opts.foreground {
         // `up` leaves no pods behind: the next `up` starts from its units.
         let pods: Vec<String> = d.store.pods().map(|p| p.metadata.name.clone()).collect();

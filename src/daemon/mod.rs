@@ -16,9 +16,11 @@ pub mod events;
 pub mod http;
 mod lifecycle;
 pub mod log_limit;
+mod log_stream;
 mod persist;
 pub mod reconcile;
 pub mod startup;
+mod systemd_notify;
 
 pub use crate::agent::backoff::BackoffConfig;
 use crate::agent::host::HostAgent;
@@ -87,6 +89,8 @@ pub(crate) struct Daemon {
     pub after_commit: persist::AfterCommit,
     /// When to persist what the daemon changed on its own.
     pub pacing: persist::Pacing,
+    /// `logs -f` streams, ended when their pod is deleted or finishes.
+    pub log_follows: log_stream::Follows,
 }
 
 impl Daemon {

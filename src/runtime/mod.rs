@@ -7,6 +7,8 @@
 //!
 //! - [`LinuxRuntime`] (linux.rs): the real thing;
 //!   [`FakeRuntime`] (fake.rs): the test double.
+//! - [`inotify::Inotify`] (inotify.rs): an inotify fd on tokio's reactor,
+//!   for the log readers (registering an fd with tokio is `unsafe`).
 //! - [`ExitWatch`] (exit_watch.rs): pidfd-based exit notification and
 //!   race-free signalling for processes that are not our children
 //!   (re-adopted after a daemon restart); [`ExitEvents`]: the stream the
@@ -38,6 +40,7 @@ mod child;
 mod credentials;
 pub mod exit_watch;
 pub mod fake;
+pub mod inotify;
 pub mod linux;
 pub mod memory;
 pub mod procfs;

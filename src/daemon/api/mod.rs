@@ -10,9 +10,9 @@ mod change;
 
 use super::accounts::Accounts;
 use super::auth::{self, Action, Caller, Decision, Role};
-use super::http::{ApiReply, ApiRequest};
+use super::http::{ApiReply, ApiRequest, LogFollow};
 use super::Daemon;
-use crate::api::http::{List, LogPath, VersionInfo};
+use crate::api::http::{List, VersionInfo};
 use crate::api::{Kind, LabelSelector, Object};
 use hyper::Method;
 
@@ -68,9 +68,7 @@ impl Daemon {
             (&Method::POST, ["nodes", name, verb @ ("cordon" | "uncordon")]) => {
                 self.api_cordon(name, *verb == "cordon", &req)
             }
-            (&Method::GET, ["pods", name, what @ ("logs" | "logpath")]) => {
-                self.api_logs(name, what, &req)
-            }
+            (&Method::GET, ["pods", name, "logs"]) => self.api_logs(name, &req),
             _ => ApiReply::error(
                 404,
                 format!("no route {} /v1/{}", req.method, req.segments.join("/")),
@@ -135,7 +133,9 @@ impl Daemon {
         ApiReply::json(200, &List::new(items))
     }
 
-    fn api_logs(&self, name: &str, what: &str, req: &ApiRequest) -> ApiReply {
+    /// `logs`: the text of a log, or with `follow` the log for the HTTP
+    /// task to stream (`log_stream`); the loop only looks the pod up.
+    fn api_logs(&mut self, name: &str, req: &ApiRequest) -> ApiReply {
         let Some(pod) = self.store.pod(name) else {
             return not_found(Kind::Pod, name);
         };
@@ -163,24 +163,25 @@ impl Daemon {
             }
         };
         let logs = &self.agent.config().logs;
-        let previous = req
-            .query
-            .get("previous")
-            .is_some_and(|v| v == "true" || v.is_empty());
+        let previous = flag(req, "previous");
         let path = if previous {
             logs.previous(name, &process)
         } else {
             logs.current(name, &process)
         };
-        if what == "logpath" {
-            return ApiReply::json(
-                200,
-                &LogPath {
-                    path: path.display().to_string(),
-                },
-            );
-        }
         let tail = req.query.get("tail").and_then(|t| t.parse::<usize>().ok());
+        // A previous run is over: `-f --previous` prints it and ends, as
+        // kubectl does for a terminated container.
+        if flag(req, "follow") && !previous {
+            let uid = pod.metadata.uid.clone();
+            return ApiReply::follow(LogFollow {
+                until: self.log_follows.add(name, &uid),
+                pod: name.to_string(),
+                process,
+                path,
+                tail,
+            });
+        }
         match crate::agent::logs::tail(&path, tail) {
             Ok(bytes) => ApiReply::text(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -198,6 +199,13 @@ impl Daemon {
             Err(e) => ApiReply::error(500, format!("reading {}: {e}", path.display())),
         }
     }
+}
+
+/// A yes/no query parameter: `?follow`, `?follow=1`, `?follow=true`.
+fn flag(req: &ApiRequest, key: &str) -> bool {
+    req.query
+        .get(key)
+        .is_some_and(|v| matches!(v.as_str(), "" | "1" | "true"))
 }
 
 /// `?usage=true` (`get pods -o wide`): CPU and memory of each process,
