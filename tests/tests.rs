@@ -10,6 +10,8 @@ mod harness;
 mod cgroups;
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/durability.rs"]
+mod durability;
 #[path = "tests/etcd_store.rs"]
 mod etcd_store;
 #[path = "tests/exhaustion.rs"]
@@ -28,6 +30,8 @@ mod logs;
 mod notify_security;
 #[path = "tests/pods.rs"]
 mod pods;
+#[path = "tests/privileges.rs"]
+mod privileges;
 #[path = "tests/probes.rs"]
 mod probes;
 #[path = "tests/process_setup.rs"]
@@ -36,6 +40,8 @@ mod process_setup;
 mod readoption;
 #[path = "tests/replicasets.rs"]
 mod replicasets;
+#[path = "tests/scale.rs"]
+mod scale;
 #[path = "tests/socket_discovery.rs"]
 mod socket_discovery;
 #[path = "tests/supervision.rs"]

@@ -86,7 +86,7 @@ impl<R: ProcessRuntime> Agent<R> {
                 self.write_status(store, name, idx, std::mem::take(&mut status), now);
             }
             match effect {
-                Effect::Spawn => match self.prepare_spawn(store, name, idx, out) {
+                Effect::Spawn => match self.prepare_spawn(store, name, idx) {
                     Ok(req) => self.pending_spawns.push((name.to_string(), idx, req)),
                     Err(e) => queue.push_back((idx, Event::StartFailed(start_failure(&e)))),
                 },
@@ -210,7 +210,6 @@ impl<R: ProcessRuntime> Agent<R> {
         store: &Store,
         name: &str,
         idx: usize,
-        out: &mut Outbox,
     ) -> Result<SpawnRequest, SpawnError> {
         let pod = store.pod(name).expect("pod exists");
         let spec = pod.spec.process_at(idx).expect("process index in range");
@@ -238,21 +237,6 @@ impl<R: ProcessRuntime> Agent<R> {
         if let Some(file) = &spec.pid_file {
             pid_files::remove_stale(file);
         }
-        let escalate = spec.allow_privilege_escalation
-            && privileges::may_escalate_privileges(store, pod, self.daemon_is_root);
-        if spec.allow_privilege_escalation && !escalate {
-            out.notes.push(note(
-                pod,
-                true,
-                "PrivilegeEscalationRefused",
-                format!(
-                    "allow_privilege_escalation of process {} is ignored: only a unit of the \
-                     units folder of a daemon running as root may set it; it runs with \
-                     no_new_privs",
-                    spec.name
-                ),
-            ));
-        }
         let first_run = pod
             .process_status(idx)
             .is_none_or(|st| st.restart_count == 0 && st.last_state.is_none() && !st.started);
@@ -277,7 +261,8 @@ impl<R: ProcessRuntime> Agent<R> {
             resources: spec.resources.clone(),
             rlimits: spec.rlimits.clone(),
             umask: spec.umask,
-            allow_privilege_escalation: escalate,
+            // Who may set it is decided at apply (daemon::auth).
+            allow_privilege_escalation: spec.allow_privilege_escalation,
         })
     }
 

@@ -37,7 +37,6 @@ mod init;
 mod log_removal;
 mod notify;
 mod pid_files;
-mod privileges;
 mod probes;
 mod recover;
 mod sweep;
@@ -159,9 +158,6 @@ pub struct Agent<R: ProcessRuntime> {
     log_remover: log_removal::LogRemover,
     /// Pid files awaited, and the inotify watches on their folders.
     pid_files: pid_files::PidFiles,
-    /// The daemon runs as root: `allow_privilege_escalation` may be
-    /// honoured (see `privileges.rs`).
-    daemon_is_root: bool,
     /// Where v2 cgroup emptiness watches report (the daemon's loop);
     /// None: emptiness is checked after reaps and by a timer only.
     cgroup_events: Option<cgroups::EventSink>,
@@ -185,16 +181,9 @@ impl<R: ProcessRuntime> Agent<R> {
             sweeper: sweep::Sweeper::default(),
             pending_spawns: Vec::new(),
             pid_files: pid_files::PidFiles::default(),
-            daemon_is_root: nix::unistd::geteuid().is_root(),
             cgroup_events: None,
             draining: Default::default(),
         }
-    }
-
-    /// Whether this daemon runs as root (see `privileges.rs`); tests set
-    /// it to exercise both sides of the rule.
-    pub fn set_daemon_is_root(&mut self, root: bool) {
-        self.daemon_is_root = root;
     }
 
     /// Which cgroup hierarchy pods go in, or why none (for the node's
