@@ -146,3 +146,18 @@ fn a_pod_whose_child_escaped_with_setsid_and_double_fork_is_fully_killed_on_dele
     assert!(!alive(main));
     assert!(zombies_of(d.daemon_pid()).is_empty(), "no zombies");
 }
+
+#[test]
+fn describe_node_says_which_cgroup_hierarchy_pods_go_in() {
+    let d = TestDaemon::start(&[]);
+    let page = d.drover_ok(&["describe", "node", "test-node"]);
+    let line = page
+        .lines()
+        .find(|l| l.trim_start().starts_with("Cgroups:"))
+        .unwrap_or_else(|| panic!("no Cgroups line in:\n{page}"));
+    assert!(line.contains("cgroup v"), "{line}");
+    assert!(
+        d.log().contains("cgroups: cgroup v"),
+        "the daemon's log says it"
+    );
+}
