@@ -277,14 +277,22 @@ impl<R: ProcessRuntime> Agent<R> {
     ) -> Option<Event> {
         match self.rt.watch(pid, identity) {
             Watch::Watching => {
+                if self.unwatched.remove(&pid) {
+                    tracing::info!("pid {pid} of pod {name} is watched again");
+                }
                 self.note_session(name, idx, pid);
                 None
             }
-            Watch::Gone => Some(Event::AdoptedExited),
+            Watch::Gone => {
+                self.unwatched.remove(&pid);
+                Some(Event::AdoptedExited)
+            }
             Watch::Unavailable(e) => {
-                tracing::warn!(
-                    "pid {pid} of pod {name} cannot be watched ({e}): looking at it now and then"
-                );
+                if self.unwatched.insert(pid) {
+                    tracing::warn!(
+                        "pid {pid} of pod {name} cannot be watched ({e}): looking at it now and then"
+                    );
+                }
                 self.note_session(name, idx, pid);
                 Some(Event::WatchUnavailable)
             }

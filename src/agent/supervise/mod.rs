@@ -149,6 +149,9 @@ pub struct Agent<R: ProcessRuntime> {
     by_pid: HashMap<i32, (String, usize)>,
     /// Sessions of live runs -> (pod, process index).
     by_session: HashMap<i32, (String, usize)>,
+    /// Pids that could not be watched (no fd for a pidfd): warned about
+    /// once, not at every recheck (208 of them wrote 12 MB of log an hour).
+    unwatched: std::collections::HashSet<i32>,
     /// Exec probes running now.
     probe_pids: HashMap<i32, ProbeKey>,
     timers: TimerQueue,
@@ -176,6 +179,7 @@ impl<R: ProcessRuntime> Agent<R> {
             pods: HashMap::new(),
             by_pid: HashMap::new(),
             by_session: HashMap::new(),
+            unwatched: Default::default(),
             probe_pids: HashMap::new(),
             timers: TimerQueue::default(),
             sweeper: sweep::Sweeper::default(),

@@ -545,6 +545,53 @@ fn an_adopted_process_that_cannot_be_watched_is_polled_not_killed() {
     assert_eq!(w.status("q").restart_count, 1);
 }
 
+/// Issue 9: a process that cannot be watched is warned about once, not at
+/// each recheck (the warnings differ by pid, so the daemon's folding of
+/// identical lines did not help: 208 such pids wrote 12 MB an hour).
+#[test]
+fn a_process_that_cannot_be_watched_is_warned_about_once() {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let mut w = World::new();
+    let pid = w.fake.add_process(vec![]);
+    let mut p = pod("q", RestartPolicy::Always);
+    p.spec.ports.clear();
+    p.status.phase = PodPhase::Running;
+    p.status.processes = vec![recorded(pid, 0, w.now.wall)];
+    w.add(p);
+    w.fake.refuse_watches(100);
+    tracing::subscriber::with_default(subscriber, || {
+        w.sync();
+        for _ in 0..5 {
+            w.next_timer();
+        }
+    });
+    assert!(
+        w.fake.watch_calls().len() >= 6,
+        "each recheck tried again: {:?}",
+        w.fake.watch_calls()
+    );
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    assert_eq!(text.matches("cannot be watched").count(), 1, "{text}");
+    assert!(w.fake.is_alive(pid) && w.fake.signals().is_empty());
+}
+
 #[test]
 fn restart_pod_stops_and_starts_again_counting_a_restart() {
     let mut w = World::new();
