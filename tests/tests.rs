@@ -16,6 +16,8 @@ mod exhaustion;
 mod import;
 #[path = "tests/jobs.rs"]
 mod jobs;
+#[path = "tests/keeper.rs"]
+mod keeper;
 #[path = "tests/logs.rs"]
 mod logs;
 #[path = "tests/notify_security.rs"]

@@ -16,6 +16,9 @@ pub enum Wakeup {
     Reap,
     /// A re-adopted process exited: [`Agent::on_adopted_exit`].
     AdoptedExit(i32),
+    /// The keeper asks for every pod to stop gracefully, then an exit
+    /// (SIGTERM, SIGINT or SIGPWR reached it). A second: kill now.
+    Halt,
 }
 
 /// The exits the daemon's loop waits on.
@@ -26,8 +29,23 @@ impl Wakeups {
         match self.0.next().await {
             ExitEvent::Children => Wakeup::Reap,
             ExitEvent::Watched(pid) => Wakeup::AdoptedExit(pid),
+            ExitEvent::Halt => Wakeup::Halt,
         }
     }
+
+    /// Tells the keeper (if any) that the daemon serves: an exit from
+    /// now on is a crash it restarts the daemon from.
+    pub fn serving(&self) {
+        self.0.serving();
+    }
+}
+
+/// `drover daemon` and `drover up` start as the keeper
+/// (`runtime::keeper`), which runs the daemon as its child: call first,
+/// before any thread exists. None: this process is the daemon, go on.
+/// Some(code): the keeper is done, exit with `code`.
+pub fn run_as_keeper() -> Option<i32> {
+    crate::runtime::keeper::run_as_keeper()
 }
 
 /// Makes this process the supervisor of what it starts (a child
@@ -35,7 +53,11 @@ impl Wakeups {
 /// agent. Call inside the tokio runtime, before anything is spawned.
 pub fn start(cfg: AgentConfig) -> io::Result<(HostAgent, Wakeups)> {
     crate::runtime::become_subreaper()?;
-    let rt = LinuxRuntime::new();
+    let keeper = crate::runtime::keeper::KeeperLink::from_env().unwrap_or_else(|e| {
+        tracing::warn!("running without the keeper: {e}");
+        None
+    });
+    let rt = LinuxRuntime::new().with_keeper(keeper);
     let wakeups = Wakeups(rt.exit_events()?);
     Ok((Agent::new(rt, cfg), wakeups))
 }

@@ -65,6 +65,7 @@ impl Machine<'_> {
                 let reason = match end {
                     RunEnd::Exited(ExitReason::Code(0)) => ProcessReason::Completed,
                     RunEnd::Exited(_)
+                    | RunEnd::ExitedWhileDown(_)
                     | RunEnd::ExitedUnknown
                     | RunEnd::Lost
                     | RunEnd::StartFailed(_) => ProcessReason::Killed,
@@ -94,6 +95,10 @@ impl Machine<'_> {
         let (reason, message) = match &end {
             RunEnd::Exited(ExitReason::Code(0)) => (ProcessReason::Completed, None),
             RunEnd::Exited(_) => (ProcessReason::Error, None),
+            RunEnd::ExitedWhileDown(r) if r.exit == ExitReason::Code(0) => {
+                (ProcessReason::Completed, None)
+            }
+            RunEnd::ExitedWhileDown(_) => (ProcessReason::Error, None),
             RunEnd::ExitedUnknown => (ProcessReason::Unknown, None),
             RunEnd::Lost => (
                 ProcessReason::Unknown,
@@ -101,17 +106,24 @@ impl Machine<'_> {
             ),
             RunEnd::StartFailed(f) => (f.reason.clone(), Some(f.message.clone())),
         };
+        let finished_at = match &end {
+            RunEnd::ExitedWhileDown(r) => r.at,
+            _ => self.now.wall,
+        };
         let last = TerminatedState {
             exit_code,
             signal,
             reason,
             message,
             started_at,
-            finished_at: self.now.wall,
+            finished_at,
         };
         let failure = match end {
             RunEnd::StartFailed(f) => Some(f),
-            RunEnd::Exited(_) | RunEnd::ExitedUnknown | RunEnd::Lost => None,
+            RunEnd::Exited(_)
+            | RunEnd::ExitedWhileDown(_)
+            | RunEnd::ExitedUnknown
+            | RunEnd::Lost => None,
         };
         let succeeded = last.exit_code == Some(0) && failure.is_none();
         self.after_run(last, succeeded, failure, ran_for);
@@ -235,7 +247,12 @@ impl Machine<'_> {
 fn exit_fields(end: &RunEnd) -> (Option<i32>, Option<i32>) {
     match end {
         RunEnd::Exited(exit @ ExitReason::Code(_)) => (Some(exit.exit_code()), None),
-        RunEnd::Exited(exit @ ExitReason::Signal(s)) => (Some(exit.exit_code()), Some(s.number())),
+        RunEnd::Exited(exit @ ExitReason::Signal(s))
+        | RunEnd::ExitedWhileDown(RecordedExit {
+            exit: exit @ ExitReason::Signal(s),
+            ..
+        }) => (Some(exit.exit_code()), Some(s.number())),
+        RunEnd::ExitedWhileDown(r) => (Some(r.exit.exit_code()), None),
         RunEnd::ExitedUnknown | RunEnd::Lost => (None, None),
         RunEnd::StartFailed(_) => (Some(128), None),
     }
