@@ -151,6 +151,7 @@ impl KeeperLink {
     /// How `pid` ended, if the keeper reaped it (before this daemon
     /// started, or since).
     pub fn kept_exit(&self, pid: i32, identity: &ProcessIdentity) -> Option<KeptExit> {
+        self.drain();
         let st = self.state();
         let same = |r: &&ExitRecord| r.pid == pid && r.start_ticks == identity.start_ticks;
         st.table
@@ -166,6 +167,7 @@ impl KeeperLink {
     /// not (a process of a daemon that ran without a keeper): watch it
     /// some other way.
     pub fn watch(&self, pid: i32, identity: &ProcessIdentity) -> Option<Watch> {
+        self.drain();
         let mut st = self.state();
         let same = |r: &ExitRecord| r.pid == pid && r.start_ticks == identity.start_ticks;
         if let Some(i) = st.unclaimed.iter().position(same) {
@@ -190,6 +192,25 @@ impl KeeperLink {
         // keeper reports its exit.
         st.watched.insert(pid, identity.start_ticks);
         Some(Watch::Watching)
+    }
+
+    /// Reads what the keeper sent so far, without waiting: at start the
+    /// daemon looks at its processes before its loop reads the socket,
+    /// and an exit the keeper reaped meanwhile is already there.
+    fn drain(&self) {
+        let mut buf = [0u8; wire::MAX_PACKET];
+        loop {
+            match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut buf, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return,
+                Ok(n) => {
+                    if let Some(msg) = wire::decode(&buf[..n]) {
+                        self.receive(msg);
+                    }
+                }
+                Err(Errno::EINTR) => continue,
+                Err(_) => return,
+            }
+        }
     }
 
     /// Exits of watched processes, for `reap`.
