@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/durability.rs"]
+mod durability;
 #[path = "tests/etcd_store.rs"]
 mod etcd_store;
 #[path = "tests/exhaustion.rs"]
@@ -24,12 +26,16 @@ mod logs;
 mod notify_security;
 #[path = "tests/pods.rs"]
 mod pods;
+#[path = "tests/privileges.rs"]
+mod privileges;
 #[path = "tests/probes.rs"]
 mod probes;
 #[path = "tests/readoption.rs"]
 mod readoption;
 #[path = "tests/replicasets.rs"]
 mod replicasets;
+#[path = "tests/scale.rs"]
+mod scale;
 #[path = "tests/socket_discovery.rs"]
 mod socket_discovery;
 #[path = "tests/supervision.rs"]

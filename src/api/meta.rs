@@ -210,4 +210,8 @@ pub mod annotations {
     /// belong to their file (a removed file deletes its unit).
     pub const MANAGED_BY: &str = "drover.io/managed-by";
     pub const UNITS_DIR: &str = "units-dir";
+    /// Who made the last change to the object through the API, from the
+    /// kernel's credentials of the caller: "uid 1001 (alice)"; "units
+    /// folder" for what the units folder applied.
+    pub const CHANGED_BY: &str = "drover.io/changed-by";
 }

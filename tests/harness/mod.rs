@@ -84,6 +84,12 @@ pub struct Options<'a> {
     /// stays a zombie (as under a PID 1 that is slow to reap) until the
     /// test ends.
     pub keeper: bool,
+    /// The daemon starts with this RLIMIT_NOFILE, soft and hard (as under
+    /// `ulimit -n N`), so it cannot raise it.
+    pub nofile: Option<u64>,
+    /// Called with the test dir before the daemon first starts (mount a
+    /// tmpfs as the state dir, open the dir to other users, ...).
+    pub prepare: Option<&'a dyn Fn(&Path)>,
 }
 
 impl Default for Options<'_> {
@@ -91,6 +97,8 @@ impl Default for Options<'_> {
         Options {
             config: DEFAULT_CONFIG,
             keeper: false,
+            nofile: None,
+            prepare: None,
         }
     }
 }
@@ -118,6 +126,7 @@ impl TestDaemon {
         let first = PORT_BASE + block * PORT_BLOCK;
         let mut d = TestDaemon {
             dir,
+            nofile: opts.nofile,
             child: None,
             daemon_pid: None,
             keeper_pid: None,
@@ -126,13 +135,15 @@ impl TestDaemon {
             ports: (first, first + PORT_BLOCK - 1),
             uids: Mutex::new(BTreeSet::new()),
             pids: Mutex::new(BTreeSet::new()),
-            nofile: None,
         };
         std::fs::create_dir_all(d.units_dir()).unwrap();
         std::fs::create_dir_all(d.path("files")).unwrap();
         std::fs::write(d.path("drover.toml"), opts.config).unwrap();
         for (name, text) in units {
             d.write_unit(name, text);
+        }
+        if let Some(prepare) = opts.prepare {
+            prepare(d.dir());
         }
         d.launch();
         d
