@@ -40,6 +40,8 @@ fn rules() -> Rules {
         watchdog: None,
         probes: [None, None, None],
         liveness_spread: Duration::ZERO,
+        role: Role::Main,
+        pid_file: None,
     }
 }
 
@@ -150,7 +152,7 @@ fn events(now: Now) -> Vec<Event> {
             started_at: Some(now.wall),
             recorded: None,
         },
-        Event::Exited(ExitReason::Code(1)),
+        Event::Exited(ExitReason::Code(1).into()),
         Event::AdoptedExited,
         Event::WatchUnavailable,
         Event::Watching,
@@ -178,6 +180,7 @@ fn label(p: &Process) -> &'static str {
     match p.phase {
         Phase::Waiting => "Waiting",
         Phase::Starting => "Starting",
+        Phase::Forking { .. } => "Forking",
         Phase::Running(_) => "Running",
         Phase::Stopping { .. } => "Stopping",
         Phase::BackingOff => "BackingOff",
@@ -202,6 +205,7 @@ fn event_label(e: &Event) -> &'static str {
             TimerKind::Watchdog => "Timer Watchdog",
             TimerKind::Probe(_) => "Timer Probe",
             TimerKind::Recheck => "Timer Recheck",
+            TimerKind::PidFile => "Timer PidFile",
         },
         Event::Probe { .. } => "Probe",
         Event::Notify(n) => match n {
@@ -455,7 +459,7 @@ fn every_row_that_acts() {
             name: "a crash: the group goes, first restart at once",
             given: running(now),
             rules: rules(),
-            event: Event::Exited(ExitReason::Code(1)),
+            event: Event::Exited(ExitReason::Code(1).into()),
             phase: "Starting",
             effects: vec![
                 sig(Signal::KILL),
@@ -468,7 +472,7 @@ fn every_row_that_acts() {
             name: "a second crash: CrashLoopBackOff for 10s",
             given: counted.clone(),
             rules: rules(),
-            event: Event::Exited(ExitReason::Signal(Signal::KILL)),
+            event: Event::Exited(ExitReason::Signal(Signal::KILL).into()),
             phase: "BackingOff",
             effects: vec![
                 sig(Signal::KILL),
@@ -498,7 +502,7 @@ fn every_row_that_acts() {
                 restart: RestartPolicy::OnFailure,
                 ..rules()
             },
-            event: Event::Exited(ExitReason::Code(0)),
+            event: Event::Exited(ExitReason::Code(0).into()),
             phase: "Done",
             effects: vec![
                 sig(Signal::KILL),
@@ -512,7 +516,7 @@ fn every_row_that_acts() {
                 restart: RestartPolicy::Never,
                 ..rules()
             },
-            event: Event::Exited(ExitReason::Code(2)),
+            event: Event::Exited(ExitReason::Code(2).into()),
             phase: "Done",
             effects: vec![
                 sig(Signal::KILL),
@@ -832,7 +836,7 @@ fn every_row_that_acts() {
             name: "stopped for good and exited 0: Completed, done",
             given: stopping(now, Then::Finish),
             rules: rules(),
-            event: Event::Exited(ExitReason::Code(0)),
+            event: Event::Exited(ExitReason::Code(0).into()),
             phase: "Done",
             effects: vec![
                 Effect::Cancel(TimerKind::Grace),
@@ -847,7 +851,7 @@ fn every_row_that_acts() {
             name: "stopped for a restart: Restarted, counted, started again",
             given: stopping(now, Then::Restart),
             rules: rules(),
-            event: Event::Exited(ExitReason::Signal(Signal::TERM)),
+            event: Event::Exited(ExitReason::Signal(Signal::TERM).into()),
             phase: "Starting",
             effects: vec![
                 Effect::Cancel(TimerKind::Grace),
@@ -883,7 +887,7 @@ fn every_row_that_acts() {
                 )
             },
             rules: rules(),
-            event: Event::Exited(ExitReason::Signal(Signal::KILL)),
+            event: Event::Exited(ExitReason::Signal(Signal::KILL).into()),
             phase: "BackingOff",
             effects: vec![
                 Effect::Cancel(TimerKind::Grace),
@@ -1129,7 +1133,7 @@ fn a_long_run_resets_the_backoff_and_a_probe_may_shorten_the_grace() {
     let (next, effects) = step(
         &given,
         &rules(),
-        Event::Exited(ExitReason::Code(1)),
+        Event::Exited(ExitReason::Code(1).into()),
         later(now, 600),
     );
     assert_eq!(next.phase, Phase::Starting);
@@ -1177,7 +1181,7 @@ fn a_whole_crash_loop_in_virtual_time() {
         );
         now = later(now, 1);
         let effects;
-        (p, effects) = step(&p, &r, Event::Exited(ExitReason::Code(1)), now);
+        (p, effects) = step(&p, &r, Event::Exited(ExitReason::Code(1).into()), now);
         match p.phase {
             Phase::Starting => waits.push(0),
             Phase::BackingOff => {
