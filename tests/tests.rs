@@ -24,6 +24,8 @@ mod import;
 mod init_processes;
 #[path = "tests/jobs.rs"]
 mod jobs;
+#[path = "tests/keeper.rs"]
+mod keeper;
 #[path = "tests/logs.rs"]
 mod logs;
 #[path = "tests/notify_security.rs"]

@@ -20,6 +20,9 @@ pub enum Wakeup {
     /// A folder holding an awaited pid file changed, or a pod's cgroup
     /// may have emptied: [`Agent::on_files`].
     Files,
+    /// The keeper asks for every pod to stop gracefully, then an exit
+    /// (SIGTERM, SIGINT or SIGPWR reached it). A second: kill now.
+    Halt,
 }
 
 /// The exits and file changes the daemon's loop waits on.
@@ -35,6 +38,7 @@ impl Wakeups {
             e = self.exits.next() => match e {
                 ExitEvent::Children => Wakeup::Reap,
                 ExitEvent::Watched(pid) => Wakeup::AdoptedExit(pid),
+                ExitEvent::Halt => Wakeup::Halt,
             },
             changed = self.files.changed() => {
                 if let Err(e) = changed {
@@ -46,6 +50,20 @@ impl Wakeups {
             Some(()) = self.cgroups.recv() => Wakeup::Files,
         }
     }
+
+    /// Tells the keeper (if any) that the daemon serves: an exit from
+    /// now on is a crash it restarts the daemon from.
+    pub fn serving(&self) {
+        self.exits.serving();
+    }
+}
+
+/// `drover daemon` and `drover up` start as the keeper
+/// (`runtime::keeper`), which runs the daemon as its child: call first,
+/// before any thread exists. None: this process is the daemon, go on.
+/// Some(code): the keeper is done, exit with `code`.
+pub fn run_as_keeper() -> Option<i32> {
+    crate::runtime::keeper::run_as_keeper()
 }
 
 /// Makes this process the supervisor of what it starts (a child
@@ -55,7 +73,11 @@ impl Wakeups {
 /// is spawned.
 pub fn start(cfg: AgentConfig) -> io::Result<(HostAgent, Wakeups)> {
     crate::runtime::become_subreaper()?;
-    let rt = LinuxRuntime::with_cgroups(Cgroups::detect(&cfg.instance));
+    let keeper = crate::runtime::keeper::KeeperLink::from_env().unwrap_or_else(|e| {
+        tracing::warn!("running without the keeper: {e}");
+        None
+    });
+    let rt = LinuxRuntime::with_cgroups(Cgroups::detect(&cfg.instance)).with_keeper(keeper);
     tracing::info!("cgroups: {}", rt.cgroups().describe());
     let exits = rt.exit_events()?;
     let files = FileWatch::new()?;

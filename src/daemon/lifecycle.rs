@@ -171,6 +171,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         d.opts.state_dir.display()
     );
     systemd.ready(&d.store, &d.opts.node_name);
+    wakeups.serving();
 
     let mut started_up = false;
     loop {
@@ -245,6 +246,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     Wakeup::AdoptedExit(pid) => {
                         d.agent.on_adopted_exit(&mut d.store, pid, Daemon::now(), &mut out)
                     }
+                    Wakeup::Halt => d.halt(),
                     Wakeup::Files => d.agent.on_files(&mut d.store, Daemon::now(), &mut out),
                 }
                 d.absorb(out);
@@ -321,17 +323,28 @@ impl Daemon {
         if !self.opts.foreground {
             return true;
         }
+        self.halt();
+        false
+    }
+
+    /// Stop every pod gracefully (grace periods honoured), then exit (the
+    /// loop ends once nothing runs); asked again: SIGKILL what is left.
+    /// `up` on SIGINT/SIGTERM, and the keeper's halt in both modes.
+    fn halt(&mut self) {
         if self.halting {
             self.agent.kill_all();
-            return false;
+            return;
         }
-        eprintln!("stopping all pods (Ctrl-C again to kill them now)");
+        if self.opts.foreground {
+            eprintln!("stopping all pods (Ctrl-C again to kill them now)");
+        } else {
+            tracing::info!("stopping all pods, then exiting");
+        }
         self.halting = true;
         let mut out = Outbox::default();
         self.agent
             .halt_all(&mut self.store, Daemon::now(), &mut out);
         self.absorb(out);
-        false
     }
 }
 

@@ -63,6 +63,11 @@ pub struct DaemonOptions {
 /// (one thread: all state lives in one task, so a second worker would only
 /// cost memory).
 pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    // First `drover daemon` is the keeper, which runs the daemon (this
+    // binary again) as its child and outlives it (`runtime::keeper`).
+    if let Some(code) = crate::agent::host::run_as_keeper() {
+        std::process::exit(code);
+    }
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -18,6 +18,7 @@
 //! later. Running out of descriptors never reads as an exit.
 //! [`ExitEvents`] is what the daemon's loop waits on.
 
+use super::keeper::{KeeperEvent, KeeperEvents, KeeperLink};
 use super::{procfs, Watch};
 use crate::api::{ProcessIdentity, Signal};
 use nix::errno::Errno;
@@ -248,29 +249,67 @@ pub enum ExitEvent {
     Children,
     /// A watched (non-child) process exited; its status is not ours.
     Watched(i32),
+    /// The keeper asks the daemon to stop every pod and exit.
+    Halt,
 }
 
 /// The exits the daemon's loop waits on. One per runtime.
 pub struct ExitEvents {
     sigchld: tokio::signal::unix::Signal,
     watched: mpsc::UnboundedReceiver<i32>,
+    /// Exits of adopted processes (with their statuses, through `reap`)
+    /// and halts, from the keeper; None without one, or once it is gone.
+    keeper: Option<KeeperEvents>,
 }
 
 impl ExitEvents {
     /// Installs the SIGCHLD handler. Must run inside a tokio runtime,
     /// before the first spawn (a SIGCHLD before the handler is lost).
-    pub(crate) fn new(watcher: &Watcher) -> io::Result<ExitEvents> {
+    pub(crate) fn new(
+        watcher: &Watcher,
+        keeper: Option<Arc<KeeperLink>>,
+    ) -> io::Result<ExitEvents> {
         let watched = watcher
             .take_receiver()
             .ok_or_else(|| io::Error::other("the runtime's exit events were taken already"))?;
         let sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
-        Ok(ExitEvents { sigchld, watched })
+        let keeper = keeper.map(KeeperEvents::new).transpose()?;
+        Ok(ExitEvents {
+            sigchld,
+            watched,
+            keeper,
+        })
+    }
+
+    /// Tells the keeper (if any) that the daemon serves.
+    pub fn serving(&self) {
+        if let Some(k) = &self.keeper {
+            k.link().serving();
+        }
     }
 
     pub async fn next(&mut self) -> ExitEvent {
-        tokio::select! {
-            _ = self.sigchld.recv() => ExitEvent::Children,
-            Some(pid) = self.watched.recv() => ExitEvent::Watched(pid),
+        loop {
+            let from_keeper = async {
+                match &mut self.keeper {
+                    Some(k) => k.next().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let event = tokio::select! {
+                _ = self.sigchld.recv() => ExitEvent::Children,
+                Some(pid) = self.watched.recv() => ExitEvent::Watched(pid),
+                k = from_keeper => match k {
+                    KeeperEvent::Exits => ExitEvent::Children,
+                    KeeperEvent::Halt => ExitEvent::Halt,
+                    KeeperEvent::Gone => {
+                        tracing::warn!("the keeper is gone: exits while this daemon is down will be lost");
+                        self.keeper = None;
+                        continue;
+                    }
+                },
+            };
+            return event;
         }
     }
 }

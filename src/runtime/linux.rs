@@ -10,10 +10,11 @@ use super::cgroup::{CgroupError, Cgroups, EmptyWatch, PodCgroup, ProcessCgroup, 
 use super::child::{ChildError, ChildPlan, Confinement, Step};
 use super::credentials;
 use super::exit_watch::{ExitEvents, Watcher};
+use super::keeper::KeeperLink;
 use super::procfs;
 use super::rlimits::{self, Rlimit};
 use super::{
-    ExitReason, ProcessFacts, ProcessRuntime, SpawnError, SpawnRequest, Spawned, Watch,
+    ExitReason, KeptExit, ProcessFacts, ProcessRuntime, SpawnError, SpawnRequest, Spawned, Watch,
     DEFAULT_UMASK,
 };
 use crate::api::{ProcessIdentity, ProcessUsage, Signal};
@@ -38,6 +39,9 @@ pub struct LinuxRuntime {
     cgroups: Arc<Cgroups>,
     /// Pidfds of processes that are not our children.
     watcher: Watcher,
+    /// The keeper this daemon runs under, if any (`keeper`): exits it
+    /// recorded, and those of adopted processes, which are its children.
+    keeper: Option<Arc<KeeperLink>>,
 }
 
 impl LinuxRuntime {
@@ -61,7 +65,14 @@ impl LinuxRuntime {
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cgroups: Arc::new(cgroups),
             watcher: Watcher::new(),
+            keeper: None,
         }
+    }
+
+    /// Takes exits and adopted processes' statuses from `keeper`.
+    pub fn with_keeper(mut self, keeper: Option<Arc<KeeperLink>>) -> LinuxRuntime {
+        self.keeper = keeper;
+        self
     }
 
     pub fn cgroups(&self) -> &Cgroups {
@@ -71,7 +82,7 @@ impl LinuxRuntime {
     /// The exits to wait for (SIGCHLD, watched processes): once per
     /// runtime, inside the tokio runtime, before the first spawn.
     pub fn exit_events(&self) -> io::Result<ExitEvents> {
-        ExitEvents::new(&self.watcher)
+        ExitEvents::new(&self.watcher, self.keeper.clone())
     }
 }
 
@@ -271,7 +282,11 @@ impl ProcessRuntime for LinuxRuntime {
     }
 
     fn reap(&mut self) -> Vec<(i32, ExitReason)> {
-        reap_all()
+        let mut exits = reap_all();
+        if let Some(k) = &self.keeper {
+            exits.extend(k.take_exits());
+        }
+        exits
     }
 
     /// A zombie has no identity here: it is dead, whoever reaps it (a
@@ -300,8 +315,18 @@ impl ProcessRuntime for LinuxRuntime {
         })
     }
 
+    /// The keeper's child (adopted after a daemon crash): the keeper
+    /// passes its exit on, with the status, and no pidfd is needed.
+    /// Otherwise a pidfd, and no status.
     fn watch(&mut self, pid: i32, identity: &ProcessIdentity) -> Watch {
+        if let Some(watch) = self.keeper.as_ref().and_then(|k| k.watch(pid, identity)) {
+            return watch;
+        }
         self.watcher.watch(pid, identity)
+    }
+
+    fn kept_exit(&self, pid: i32, identity: &ProcessIdentity) -> Option<KeptExit> {
+        self.keeper.as_ref()?.kept_exit(pid, identity)
     }
 
     fn marked(&self, key: &str, values: &HashSet<String>) -> Vec<(i32, String)> {

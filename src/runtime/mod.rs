@@ -15,6 +15,10 @@
 //!   daemon's loop waits on (SIGCHLD, and exits of watched processes).
 //!   [`FileWatch`] (file_watch.rs): inotify on folders, for the pid files
 //!   of daemons that fork themselves.
+//! - [`keeper`]: the keeper process that stays the parent of the daemon
+//!   and, once the daemon dies, of its pods: it keeps their exit
+//!   statuses for the next daemon ([`ProcessRuntime::kept_exit`], and
+//!   live through `reap`), restarts the daemon, and is PID 1's reaper.
 //! - [`become_subreaper`], [`boot_id`], [`is_same_process`]: daemon start
 //!   and re-adoption. [`procfs`]: /proc readers ([`procfs::stat`] gives
 //!   state, ppid, pgid of a pid).
@@ -44,6 +48,7 @@ pub mod exit_watch;
 pub mod fake;
 pub mod file_watch;
 pub mod inotify;
+pub mod keeper;
 pub mod linux;
 pub mod memory;
 pub mod procfs;
@@ -95,6 +100,13 @@ pub struct SpawnRequest {
     /// privileges (setuid binaries, file capabilities). `true` only for
     /// units a root-owned file allows it (the daemon checks that).
     pub allow_privilege_escalation: bool,
+}
+
+/// An exit the keeper recorded: the status and when it was reaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KeptExit {
+    pub exit: ExitReason,
+    pub at: std::time::SystemTime,
 }
 
 /// The umask a process gets unless its unit sets one.
@@ -254,6 +266,13 @@ pub trait ProcessRuntime {
     /// will come. Checks `identity` after taking hold of the process, so
     /// a pid reused meanwhile is [`Watch::Gone`], not watched.
     fn watch(&mut self, pid: i32, identity: &ProcessIdentity) -> Watch;
+    /// How `pid` (the process `identity`) ended, if this daemon's keeper
+    /// reaped it while no daemon ran ([`keeper`]); None without a keeper,
+    /// or when the exit is not known.
+    fn kept_exit(&self, pid: i32, identity: &ProcessIdentity) -> Option<KeptExit> {
+        let _ = (pid, identity);
+        None
+    }
     /// Live processes whose `KEY` variable holds one of `values`, with
     /// the value (how double-forked descendants of stopped runs are
     /// found): one pass for the whole set.

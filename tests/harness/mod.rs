@@ -6,7 +6,15 @@
 //! Waiting is always on a condition against a deadline
 //! ([`TestDaemon::wait_until`]), never a fixed sleep (style.md §7).
 //!
-//! Clean-up (Drop): SIGKILL the daemon, then every process any of this
+//! `drover daemon` runs as two processes: the keeper K (our child, or the
+//! python keeper's) and the daemon D, K's child, which serves the API
+//! (`runtime::keeper`). [`TestDaemon::daemon_pid`] is D;
+//! [`TestDaemon::keeper_pid`] is K. [`TestDaemon::kill9`] kills both
+//! (K first, or it would start another D): the daemon is down until
+//! [`TestDaemon::restart`]. [`TestDaemon::crash`] kills D alone, as a
+//! crash would, and waits for the D that K starts in its place.
+//!
+//! Clean-up (Drop): SIGKILL the daemon and its keeper, then every process any of this
 //! test's pods started, found by pid through /proc: its environment holds
 //! `DROVER_POD_UID=<uid>` of one of this test's pods, or its working
 //! directory is inside this test's temp dir (the daemon runs there, and
@@ -50,6 +58,8 @@ pub struct TestDaemon {
     /// Our child: the daemon, or its keeper (see [`Options::keeper`]).
     child: Option<Child>,
     daemon_pid: Option<u32>,
+    /// drover's keeper (D's parent), when it runs one.
+    keeper_pid: Option<u32>,
     keeper: bool,
     /// Keepers of daemons that were killed: they hold the zombies.
     old_keepers: Vec<Child>,
@@ -119,6 +129,7 @@ impl TestDaemon {
             nofile: opts.nofile,
             child: None,
             daemon_pid: None,
+            keeper_pid: None,
             keeper: opts.keeper,
             old_keepers: Vec::new(),
             ports: (first, first + PORT_BLOCK - 1),
@@ -252,20 +263,22 @@ impl TestDaemon {
         let child_pid = child.id();
         let previous = self.daemon_pid.take();
         self.child = Some(child);
-        // Ready once the socket answers, and it is this daemon answering.
+        self.keeper_pid = None;
+        // Ready once the socket answers, and it is this daemon answering:
+        // our child, or a descendant of it (drover's keeper, and the
+        // python keeper above that), and not the one before.
         let deadline = Instant::now() + SOON;
         loop {
             if let Ok((200, body)) = self.try_http("GET", "/v1/version", None) {
                 let v: Value = serde_json::from_str(&body).unwrap();
                 let pid = v["pid"].as_u64().unwrap_or(0) as u32;
-                let ours = if self.keeper {
-                    Some(pid) != previous
-                        && matches!(proc_stat(pid), Some((_, pp, _)) if pp == child_pid)
-                } else {
-                    pid == child_pid
-                };
-                if ours {
+                let ancestors = ancestors(pid, 3);
+                if Some(pid) != previous && (pid == child_pid || ancestors.contains(&child_pid)) {
                     self.daemon_pid = Some(pid);
+                    self.keeper_pid = ancestors.first().copied().filter(|&k| {
+                        k != std::process::id()
+                            && (k == child_pid || ancestors.contains(&child_pid))
+                    });
                     break;
                 }
             }
@@ -286,21 +299,74 @@ impl TestDaemon {
         self.daemon_pid.expect("daemon running")
     }
 
-    /// SIGKILL the daemon only (its processes live on in their own groups).
+    /// drover's keeper: the daemon's parent, which restarts it.
+    pub fn keeper_pid(&self) -> u32 {
+        self.keeper_pid
+            .expect("the daemon runs under drover's keeper")
+    }
+
+    /// SIGKILL the daemon and its keeper (its processes live on in their
+    /// own groups). The keeper first: otherwise it starts the daemon again.
     pub fn kill9(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
         };
+        if let Some(k) = self.keeper_pid.take() {
+            send_signal(k, libc::SIGKILL);
+            self.wait_dead(k);
+        }
         if self.keeper {
-            if let Some(pid) = self.daemon_pid {
-                send_signal(pid, libc::SIGKILL);
-                self.wait_dead(pid);
-            }
             self.old_keepers.push(child);
         } else {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if let Some(pid) = self.daemon_pid {
+            send_signal(pid, libc::SIGKILL);
+            self.wait_dead(pid);
+        }
+        self.wait_state_unlocked();
+    }
+
+    /// Waits until no process holds the state dir's lock. The daemon is
+    /// not our child (its keeper is), so nothing waits for its whole
+    /// thread group: its leader shows as a zombie while other threads
+    /// may still be exiting, with the lock still held.
+    fn wait_state_unlocked(&self) {
+        let Ok(f) = std::fs::File::open(self.path("state").join("lock")) else {
+            return;
+        };
+        self.wait_until("the state dir unlocked", SOON, || {
+            use std::os::fd::AsRawFd;
+            // SAFETY: flock(2) on a descriptor we own.
+            let locked = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            // SAFETY: as above; releases what we just took.
+            locked == 0 && unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_UN) } == 0
+        });
+    }
+
+    /// SIGKILL the daemon alone, as a crash would: its keeper starts
+    /// another; returns once that one answers (its pid is then
+    /// [`daemon_pid`](Self::daemon_pid)).
+    pub fn crash(&mut self) {
+        let old = self.daemon_pid();
+        send_signal(old, libc::SIGKILL);
+        self.wait_dead(old);
+        self.wait_new_daemon(old);
+    }
+
+    /// Waits until a daemon other than `old`, started by the same
+    /// keeper, answers on the socket.
+    pub fn wait_new_daemon(&mut self, old: u32) {
+        let keeper = self.keeper_pid();
+        let pid = self.wait_for("the keeper's new daemon answering", SOON, || {
+            let (status, body) = self.try_http("GET", "/v1/version", None).ok()?;
+            let v: Value = serde_json::from_str(&body).ok().filter(|_| status == 200)?;
+            let pid = v["pid"].as_u64()? as u32;
+            (pid != old && matches!(proc_stat(pid), Some((_, pp, _)) if pp == keeper))
+                .then_some(pid)
+        });
+        self.daemon_pid = Some(pid);
     }
 
     fn wait_dead(&self, pid: u32) {
@@ -315,7 +381,8 @@ impl TestDaemon {
         }
     }
 
-    /// SIGTERM: the daemon exits leaving its processes running.
+    /// SIGTERM to the daemon (not its keeper): it exits leaving its
+    /// processes running, and its keeper exits with it.
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else {
             return;
@@ -340,6 +407,9 @@ impl TestDaemon {
         }
         if self.keeper {
             self.old_keepers.push(child);
+        }
+        if let Some(k) = self.keeper_pid.take() {
+            self.wait_dead(k);
         }
     }
 
@@ -807,6 +877,30 @@ pub fn proc_stat(pid: u32) -> Option<(char, u32, u64)> {
         f[1].parse().ok()?,
         f[19].parse().ok()?,
     ))
+}
+
+/// The parent, grandparent, ... of `pid`, up to `n` of them.
+pub fn ancestors(pid: u32, n: usize) -> Vec<u32> {
+    let mut out = vec![];
+    let mut p = pid;
+    while out.len() < n {
+        match proc_stat(p) {
+            Some((_, pp, _)) if pp > 1 => {
+                out.push(pp);
+                p = pp;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
+/// Live children of `ppid`.
+pub fn children_of(ppid: u32) -> Vec<u32> {
+    all_pids()
+        .into_iter()
+        .filter(|&pid| matches!(proc_stat(pid), Some((s, p, _)) if p == ppid && s != 'Z'))
+        .collect()
 }
 
 /// The process group of a pid.

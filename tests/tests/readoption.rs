@@ -214,7 +214,11 @@ fn a_restarted_daemon_never_runs_more_than_replicas() {
         samples >= 30
     });
     assert_eq!(names(&d.wait_pods("app=web", 3)), names(&pods));
-    assert_eq!(d.own_processes().len(), 3 + 1, "three pods and the daemon");
+    assert_eq!(
+        d.own_processes().len(),
+        3 + 2,
+        "three pods, the daemon and its keeper"
+    );
 
     d.assert_teardown_leaves_nothing();
 }
@@ -239,7 +243,7 @@ fn an_acknowledged_scale_survives_an_immediate_kill9() {
         );
         let pods = d.wait_pods("app=web", n as usize);
         d.wait_until("one process per pod, nothing unsupervised", SOON, || {
-            d.own_processes().len() == pods.len() + 1
+            d.own_processes().len() == pods.len() + 2
         });
     }
     d.assert_teardown_leaves_nothing();

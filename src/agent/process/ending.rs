@@ -71,6 +71,7 @@ impl Machine<'_> {
                         oom_killed: true, ..
                     }) => ProcessReason::OomKilled,
                     RunEnd::Exited(_)
+                    | RunEnd::ExitedWhileDown(_)
                     | RunEnd::ExitedUnknown
                     | RunEnd::Lost
                     | RunEnd::StartFailed(_) => ProcessReason::Killed,
@@ -119,6 +120,10 @@ impl Machine<'_> {
                 oom_killed: true, ..
             }) => (ProcessReason::OomKilled, None),
             RunEnd::Exited(_) => (ProcessReason::Error, None),
+            RunEnd::ExitedWhileDown(r) if r.exit == ExitReason::Code(0) => {
+                (ProcessReason::Completed, None)
+            }
+            RunEnd::ExitedWhileDown(_) => (ProcessReason::Error, None),
             RunEnd::ExitedUnknown => (ProcessReason::Unknown, None),
             RunEnd::Lost => (
                 ProcessReason::Unknown,
@@ -126,17 +131,24 @@ impl Machine<'_> {
             ),
             RunEnd::StartFailed(f) => (f.reason.clone(), Some(f.message.clone())),
         };
+        let finished_at = match &end {
+            RunEnd::ExitedWhileDown(r) => r.at,
+            _ => self.now.wall,
+        };
         let last = TerminatedState {
             exit_code,
             signal,
             reason,
             message,
             started_at,
-            finished_at: self.now.wall,
+            finished_at,
         };
         let failure = match end {
             RunEnd::StartFailed(f) => Some(f),
-            RunEnd::Exited(_) | RunEnd::ExitedUnknown | RunEnd::Lost => None,
+            RunEnd::Exited(_)
+            | RunEnd::ExitedWhileDown(_)
+            | RunEnd::ExitedUnknown
+            | RunEnd::Lost => None,
         };
         let succeeded = last.exit_code == Some(0) && failure.is_none();
         self.after_run(last, succeeded, failure, ran_for);
@@ -267,7 +279,12 @@ fn exit_fields(end: &RunEnd) -> (Option<i32>, Option<i32>) {
         RunEnd::Exited(Exit {
             reason: exit @ ExitReason::Signal(s),
             ..
+        })
+        | RunEnd::ExitedWhileDown(RecordedExit {
+            exit: exit @ ExitReason::Signal(s),
+            ..
         }) => (Some(exit.exit_code()), Some(s.number())),
+        RunEnd::ExitedWhileDown(r) => (Some(r.exit.exit_code()), None),
         RunEnd::ExitedUnknown | RunEnd::Lost => (None, None),
         RunEnd::StartFailed(_) => (Some(128), None),
     }

@@ -33,7 +33,7 @@
 //! | Started              | -              | Running, probes  | -                                         | -                                         | -                   | KILL it       |
 //! | StartFailed          | -              | end(StartError…) | -                                         | -                                         | -                   | -             |
 //! | Adopted              | Running, watch | -                | -                                         | -                                         | -                   | -             |
-//! | Lost                 | end(Unknown)   | -                | -                                         | -                                         | -                   | -             |
+//! | Lost                 | end(Unknown, or the recorded exit) | -                | -                                         | -                                         | -                   | -             |
 //! | Exited / AdoptedExit | -              | -                | KILL group; end(Completed/Error/Unknown)  | KILL group, sweep; Restart: Starting; Finish: Done; Fail: end(reason) | - | -        |
 //! | WatchUnavailable     | -              | -                | poll: arm Recheck (backoff)               | same                                      | -                   | -             |
 //! | Watching             | -              | -                | watched by pidfd                          | same                                      | -                   | -             |
@@ -326,6 +326,14 @@ pub enum Notice {
     },
 }
 
+/// An exit seen by someone else while the daemon was down: the status,
+/// and when it was reaped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RecordedExit {
+    pub exit: ExitReason,
+    pub at: DateTime<Utc>,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum Event {
     /// Its turn came: start it.
@@ -342,9 +350,11 @@ pub enum Event {
         started_at: DateTime<Utc>,
     },
     /// Recorded as running (since `started_at`), gone after a daemon
-    /// restart.
+    /// restart. `recorded`: how it ended, if the keeper reaped it while
+    /// no daemon ran (`runtime::keeper`); None: nobody knows.
     Lost {
         started_at: Option<DateTime<Utc>>,
+        recorded: Option<RecordedExit>,
     },
     /// Our child ended (reaped, with its status).
     Exited(Exit),

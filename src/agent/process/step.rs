@@ -51,8 +51,10 @@ pub(super) enum RunEnd {
     Exited(Exit),
     /// Seen through a pidfd or a recheck: the status is not ours.
     ExitedUnknown,
-    /// While the daemon was down.
+    /// While the daemon was down, nobody knows how.
     Lost,
+    /// While the daemon was down, as the keeper recorded it.
+    ExitedWhileDown(RecordedExit),
     StartFailed(StartFailure),
 }
 
@@ -87,7 +89,28 @@ impl Machine<'_> {
                 });
                 self.arm_probes();
             }
-            Event::Lost { started_at } => {
+            Event::Lost {
+                started_at,
+                recorded: Some(r),
+            } => {
+                self.note(
+                    r.exit != ExitReason::Code(0),
+                    "ExitedWhileDown",
+                    format!(
+                        "process {} exited with code {} while the daemon was down",
+                        self.rules.process,
+                        r.exit.exit_code()
+                    ),
+                );
+                let ran_for = started_at
+                    .and_then(|s| (r.at - s).to_std().ok())
+                    .unwrap_or_default();
+                self.end(RunEnd::ExitedWhileDown(r), started_at, ran_for);
+            }
+            Event::Lost {
+                started_at,
+                recorded: None,
+            } => {
                 self.note(
                     true,
                     "ProcessLost",

@@ -150,6 +150,7 @@ fn events(now: Now) -> Vec<Event> {
         },
         Event::Lost {
             started_at: Some(now.wall),
+            recorded: None,
         },
         Event::Exited(ExitReason::Code(1).into()),
         Event::AdoptedExited,
@@ -428,6 +429,7 @@ fn every_row_that_acts() {
             rules: rules(),
             event: Event::Lost {
                 started_at: Some(now.wall),
+                recorded: None,
             },
             phase: "Starting",
             effects: vec![
@@ -1211,4 +1213,90 @@ fn a_whole_crash_loop_in_virtual_time() {
         assert_eq!(p.phase, Phase::Starting);
     }
     assert_eq!(waits, [0, 10, 20, 40]);
+}
+
+/// The keeper reaped the process while no daemon ran (`runtime::keeper`):
+/// the next daemon reports the real exit, at the time it happened, and
+/// the restart policy reads it as it would a live exit (a Job pod that
+/// exited 0 completed; it is not rerun).
+#[test]
+fn an_exit_recorded_while_the_daemon_was_down_is_reported_as_it_happened() {
+    let now = later(t0(), 600);
+    let started = t0().wall;
+    let exited_at = t0().wall + chrono::Duration::seconds(100);
+    let lost = |exit: ExitReason| Event::Lost {
+        started_at: Some(started),
+        recorded: Some(RecordedExit {
+            exit,
+            at: exited_at,
+        }),
+    };
+    let last = |code: i32, signal: Option<i32>, reason: ProcessReason| TerminatedState {
+        exit_code: Some(code),
+        signal,
+        reason,
+        message: None,
+        started_at: Some(started),
+        finished_at: exited_at,
+    };
+    let cases = [
+        (
+            RestartPolicy::Always,
+            ExitReason::Code(7),
+            "Starting",
+            vec![
+                event(
+                    true,
+                    "ExitedWhileDown",
+                    "process main exited with code 7 while the daemon was down",
+                ),
+                Effect::Status(StatusChange::Ended {
+                    last: last(7, None, ProcessReason::Error),
+                    terminal: false,
+                }),
+                Effect::Status(StatusChange::CountRestart),
+                Effect::Spawn,
+            ],
+        ),
+        (
+            RestartPolicy::Never,
+            ExitReason::Code(0),
+            "Done",
+            vec![
+                event(
+                    false,
+                    "ExitedWhileDown",
+                    "process main exited with code 0 while the daemon was down",
+                ),
+                Effect::Status(StatusChange::Ended {
+                    last: last(0, None, ProcessReason::Completed),
+                    terminal: true,
+                }),
+            ],
+        ),
+        (
+            RestartPolicy::OnFailure,
+            ExitReason::Signal(Signal::KILL),
+            "Starting",
+            vec![
+                event(
+                    true,
+                    "ExitedWhileDown",
+                    "process main exited with code 137 while the daemon was down",
+                ),
+                Effect::Status(StatusChange::Ended {
+                    last: last(137, Some(9), ProcessReason::Error),
+                    terminal: false,
+                }),
+                Effect::Status(StatusChange::CountRestart),
+                Effect::Spawn,
+            ],
+        ),
+    ];
+    for (restart, exit, phase, effects) in cases {
+        let r = Rules { restart, ..rules() };
+        let (after, fx) = step(&Process::new(), &r, lost(exit), now);
+        assert_eq!(label(&after), phase, "{restart:?} {exit:?}");
+        assert_eq!(fx, effects, "{restart:?} {exit:?}");
+    }
 }

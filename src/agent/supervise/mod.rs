@@ -23,7 +23,7 @@
 use super::backoff::BackoffConfig;
 use super::logs::LogDir;
 use super::probe::{Check, ProbeKind};
-use super::process::{Event, Now, Phase, Process, Rules};
+use super::process::{Event, Now, Phase, Process, RecordedExit, Rules};
 use super::timers::{TimerKey, TimerQueue};
 use crate::api::{Pod, PodPhase, ProcessState, ProcessStatus, Signal};
 use crate::runtime::ProcessRuntime;
@@ -377,7 +377,18 @@ impl<R: ProcessRuntime> Agent<R> {
                     },
                 ));
             } else if started_at.is_some() {
-                found.push((idx, Event::Lost { started_at }));
+                // Its keeper may have reaped it while no daemon ran.
+                let recorded = self.rt.kept_exit(pid, identity).map(|k| RecordedExit {
+                    exit: k.exit,
+                    at: k.at.into(),
+                });
+                found.push((
+                    idx,
+                    Event::Lost {
+                        started_at,
+                        recorded,
+                    },
+                ));
             }
         }
         self.pods.insert(name.to_string(), rt);
