@@ -279,7 +279,10 @@ impl<R: ProcessRuntime> Agent<R> {
                         started_at,
                     },
                 ));
-            } else if started_at.is_some() {
+            } else if started_at.is_some() && pod.metadata.deletion_timestamp.is_none() {
+                // Ended while the daemon was down. A pod being deleted is
+                // not restarted for it: it is stopped next, and a run
+                // started now would only be killed again (issue 9).
                 found.push((idx, Event::Lost { started_at }));
             }
         }
@@ -470,6 +473,12 @@ impl<R: ProcessRuntime> Agent<R> {
             return;
         };
         if !rt.stopping || rt.procs.iter().any(|p| p.phase != Phase::Done) {
+            return;
+        }
+        // A start still under way (Stop came while it waited in the batch)
+        // may yet run a process: the pod stays until its result came back
+        // and the machine killed it, or that process would be nobody's.
+        if self.pending_spawns.iter().any(|(pod, _, _)| pod == name) {
             return;
         }
         let deleting = store
