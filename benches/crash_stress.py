@@ -275,6 +275,7 @@ def cli_latency():
 
 started = time.time()
 acked = 0
+finished = False  # the run went to its end (else keep the evidence)
 try:
     start_daemon()
     latency = cli_latency()
@@ -315,6 +316,7 @@ try:
     print(f"seed {seed}: {kills} daemon SIGKILLs in {time.time() - started:.0f}s "
           f"({acked} operations acknowledged before the kill); "
           f"{len(failures)} checks failed; {len(reruns)} Job indexes run twice")
+    finished = True
 finally:
     try:
         if daemon.poll() is None:
@@ -336,7 +338,7 @@ finally:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 pass
-    if failures or job_reruns():
+    if failures or job_reruns() or not finished:
         print(f"kept {d} for inspection (daemon.log)")
         sys.exit(1)
     shutil.rmtree(d, ignore_errors=True)
