@@ -99,7 +99,7 @@ fn build(pods: usize) -> Store {
                 status: "True".into(),
                 last_heartbeat_time: Some(now()),
             }],
-            drover_version: String::new(),
+            ..NodeStatus::default()
         },
     }));
     store.put(unit(

@@ -326,7 +326,7 @@ pub fn node(name: &str) -> Node {
                 status: "True".into(),
                 last_heartbeat_time: Some(t(0)),
             }],
-            drover_version: String::new(),
+            ..NodeStatus::default()
         },
     }
 }

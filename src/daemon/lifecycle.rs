@@ -245,6 +245,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     Wakeup::AdoptedExit(pid) => {
                         d.agent.on_adopted_exit(&mut d.store, pid, Daemon::now(), &mut out)
                     }
+                    Wakeup::Files => d.agent.on_files(&mut d.store, Daemon::now(), &mut out),
                 }
                 d.absorb(out);
             }
@@ -289,6 +290,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         for p in pods {
             d.store.delete(Kind::Pod, &p);
         }
+        d.agent.release_cgroups();
     }
     d.store.persist_all(&mut backend)?;
     let _ = std::fs::remove_file(&d.opts.socket);
@@ -345,6 +347,7 @@ fn register_node(d: &mut Daemon) {
         last_heartbeat_time: Some(now),
     };
     let version = env!("CARGO_PKG_VERSION").to_string();
+    let cgroups = d.agent.cgroups_description();
     match d.store.get(Kind::Node, &name) {
         Some(_) => {
             d.store.update(Kind::Node, &name, |o| {
@@ -354,6 +357,7 @@ fn register_node(d: &mut Daemon) {
                     }
                     n.status.conditions = vec![condition];
                     n.status.drover_version = version;
+                    n.status.cgroups = cgroups;
                 }
                 true
             });
@@ -370,6 +374,7 @@ fn register_node(d: &mut Daemon) {
                 status: NodeStatus {
                     conditions: vec![condition],
                     drover_version: version,
+                    cgroups,
                 },
             }));
         }

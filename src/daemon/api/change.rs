@@ -40,6 +40,11 @@ impl Daemon {
             }
         }
         let now = Daemon::wall();
+        let unavailable = self.agent.limits_unavailable();
+        let refused = apply::unenforceable_limits(&items, unavailable.as_deref());
+        if !refused.is_empty() {
+            return ApiReply::error(400, apply::ApplyError(refused).to_string());
+        }
         match apply::apply(&mut self.store, items, false, &caller.describe(), now) {
             Ok(applied) => {
                 self.after_commit.restart_pods.extend(applied.restart_pods);
@@ -111,7 +116,12 @@ impl Daemon {
             .iter()
             .map(|u| (u.object.kind(), u.object.name().to_string()))
             .collect();
-        let items = units.into_iter().map(|u| u.object).collect();
+        let items: Vec<_> = units.into_iter().map(|u| u.object).collect();
+        let unavailable = self.agent.limits_unavailable();
+        let refused = apply::unenforceable_limits(&items, unavailable.as_deref());
+        if !refused.is_empty() {
+            return Err(apply::ApplyError(refused).into());
+        }
         let applied = apply::apply(&mut self.store, items, true, UNITS_FOLDER, now)?;
         self.after_commit.restart_pods.extend(applied.restart_pods);
         let mut results = applied.results;
