@@ -621,6 +621,12 @@ impl<R: ProcessRuntime> Agent<R> {
         if rt.procs.iter().any(|p| p.phase != Phase::Done) {
             return;
         }
+        // A start still under way (Stop came while it waited in the batch)
+        // may yet run a process: the pod stays until its result came back
+        // and the machine killed it, or that process would be nobody's.
+        if self.pending_spawns.iter().any(|(pod, _, _)| pod == name) {
+            return;
+        }
         if !self.settle_cgroup(name, now) {
             return;
         }
@@ -628,12 +634,6 @@ impl<R: ProcessRuntime> Agent<R> {
             return;
         };
         if !rt.stopping {
-            return;
-        }
-        // A start still under way (Stop came while it waited in the batch)
-        // may yet run a process: the pod stays until its result came back
-        // and the machine killed it, or that process would be nobody's.
-        if self.pending_spawns.iter().any(|(pod, _, _)| pod == name) {
             return;
         }
         let deleting = store
