@@ -32,6 +32,7 @@ kills = int(sys.argv[2]) if len(sys.argv) > 2 else 200
 seed = int(sys.argv[3]) if len(sys.argv) > 3 else int(time.time())
 rng = random.Random(seed)
 MAGIC = "7777777"
+MIN_SETS = 3
 
 d = tempfile.mkdtemp(prefix="drover-stress-")
 sock = f"{d}/sock"
@@ -155,7 +156,9 @@ def pick_op():
     global counter
     names = sorted(believed)
     r = rng.random()
-    if not names or r < 0.3:
+    # Keep a few ReplicaSets alive: scales and deletes need something to
+    # act on, and the kills must land among running processes.
+    if len(names) < MIN_SETS or r < 0.3:
         counter += 1
         name = f"rs{counter}"
         n = rng.randint(1, 4)
@@ -257,13 +260,30 @@ def job_reruns():
     return problems
 
 
+def cli_latency():
+    """How long a CLI call takes on this machine (a debug build under load
+    can take longer than the whole kill window): the kills are spread over
+    this plus 150 ms, so they land before, during and after the daemon
+    handles the request, not only before the CLI even connected."""
+    times = []
+    for _ in range(5):
+        t = time.time()
+        subprocess.run([drover, "--socket", sock, "get", "replicasets"], capture_output=True)
+        times.append(time.time() - t)
+    return sorted(times)[2]
+
+
 started = time.time()
+acked = 0
+finished = False  # the run went to its end (else keep the evidence)
 try:
     start_daemon()
+    latency = cli_latency()
+    print(f"CLI round trip {latency * 1000:.0f} ms: kills at 0 to {(latency + 0.15) * 1000:.0f} ms", flush=True)
     for k in range(1, kills + 1):
         op, name, n, args = pick_op()
         proc = cli_async(*args)
-        time.sleep(rng.uniform(0, 0.15))
+        time.sleep(rng.uniform(0, latency + 0.15))
         kill_daemon()
         try:
             proc.wait(timeout=30)
@@ -271,6 +291,7 @@ try:
             proc.kill()
             proc.wait()
         record(op, name, n, proc.returncode == 0)
+        acked += proc.returncode == 0
         start_daemon()
         problems = converged_view()
         if problems:
@@ -292,8 +313,10 @@ try:
     reruns = job_reruns()
     for r in reruns:
         print(r)
-    print(f"seed {seed}: {kills} daemon SIGKILLs in {time.time() - started:.0f}s; "
+    print(f"seed {seed}: {kills} daemon SIGKILLs in {time.time() - started:.0f}s "
+          f"({acked} operations acknowledged before the kill); "
           f"{len(failures)} checks failed; {len(reruns)} Job indexes run twice")
+    finished = True
 finally:
     try:
         if daemon.poll() is None:
@@ -315,7 +338,7 @@ finally:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 pass
-    if failures or job_reruns():
+    if failures or job_reruns() or not finished:
         print(f"kept {d} for inspection (daemon.log)")
         sys.exit(1)
     shutil.rmtree(d, ignore_errors=True)

@@ -248,3 +248,74 @@ fn an_acknowledged_scale_survives_an_immediate_kill9() {
     }
     d.assert_teardown_leaves_nothing();
 }
+
+/// Issue 9 (crash stress): the daemon dies while a pod is being deleted
+/// (its process ignores SIGTERM, so the grace period runs), and the
+/// process dies too before the daemon is back. The new daemon removes the
+/// pod without starting it again. It used to restart the lost process,
+/// then remove the pod before the start's result came back: a `sleep` of
+/// no pod, stopped only by the daemon restart after that.
+#[test]
+fn a_pod_deleted_before_a_crash_is_not_restarted_after_it() {
+    let mut d = TestDaemon::start(&[]);
+    d.apply(
+        "doomed.toml",
+        &pod_unit(
+            "doomed",
+            "Always",
+            &["/bin/sh", "-c", "trap '' TERM; exec sleep 1000"],
+            "",
+        )
+        .replace("\"2s\"", "\"60s\""),
+    );
+    let p = d.wait_running("doomed");
+    let (pid, uid) = (main_pid(&p), p.metadata.uid.clone());
+    d.drover_ok(&["delete", "pod", "doomed"]);
+    // Acknowledged, so on disk: the pod is being deleted, its process
+    // sits out the grace period.
+    let p = d.pod_now("doomed");
+    assert!(p.metadata.deletion_timestamp.is_some());
+    assert!(alive(pid));
+    d.kill9();
+    send_signal(pid, libc::SIGKILL);
+    d.wait_until("the process reaped", SOON, || proc_stat(pid).is_none());
+
+    d.restart();
+    d.wait_gone("doomed");
+    assert_eq!(
+        pod_processes(&uid),
+        Vec::<u32>::new(),
+        "no run of a deleted pod"
+    );
+    d.assert_teardown_leaves_nothing();
+}
+
+/// Issue 9: a deletion under way when the daemon restarts keeps its grace
+/// period. The new daemon sends the process it finds SIGTERM again (its
+/// clean-up runs), not SIGKILL at once as it did, and the pod goes when
+/// the process has exited.
+#[test]
+fn a_deletion_under_way_at_a_restart_keeps_its_grace_period() {
+    let mut d = TestDaemon::start(&[]);
+    // Sits out the first SIGTERM, cleans up and exits at the second: the
+    // one the restarted daemon sends.
+    let script = "n=0; trap 'n=$((n+1)); if [ $n -ge 2 ]; then echo done > @DIR@/cleaned; exit 0; fi' TERM; \
+                  while :; do sleep 0.05; done";
+    d.apply(
+        "slow.toml",
+        &pod_unit("slow", "Always", &["/bin/sh", "-c", script], "").replace("\"2s\"", "\"60s\""),
+    );
+    let p = d.wait_running("slow");
+    let (pid, uid) = (main_pid(&p), p.metadata.uid.clone());
+    d.drover_ok(&["delete", "pod", "slow"]);
+    assert!(d.pod_now("slow").metadata.deletion_timestamp.is_some());
+    d.kill9();
+    assert!(alive(pid), "sits out the grace period");
+
+    d.restart();
+    d.wait_gone("slow");
+    let cleaned = std::fs::read_to_string(d.path("cleaned")).ok();
+    assert_eq!(cleaned.as_deref(), Some("done\n"), "its clean-up ran");
+    assert_eq!(pod_processes(&uid), Vec::<u32>::new());
+    d.assert_teardown_leaves_nothing();
+}

@@ -190,6 +190,14 @@ impl<R: ProcessRuntime> Agent<R> {
             let reqs: Vec<SpawnRequest> = batch.iter().map(|(_, _, r)| r.clone()).collect();
             let results = self.rt.spawn_many(&reqs);
             for ((name, idx, _), result) in batch.into_iter().zip(results) {
+                if let (Ok(s), None) = (&result, store.pod(&name)) {
+                    // Its pod left meanwhile (`finish_if_done` waits for
+                    // pending starts, so only a pod removed by hand): no
+                    // one would ever stop this run, so it stops now.
+                    tracing::warn!("stopping pid {} of pod {name}: the pod is gone", s.pid);
+                    let _ = self.rt.signal_group(s.pid, Signal::KILL);
+                    continue;
+                }
                 let event = match result {
                     Ok(s) => Event::Started {
                         pid: s.pid,

@@ -376,8 +376,11 @@ impl<R: ProcessRuntime> Agent<R> {
                         started_at,
                     },
                 ));
-            } else if started_at.is_some() {
-                // Its keeper may have reaped it while no daemon ran.
+            } else if started_at.is_some() && pod.metadata.deletion_timestamp.is_none() {
+                // Ended while the daemon was down; its keeper may have
+                // reaped it meanwhile. A pod being deleted is not restarted
+                // for it: it is stopped next, and a run started now would
+                // only be killed again (issue 9).
                 let recorded = self.rt.kept_exit(pid, identity).map(|k| RecordedExit {
                     exit: k.exit,
                     at: k.at.into(),
@@ -631,6 +634,12 @@ impl<R: ProcessRuntime> Agent<R> {
             return;
         };
         if rt.procs.iter().any(|p| p.phase != Phase::Done) {
+            return;
+        }
+        // A start still under way (Stop came while it waited in the batch)
+        // may yet run a process: the pod stays until its result came back
+        // and the machine killed it, or that process would be nobody's.
+        if self.pending_spawns.iter().any(|(pod, _, _)| pod == name) {
             return;
         }
         if !self.settle_cgroup(name, now) {

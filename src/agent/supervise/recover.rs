@@ -15,12 +15,11 @@ impl<R: ProcessRuntime> Agent<R> {
             let Some((_, uid, process, run)) = super::super::env::parse_marker(&value) else {
                 continue;
             };
+            // A pod being deleted still owns its processes: they are
+            // stopped by `sync` with the pod's grace period, not killed here.
             let found = store.pods().find_map(|p| {
                 let idx = p.spec.processes.iter().position(|s| s.name == process)?;
-                (p.metadata.uid == uid
-                    && !p.is_terminal()
-                    && p.metadata.deletion_timestamp.is_none())
-                .then(|| (p.metadata.name.clone(), idx))
+                (p.metadata.uid == uid && !p.is_terminal()).then(|| (p.metadata.name.clone(), idx))
             });
             let identity = self.rt.identity(pid);
             let (Some((name, idx)), Some(identity)) = (found, identity) else {

@@ -678,6 +678,95 @@ fn a_copied_marker_does_not_replace_a_recorded_live_process() {
     assert!(w.fake.is_alive(copy), "not ours to kill either");
 }
 
+/// Issue 9 (crash stress): the daemon died after a deleted pod's process
+/// ended but before the pod's removal was written down. The restarted
+/// daemon finds the pod still being deleted and its process gone: the pod
+/// goes, and no run of it is started, let alone left running with no pod
+/// (it used to be restarted, then the pod removed before the start's
+/// result came back: a process nobody owned until the next restart).
+#[test]
+fn a_deleted_pod_whose_process_ended_while_the_daemon_was_down_is_removed_not_restarted() {
+    let mut w = World::new();
+    let mut p = pod("web-1", RestartPolicy::Always);
+    p.metadata.deletion_timestamp = Some(t0());
+    p.status.phase = PodPhase::Running;
+    p.status.processes = vec![recorded(4242, 0, w.now.wall)];
+    w.add(p);
+    let mut out = Outbox::default();
+    w.agent.recover(&mut w.store, w.now, &mut out);
+    let out = w.sync();
+    assert_eq!(
+        w.fake.live_pids(),
+        Vec::<i32>::new(),
+        "nothing left running"
+    );
+    assert_eq!(out.removed, ["web-1"]);
+    assert!(w.store.pod("web-1").is_none());
+    assert!(
+        w.fake.spawns().is_empty(),
+        "a pod being deleted is not started again"
+    );
+}
+
+/// Issue 9: a daemon restarted while a pod was being deleted finishes the
+/// deletion as it began: SIGTERM and the pod's grace period, then SIGKILL;
+/// not an immediate SIGKILL of a process it found, nor a new run.
+#[test]
+fn a_deletion_under_way_at_a_restart_keeps_its_grace_period() {
+    let mut w = World::new();
+    let mut p = pod("web-1", RestartPolicy::Always);
+    p.metadata.deletion_timestamp = Some(t0());
+    p.status.phase = PodPhase::Running;
+    let uid = p.metadata.uid.clone();
+    // One process recorded, one whose start never reached the state file.
+    let recorded_pid = w.fake.add_process(vec![(
+        env::MARKER.into(),
+        env::marker_value("test", &uid, "main", 0),
+    )]);
+    p.status.processes = vec![recorded(recorded_pid, 0, w.now.wall)];
+    let mut q = pod("web-2", RestartPolicy::Always);
+    q.metadata.deletion_timestamp = Some(t0());
+    let unrecorded = w.fake.add_process(vec![(
+        env::MARKER.into(),
+        env::marker_value("test", &q.metadata.uid, "main", 0),
+    )]);
+    w.add(p);
+    w.add(q);
+    let mut out = Outbox::default();
+    w.agent.recover(&mut w.store, w.now, &mut out);
+    w.sync();
+    assert_eq!(signals_to(&w.fake, recorded_pid), [Signal::TERM]);
+    assert_eq!(signals_to(&w.fake, unrecorded), [Signal::TERM]);
+    assert!(w.fake.spawns().is_empty());
+    assert!(w.store.pod("web-1").is_some() && w.store.pod("web-2").is_some());
+    // They ignore SIGTERM: SIGKILL when the grace period is over, and the
+    // pods go once their processes are gone.
+    w.advance(Duration::from_secs(30));
+    w.fire();
+    assert_eq!(
+        signals_to(&w.fake, recorded_pid),
+        [Signal::TERM, Signal::KILL]
+    );
+    assert_eq!(
+        signals_to(&w.fake, unrecorded),
+        [Signal::TERM, Signal::KILL]
+    );
+    let out = w.reap();
+    let mut removed = out.removed.clone();
+    removed.sort();
+    assert_eq!(removed, ["web-1", "web-2"]);
+    assert_eq!(w.fake.live_pids(), Vec::<i32>::new());
+}
+
+/// Signals sent to `pid` or to the group it leads, in order.
+fn signals_to(fake: &FakeRuntime, pid: i32) -> Vec<Signal> {
+    fake.signals()
+        .iter()
+        .filter(|s| s.target == SignalTarget::Group(pid) || s.target == SignalTarget::Process(pid))
+        .map(|s| s.signal)
+        .collect()
+}
+
 // ---- sd_notify ------------------------------------------------------------
 
 /// A notify pod running as uid 1000, and a helper in its session.
