@@ -100,6 +100,7 @@ fn build(pods: usize) -> Store {
                 last_heartbeat_time: Some(now()),
             }],
             drover_version: String::new(),
+            ..NodeStatus::default()
         },
     }));
     store.put(unit(

@@ -3,6 +3,7 @@
 use super::ObjectMeta;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeSpec {
@@ -28,6 +29,25 @@ pub struct NodeStatus {
     /// drover's version on that node.
     #[serde(default)]
     pub drover_version: String,
+    /// What the host has, as Kubernetes' `status.capacity`: `cpu` (cores),
+    /// `memory` (`16318964Ki`), `pods`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub capacity: BTreeMap<String, String>,
+    /// Where other nodes reach it (Kubernetes' `status.addresses`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub addresses: Vec<NodeAddress>,
+    /// Port of its node-to-node listener (`logs` and `describe` of its
+    /// pods from other nodes); Kubernetes' kubelet endpoint port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daemon_port: Option<u16>,
+}
+
+/// One of a node's addresses: `type` InternalIP or Hostname.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeAddress {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub address: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -40,6 +60,20 @@ pub struct Node {
 }
 
 impl Node {
+    /// `HOST:PORT` of its node-to-node listener, if it published one.
+    pub fn peer_address(&self) -> Option<String> {
+        let port = self.status.daemon_port?;
+        let ip = self
+            .status
+            .addresses
+            .iter()
+            .find(|a| a.type_ == "InternalIP")?;
+        Some(match ip.address.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V6(v6)) => format!("[{v6}]:{port}"),
+            _ => format!("{}:{port}", ip.address),
+        })
+    }
+
     pub fn is_ready(&self) -> bool {
         self.status
             .conditions

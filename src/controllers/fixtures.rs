@@ -325,6 +325,7 @@ pub fn node(name: &str) -> Node {
                 last_heartbeat_time: Some(t(0)),
             }],
             drover_version: String::new(),
+            ..NodeStatus::default()
         },
     }
 }

@@ -365,6 +365,7 @@ fn register_node(d: &mut Daemon) {
                 status: NodeStatus {
                     conditions: vec![condition],
                     drover_version: version,
+                    ..NodeStatus::default()
                 },
             }));
         }
