@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/cluster_tasks.rs"]
+mod cluster_tasks;
 #[path = "tests/etcd_store.rs"]
 mod etcd_store;
 #[path = "tests/jobs.rs"]

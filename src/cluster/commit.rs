@@ -120,7 +120,13 @@ mod tests {
         let a_bound = Object::Pod(pod("a").on("n1"));
         let mut a_again = Object::Pod(pod("a"));
         a_again.meta_mut().uid = "another".into();
-        let cases: Vec<(&str, Option<Object>, Option<Object>, Vec<BatchWrite>)> = vec![
+        type Case = (
+            &'static str,
+            Option<Object>,
+            Option<Object>,
+            Vec<BatchWrite>,
+        );
+        let cases: Vec<Case> = vec![
             (
                 "created",
                 None,

@@ -313,7 +313,7 @@ mod tests {
             uid: "uid-a".into(),
         };
         q.offer(removed.clone());
-        assert_eq!(q.take(10), [removed.clone()]);
+        assert_eq!(q.take(10), std::slice::from_ref(&removed));
         q.done(removed, Outcome::Written);
         // A new pod of the same name reports from scratch.
         q.offer(report("a", PodPhase::Running));

@@ -15,6 +15,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod etcd;
 
 use drover::api::{Pod, ProcessState};
