@@ -12,7 +12,7 @@ pub struct NodeSpec {
     pub unschedulable: bool,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NodeCondition {
     #[serde(rename = "type")]
     pub type_: String,
@@ -20,6 +20,14 @@ pub struct NodeCondition {
     pub status: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_heartbeat_time: Option<DateTime<Utc>>,
+    /// When `status` last changed (set by the node lifecycle controller).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_transition_time: Option<DateTime<Utc>>,
+    /// Why, in one word (`NodeReady`, `NodeStatusUnknown`), and in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +67,29 @@ pub struct Node {
     pub status: NodeStatus,
 }
 
+/// Prefix of the labels kubectl reads a node's ROLES from
+/// (`node-role.kubernetes.io/control-plane=`).
+pub const ROLE_LABEL_PREFIX: &str = "node-role.kubernetes.io/";
+
 impl Node {
+    /// ROLES as kubectl computes them: the `node-role.kubernetes.io/ROLE`
+    /// labels (and `kubernetes.io/role=ROLE`), sorted.
+    pub fn roles(&self) -> Vec<String> {
+        let mut roles: Vec<String> = self
+            .metadata
+            .labels
+            .iter()
+            .filter_map(|(k, v)| match k.strip_prefix(ROLE_LABEL_PREFIX) {
+                Some(role) if !role.is_empty() => Some(role.to_string()),
+                _ if k == "kubernetes.io/role" && !v.is_empty() => Some(v.clone()),
+                _ => None,
+            })
+            .collect();
+        roles.sort();
+        roles.dedup();
+        roles
+    }
+
     /// `HOST:PORT` of its node-to-node listener, if it published one.
     pub fn peer_address(&self) -> Option<String> {
         let port = self.status.daemon_port?;

@@ -62,6 +62,14 @@ pub fn node_object(info: &NodeInfo, existing: Option<&Node>, now: DateTime<Utc>)
         labels.insert(k.clone(), v.clone());
     }
     let status = &mut node.status;
+    let was_ready = node_was_ready(status);
+    let since = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .and_then(|c| c.last_transition_time)
+        .filter(|_| was_ready)
+        .unwrap_or(now);
     status.conditions.retain(|c| c.type_ != "Ready");
     status.conditions.insert(
         0,
@@ -69,6 +77,9 @@ pub fn node_object(info: &NodeInfo, existing: Option<&Node>, now: DateTime<Utc>)
             type_: "Ready".into(),
             status: "True".into(),
             last_heartbeat_time: Some(now),
+            last_transition_time: Some(since),
+            reason: Some("NodeReady".into()),
+            message: Some("drover is posting ready status".into()),
         },
     );
     status.drover_version = info.version.clone();
@@ -88,6 +99,13 @@ pub fn node_object(info: &NodeInfo, existing: Option<&Node>, now: DateTime<Utc>)
     }
     status.daemon_port = info.daemon_port;
     node
+}
+
+fn node_was_ready(status: &NodeStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Ready" && c.status == "True")
 }
 
 /// Creates or refreshes this node's Node object, re-reading on conflict

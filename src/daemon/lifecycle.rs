@@ -26,6 +26,9 @@ use tokio::sync::{mpsc, oneshot};
 const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    if opts.cluster.is_some() {
+        anyhow::bail!("cluster mode (--etcd) is not wired into the daemon of this build yet");
+    }
     std::fs::create_dir_all(&opts.state_dir)
         .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
     let _lock = lock_state_dir(&opts.state_dir)?;
@@ -338,6 +341,7 @@ fn register_node(d: &mut Daemon) {
         type_: "Ready".into(),
         status: "True".into(),
         last_heartbeat_time: Some(now),
+        ..NodeCondition::default()
     };
     let version = env!("CARGO_PKG_VERSION").to_string();
     match d.store.get(Kind::Node, &name) {

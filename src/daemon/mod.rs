@@ -45,6 +45,8 @@ pub struct DaemonOptions {
     /// Restart pacing for crashing processes (config file keys
     /// `backoff_initial`, `backoff_max`, `backoff_reset`).
     pub backoff: BackoffConfig,
+    /// Cluster mode (`--etcd`, `[cluster]`); None: single host.
+    pub cluster: Option<crate::cluster::ClusterOptions>,
 }
 
 /// Runs the daemon until it is told to stop. Builds its own tokio runtime
