@@ -16,6 +16,8 @@
 //!   compare-and-swap writes.
 //! - [`fence`] (pure): which local pods a node no longer owns, and when
 //!   its agent may act.
+//! - [`lifecycle`]: the node lifecycle controller's executor (leader).
+//! - [`member`]: the handle the daemon's loop holds on all of the above.
 //! - [`peer`]: the node-to-node channel for logs and events.
 //! - [`capacity`]: what the host offers (`status.capacity`).
 //!
@@ -29,6 +31,8 @@ pub mod config;
 pub mod fence;
 pub mod heartbeat;
 pub mod leader;
+pub mod lifecycle;
+pub mod member;
 pub mod peer;
 pub mod reflector;
 pub mod status;

@@ -509,3 +509,131 @@ fn the_node_to_node_channel_without_certificates_only_reads() {
         assert_eq!(resp.status().as_u16(), 405);
     });
 }
+
+/// Pumps `member`'s events into `store` until `done` holds; returns every
+/// resume the agent gate gave meanwhile.
+async fn pump(
+    member: &mut drover::cluster::member::Member,
+    store: &mut Store,
+    what: &str,
+    mut done: impl FnMut(&drover::cluster::member::Member, &Store) -> bool,
+) -> Vec<drover::cluster::fence::Resume> {
+    let mut resumes = Vec::new();
+    within(what, async {
+        while !done(member, store) {
+            let ev = member.next().await;
+            let handled = member.handle(store, ev, tokio::time::Instant::now());
+            resumes.extend(handled.resume);
+        }
+    })
+    .await;
+    resumes
+}
+
+#[test]
+fn two_members_share_the_cache_elect_one_leader_and_fence_after_an_outage() {
+    use drover::cluster::fence::Resume;
+    use drover::cluster::member::Member;
+    use drover::cluster::ClusterOptions;
+    let mut etcd = Etcd::start();
+    let rt = runtime();
+    let start = |name: &'static str, endpoints: Vec<String>| async move {
+        let mut opts = ClusterOptions::loopback(endpoints);
+        opts.lease_ttl = TTL;
+        Member::start(opts, name, Default::default(), echo())
+            .await
+            .expect("member starts")
+    };
+    let (mut a, mut b) = rt.block_on(async {
+        (
+            start("n1", etcd.endpoints()).await,
+            start("n2", etcd.endpoints()).await,
+        )
+    });
+    let (mut sa, mut sb) = (Store::mirror(), Store::mirror());
+    rt.block_on(async {
+        // Both register and get their first snapshot; one leads.
+        let got = pump(&mut a, &mut sa, "n1 sees both nodes", |m, s| {
+            m.agent.agent_may_act() && s.nodes().count() == 2
+        })
+        .await;
+        assert_eq!(got, [Resume::Start]);
+        pump(&mut b, &mut sb, "n2 sees both nodes", |m, s| {
+            m.agent.agent_may_act() && s.nodes().count() == 2
+        })
+        .await;
+        let node = sa.get(Kind::Node, "n2").unwrap().clone();
+        let Object::Node(node) = node else { panic!() };
+        assert_eq!(
+            node.peer_address(),
+            Some(format!("127.0.0.1:{}", b.peer_addr().port())),
+            "the node publishes its node-to-node listener"
+        );
+        while a.controllers.is_leader() == b.controllers.is_leader() {
+            tokio::select! {
+                ev = a.next() => { a.handle(&mut sa, ev, tokio::time::Instant::now()); }
+                ev = b.next() => { b.handle(&mut sb, ev, tokio::time::Instant::now()); }
+            }
+        }
+        let (leader, lstore, other, ostore) = if a.controllers.is_leader() {
+            (&mut a, &mut sa, &mut b, &mut sb)
+        } else {
+            (&mut b, &mut sb, &mut a, &mut sa)
+        };
+        let other_name = other.node().to_string();
+
+        // The leader's pass creates a pod bound to the other node, which
+        // sees it in its cache; the other's agent reports a status, which
+        // reaches the leader's cache.
+        assert!(leader.may_run_controllers(tokio::time::Instant::now()));
+        let p = pod("web-1", &other_name);
+        assert!(leader.commit_pass(vec![(None, Some(Object::Pod(p)))]));
+        assert!(
+            !leader.may_run_controllers(tokio::time::Instant::now()),
+            "one pass at a time"
+        );
+        pump(other, ostore, "the pod reaches its node", |_, s| {
+            s.pod("web-1").is_some()
+        })
+        .await;
+        pump(leader, lstore, "the pass is done and seen", |m, _| {
+            m.may_run_controllers(tokio::time::Instant::now())
+        })
+        .await;
+        ostore.update_pod("web-1", |p| {
+            p.status.phase = PodPhase::Running;
+            true
+        });
+        other.report_local_changes(ostore);
+        pump(leader, lstore, "the status reaches the leader", |_, s| {
+            s.pod("web-1")
+                .is_some_and(|p| p.status.phase == PodPhase::Running)
+        })
+        .await;
+    });
+
+    // etcd away past the leases: when it is back each node fences with a
+    // fresh re-list before its agent acts again.
+    etcd.stop_member(0);
+    rt.block_on(async {
+        tokio::time::sleep(TTL + Duration::from_millis(500)).await;
+    });
+    etcd.start_member(0);
+    rt.block_on(async {
+        let mut resumes = Vec::new();
+        within("n1 fences", async {
+            while !resumes.contains(&Resume::Fence) {
+                let ev = a.next().await;
+                resumes.extend(a.handle(&mut sa, ev, tokio::time::Instant::now()).resume);
+            }
+        })
+        .await;
+        assert!(a.agent.agent_may_act());
+        assert!(
+            sa.pod("web-1").is_some(),
+            "nothing was evicted: the outage hit everyone"
+        );
+        a.shutdown().await;
+        b.shutdown().await;
+    });
+}
