@@ -9,6 +9,10 @@ use serde::{Deserialize, Serialize};
 pub struct DaemonSetSpec {
     pub selector: LabelSelector,
     pub template: PodTemplate,
+    /// Accepts a selector with no positive term (see
+    /// [`ReplicaSetSpec::allow_broad_selector`](super::ReplicaSetSpec)).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_broad_selector: bool,
 }
 
 /// Kubernetes' DaemonSet status fields, snake_case.

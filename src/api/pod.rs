@@ -149,6 +149,24 @@ pub struct ProcessSpec {
     pub allow_privilege_escalation: bool,
 }
 
+/// The names `rlimits` accepts: setrlimit(2)'s RLIMIT_* resources, lower
+/// case, without the prefix (`nofile` is RLIMIT_NOFILE).
+pub const RLIMIT_NAMES: &[&str] = &[
+    "nofile",
+    "core",
+    "nproc",
+    "memlock",
+    "stack",
+    "fsize",
+    "as",
+    "cpu",
+    "data",
+    "msgqueue",
+    "nice",
+    "rtprio",
+    "sigpending",
+];
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Probe {
     #[serde(flatten)]

@@ -18,6 +18,11 @@ pub struct ReplicaSetSpec {
     pub replicas: u32,
     pub selector: LabelSelector,
     pub template: PodTemplate,
+    /// Accepts a selector with no positive term (no `match_labels`, no
+    /// `In` or `Exists` expression), which adopts every unmanaged pod on
+    /// the host it matches: drover has no namespaces to contain it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_broad_selector: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -42,6 +47,9 @@ pub struct ReplicationControllerSpec {
     pub replicas: u32,
     pub selector: Labels,
     pub template: PodTemplate,
+    /// Accepts an empty selector (see [`ReplicaSetSpec::allow_broad_selector`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_broad_selector: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -248,6 +248,7 @@ pub fn rs(name: &str, replicas: u32) -> ReplicaSet {
                 labels: app,
                 spec: pod_spec(),
             },
+            allow_broad_selector: false,
         },
         status: ReplicaSetStatus::default(),
     }
@@ -265,6 +266,7 @@ pub fn rc(name: &str, replicas: u32) -> ReplicationController {
                 labels: app,
                 spec: pod_spec(),
             },
+            allow_broad_selector: false,
         },
         status: ReplicaSetStatus::default(),
     }
@@ -372,6 +374,7 @@ pub fn ds(name: &str) -> DaemonSet {
                 labels: app,
                 spec: pod_spec(),
             },
+            allow_broad_selector: false,
         },
         status: DaemonSetStatus::default(),
     }

@@ -154,7 +154,7 @@ impl Daemon {
         };
         let now = Daemon::wall();
         let units = if dir.exists() {
-            crate::units::load_path(&dir, now).map_err(|d| d.to_string())?
+            crate::units::load_units_dir(&dir, now).map_err(|d| d.to_string())?
         } else {
             vec![]
         };

@@ -16,7 +16,7 @@
 //!   allocation, no `format!`, no logging, no panics (no slice indexing:
 //!   iterators only);
 //! - nothing the parent will see later may be written, except
-//!   [`ChildPlan::errno`];
+//!   [`ChildPlan::errno`] and `failed_step`;
 //! - glibc's setuid/setgid/setgroups wrappers are forbidden: the child
 //!   shares the parent's memory, so glibc believes it is the
 //!   multi-threaded parent and runs its "every thread changes user"
@@ -24,15 +24,23 @@
 //!   may hold (deadlock: the parent waits for us) and walks the parent's
 //!   thread list. Raw syscalls change only the child, with no lock;
 //! - everything is computed before clone: argv, envp, the list of paths
-//!   to try (the PATH search), credentials, file descriptors.
+//!   to try (the PATH search), credentials, rlimits, file descriptors
+//!   (the cgroup's too: the child only writes to them).
+//!
+//! In the child, in order: join the cgroup (unless clone3 started it
+//! there), setsid, signal dispositions, close-on-exec above 2, stdio,
+//! chdir, rlimits, umask, groups/gid/uid, no_new_privs, signal mask,
+//! exec. A failure reports its [`Step`] and errno.
 
+use super::cgroup;
 use super::credentials::Credentials;
+use super::rlimits::Rlimit;
 use std::ffi::{CString, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::Path;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 /// glibc's execvp search path when the environment has no PATH
 /// (confstr(_CS_PATH)).
@@ -41,6 +49,79 @@ const DEFAULT_PATH: &str = "/bin:/usr/bin";
 /// The child's stack. Its code makes a few dozen syscalls through small
 /// frames; 64 KiB is generous (glibc's posix_spawn uses 32 KiB plus argv).
 const STACK_SIZE: usize = 64 * 1024;
+
+/// What a request adds to the child beyond argv, env, stdio and user:
+/// its cgroup and its hardening. Descriptors stay owned by the caller and
+/// must stay open until `spawn` returns.
+#[derive(Debug, Default)]
+pub(super) struct Confinement {
+    /// `cgroup.procs` files the child writes "0" (itself) into first.
+    pub join: Vec<RawFd>,
+    /// v2: the cgroup directory to be born in (clone3); `join` is then
+    /// the fallback where clone3 is refused.
+    pub clone_into: Option<RawFd>,
+    pub rlimits: Vec<Rlimit>,
+    pub umask: u32,
+    pub no_new_privs: bool,
+}
+
+/// The step of the child's work that failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Step {
+    /// clone itself (the child never ran).
+    Clone,
+    /// Joining `Confinement::join[i]`.
+    Cgroup(usize),
+    Session,
+    Stdio,
+    WorkingDir,
+    /// Setting `Confinement::rlimits[i]`.
+    Rlimit(usize),
+    Credentials,
+    NoNewPrivs,
+    SignalMask,
+    Exec,
+}
+
+impl Step {
+    fn encode(self) -> u32 {
+        match self {
+            Step::Clone => 1,
+            Step::Session => 2,
+            Step::Stdio => 3,
+            Step::WorkingDir => 4,
+            Step::Credentials => 5,
+            Step::NoNewPrivs => 6,
+            Step::SignalMask => 7,
+            Step::Exec => 8,
+            Step::Cgroup(i) => 0x1_0000 | i as u32,
+            Step::Rlimit(i) => 0x2_0000 | i as u32,
+        }
+    }
+
+    fn decode(code: u32) -> Step {
+        let i = (code & 0xffff) as usize;
+        match code {
+            1 => Step::Clone,
+            2 => Step::Session,
+            3 => Step::Stdio,
+            4 => Step::WorkingDir,
+            5 => Step::Credentials,
+            6 => Step::NoNewPrivs,
+            7 => Step::SignalMask,
+            c if c >> 16 == 1 => Step::Cgroup(i),
+            c if c >> 16 == 2 => Step::Rlimit(i),
+            _ => Step::Exec,
+        }
+    }
+}
+
+/// Why a child did not get to run its program.
+#[derive(Debug)]
+pub(super) struct ChildError {
+    pub step: Step,
+    pub source: io::Error,
+}
 
 /// Everything the child needs, prepared by the parent.
 pub(super) struct ChildPlan {
@@ -55,12 +136,21 @@ pub(super) struct ChildPlan {
     stdin: RawFd,
     output: RawFd,
     creds: Option<Credentials>,
+    confinement: Confinement,
     /// SIGRTMAX, read before clone.
     max_signal: i32,
-    /// Set by the child when it gives up: the errno of the failed step.
-    /// Read by the parent once clone returned (CLONE_VFORK: the child has
-    /// exec'd or exited by then).
+    /// Set by the child when it gives up: the errno of the failed step,
+    /// and the step ([`Step::encode`]). Read by the parent once clone
+    /// returned (CLONE_VFORK: the child has exec'd or exited by then).
     errno: AtomicI32,
+    failed_step: AtomicU32,
+}
+
+/// What `child_main` receives: the plan, and whether the child still has
+/// to join its cgroup (not when clone3 made it there).
+struct ChildCall<'a> {
+    plan: &'a ChildPlan,
+    join: bool,
 }
 
 impl ChildPlan {
@@ -73,6 +163,7 @@ impl ChildPlan {
         stdin: &impl AsRawFd,
         output: &impl AsRawFd,
         creds: Option<Credentials>,
+        confinement: Confinement,
     ) -> io::Result<ChildPlan> {
         let cstr = |s: &[u8]| {
             CString::new(s).map_err(|_| {
@@ -109,23 +200,28 @@ impl ChildPlan {
             stdin: stdin.as_raw_fd(),
             output: output.as_raw_fd(),
             creds,
+            confinement,
             max_signal: libc::SIGRTMAX(),
             errno: AtomicI32::new(0),
+            failed_step: AtomicU32::new(0),
         })
     }
 
-    /// Starts the child and waits until it has exec'd. `Err` carries the
-    /// errno of the step that failed (the child has been reaped then).
+    /// Starts the child and waits until it has exec'd. `Err` says which
+    /// step failed and its errno (the child has been reaped then).
     ///
     /// Signals are blocked in the calling thread across clone, so no
     /// handler of ours (tokio's) can run in the child, on the parent's
     /// memory, before the child resets every disposition.
-    pub(super) fn spawn(&self) -> io::Result<i32> {
+    pub(super) fn spawn(&self) -> Result<i32, ChildError> {
         STACK.with(|cached| {
             let mut cached = cached.borrow_mut();
             let stack = match cached.take() {
                 Some(s) => s,
-                None => Stack::new()?,
+                None => Stack::new().map_err(|source| ChildError {
+                    step: Step::Clone,
+                    source,
+                })?,
             };
             let result = self.spawn_on(&stack);
             *cached = Some(stack);
@@ -133,24 +229,62 @@ impl ChildPlan {
         })
     }
 
-    fn spawn_on(&self, stack: &Stack) -> io::Result<i32> {
-        let pid = {
-            let _blocked = SignalsBlocked::all();
-            // SAFETY: `child_main` obeys THE RULE (module docs); `self`
-            // and the stack outlive the child's use of them, because
-            // CLONE_VFORK suspends us until the child has exec'd or exited.
-            unsafe {
-                libc::clone(
-                    child_main,
-                    stack.top(),
-                    libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-                    self as *const ChildPlan as *mut libc::c_void,
-                )
-            }
+    fn spawn_on(&self, stack: &Stack) -> Result<i32, ChildError> {
+        let mut call = ChildCall {
+            plan: self,
+            join: true,
         };
-        if pid == -1 {
-            return Err(io::Error::last_os_error());
-        }
+        let cloned = {
+            let _blocked = SignalsBlocked::all();
+            let mut cloned = None;
+            if let Some(dir) = self
+                .confinement
+                .clone_into
+                .filter(|_| cgroup::clone_into_usable())
+            {
+                call.join = false;
+                // SAFETY: as for libc::clone below; `child_main` never
+                // returns into our frames, and the stack's top is
+                // page-aligned.
+                let outcome = unsafe {
+                    cgroup::clone_into_cgroup(
+                        child_main,
+                        &call as *const ChildCall as *mut libc::c_void,
+                        stack.low(),
+                        STACK_SIZE,
+                        dir,
+                    )
+                };
+                match outcome {
+                    cgroup::CloneOutcome::Started(pid) => cloned = Some(Ok(pid)),
+                    cgroup::CloneOutcome::Failed(e) => cloned = Some(Err(e)),
+                    cgroup::CloneOutcome::Unsupported => call.join = true,
+                }
+            }
+            cloned.unwrap_or_else(|| {
+                // SAFETY: `child_main` obeys THE RULE (module docs);
+                // `call`, `self` and the stack outlive the child's use of
+                // them, because CLONE_VFORK suspends us until the child
+                // has exec'd or exited.
+                let pid = unsafe {
+                    libc::clone(
+                        child_main,
+                        stack.top(),
+                        libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                        &call as *const ChildCall as *mut libc::c_void,
+                    )
+                };
+                if pid == -1 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(pid)
+                }
+            })
+        };
+        let pid = cloned.map_err(|source| ChildError {
+            step: Step::Clone,
+            source,
+        })?;
         match self.errno.load(Ordering::Acquire) {
             0 => Ok(pid),
             errno => {
@@ -162,22 +296,35 @@ impl ChildPlan {
                     && io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
                 {
                 }
-                Err(io::Error::from_raw_os_error(errno))
+                Err(ChildError {
+                    step: Step::decode(self.failed_step.load(Ordering::Acquire)),
+                    source: io::Error::from_raw_os_error(errno),
+                })
             }
         }
     }
 
     /// The child's work from clone to exec; returns only on failure, with
-    /// the errno to report.
+    /// the step and the errno to report.
     ///
     /// # Safety
     /// Child side of a CLONE_VM clone only (see THE RULE).
-    unsafe fn run(&self) -> i32 {
+    unsafe fn run(&self, join: bool) -> (Step, i32) {
+        let c = &self.confinement;
+        // First, so that nothing this process does from here on (let
+        // alone its program) runs outside its cgroup.
+        if join {
+            for (i, fd) in c.join.iter().enumerate() {
+                if libc::write(*fd, b"0".as_ptr().cast(), 1) != 1 {
+                    return (Step::Cgroup(i), errno());
+                }
+            }
+        }
         // New session: the process leads its own group (pgid == pid), so
         // signal_group reaches its whole tree, and it has no controlling
         // terminal (Ctrl-C at `drover up` is ours to handle).
         if libc::setsid() == -1 {
-            return errno();
+            return (Step::Session, errno());
         }
         self.reset_signal_dispositions();
         // Descriptors the daemon inherited without CLOEXEC must not leak
@@ -195,22 +342,46 @@ impl ChildPlan {
             || libc::dup2(self.output, 1) == -1
             || libc::dup2(self.output, 2) == -1
         {
-            return errno();
+            return (Step::Stdio, errno());
         }
         if let Some(dir) = &self.dir {
             if libc::chdir(dir.as_ptr()) == -1 {
-                return errno();
+                return (Step::WorkingDir, errno());
             }
         }
-        if let Some(c) = &self.creds {
-            // Order matters: groups and gid need root, so before setuid.
-            if libc::syscall(libc::SYS_setgroups, c.groups.len(), c.groups.as_ptr()) == -1
-                || libc::syscall(libc::SYS_setgid, c.gid) == -1
-                || libc::syscall(libc::SYS_setuid, c.uid) == -1
-                || libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1
+        // Before setuid: raising a hard limit needs root. Limits belong
+        // to this process alone (no CLONE_THREAD): the parent keeps its.
+        for (i, r) in c.rlimits.iter().enumerate() {
+            let limit = libc::rlimit64 {
+                rlim_cur: r.value,
+                rlim_max: r.value,
+            };
+            if libc::syscall(
+                libc::SYS_prlimit64,
+                0,
+                r.resource,
+                &limit as *const libc::rlimit64,
+                std::ptr::null_mut::<libc::rlimit64>(),
+            ) == -1
             {
-                return errno();
+                return (Step::Rlimit(i), errno());
             }
+        }
+        // The child's own copy (no CLONE_FS), as for chdir.
+        libc::syscall(libc::SYS_umask, c.umask as libc::c_uint);
+        if let Some(cr) = &self.creds {
+            // Order matters: groups and gid need root, so before setuid.
+            if libc::syscall(libc::SYS_setgroups, cr.groups.len(), cr.groups.as_ptr()) == -1
+                || libc::syscall(libc::SYS_setgid, cr.gid) == -1
+                || libc::syscall(libc::SYS_setuid, cr.uid) == -1
+            {
+                return (Step::Credentials, errno());
+            }
+        }
+        // Whoever it runs as, exec can no longer grant privileges
+        // (setuid binaries, file capabilities), unless the unit opted out.
+        if c.no_new_privs && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == -1 {
+            return (Step::NoNewPrivs, errno());
         }
         // Last: the parent blocked everything across clone.
         let empty: u64 = 0;
@@ -222,9 +393,9 @@ impl ChildPlan {
             std::mem::size_of::<u64>(),
         ) == -1
         {
-            return errno();
+            return (Step::SignalMask, errno());
         }
-        self.exec()
+        (Step::Exec, self.exec())
     }
 
     /// execve on each candidate, as glibc's execvp searches PATH: a
@@ -280,13 +451,15 @@ impl ChildPlan {
 
 /// The clone entry point. Never returns: exec replaces the image, or the
 /// child records why not and exits 127 (never seen by users: the parent
-/// reaps it and reports the errno).
-extern "C" fn child_main(plan: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `plan` is the ChildPlan `spawn` passed, alive until we exec
-    // or exit; `run` obeys THE RULE.
+/// reaps it and reports the step and errno).
+extern "C" fn child_main(call: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `call` is the ChildCall `spawn_on` passed, alive until we
+    // exec or exit; `run` obeys THE RULE.
     unsafe {
-        let plan = &*(plan as *const ChildPlan);
-        let e = plan.run();
+        let call = &*(call as *const ChildCall);
+        let plan = call.plan;
+        let (step, e) = plan.run(call.join);
+        plan.failed_step.store(step.encode(), Ordering::Release);
         plan.errno
             .store(if e == 0 { libc::EINVAL } else { e }, Ordering::Release);
         libc::_exit(127)
@@ -361,6 +534,12 @@ impl Stack {
             }
             Ok(stack)
         }
+    }
+
+    /// The lowest usable address (above the guard page).
+    fn low(&self) -> *mut libc::c_void {
+        // SAFETY: within our own mapping.
+        unsafe { (self.base as *mut u8).add(page_size()) as *mut libc::c_void }
     }
 
     /// The highest address (stacks grow down on every target we build).

@@ -8,10 +8,18 @@
 //! sent SIGKILL (which nothing can ignore), or when sent a signal the test
 //! declared fatal ([`FakeRuntime::dies_on`]).
 //!
+//! Cgroups are pretended (available unless made with
+//! [`FakeRuntime::without_cgroups`]): pod cgroups are recorded, a spawn
+//! with `cgroup` puts the fake process in it, `kill_cgroup` kills every
+//! process in it, and a test scripts OOM kills ([`FakeRuntime::oom_kill`])
+//! and usage ([`FakeRuntime::set_usage`]). Without cgroups, a spawn with
+//! `resources` fails as the real one does.
+//!
 //! Clones share one state, so a test keeps a handle while the agent owns
 //! another. Not behind `cfg(test)`: integration code may use it too; pass
 //! it in explicitly, never switch to it on `cfg!(test)`.
 
+use super::cgroup::{CgroupError, PodCgroup, ProcessCgroup, Usage};
 use super::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned};
 use crate::api::ProcessIdentity;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -36,6 +44,8 @@ pub enum SpawnFailure {
     WorkingDir,
     LogFile,
     Io,
+    LimitsUnavailable,
+    ProcessLimit,
 }
 
 /// Where a recorded signal went.
@@ -57,6 +67,7 @@ struct FakeProcess {
     env: Vec<(String, String)>,
     /// Exit queued, not reaped yet: a zombie.
     exited: bool,
+    cgroup: Option<ProcessCgroup>,
 }
 
 #[derive(Debug)]
@@ -68,6 +79,20 @@ struct State {
     processes: BTreeMap<i32, FakeProcess>,
     exits: VecDeque<(i32, ExitReason)>,
     fatal: BTreeSet<i32>,
+    /// None: cgroups available; Some(reason): not.
+    no_cgroups: Option<String>,
+    pod_cgroups: BTreeSet<PodCgroup>,
+    cgroup_calls: Vec<CgroupCall>,
+    oom_kills: BTreeMap<ProcessCgroup, u64>,
+    usage: BTreeMap<PodCgroup, Usage>,
+}
+
+/// A cgroup operation the fake was asked for, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CgroupCall {
+    Create(PodCgroup),
+    Kill(PodCgroup),
+    Remove(PodCgroup),
 }
 
 impl Default for State {
@@ -80,6 +105,11 @@ impl Default for State {
             processes: BTreeMap::new(),
             exits: VecDeque::new(),
             fatal: BTreeSet::from([libc::SIGKILL]),
+            no_cgroups: None,
+            pod_cgroups: BTreeSet::new(),
+            cgroup_calls: Vec::new(),
+            oom_kills: BTreeMap::new(),
+            usage: BTreeMap::new(),
         }
     }
 }
@@ -111,6 +141,14 @@ pub struct FakeRuntime {
 impl FakeRuntime {
     pub fn new() -> FakeRuntime {
         FakeRuntime::default()
+    }
+
+    /// A fake with no cgroup support (a non-root `drover up`): pod
+    /// cgroups cannot be made and `resources` are refused with `reason`.
+    pub fn without_cgroups(reason: &str) -> FakeRuntime {
+        let fake = FakeRuntime::default();
+        fake.state().no_cgroups = Some(reason.to_string());
+        fake
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -159,9 +197,54 @@ impl FakeRuntime {
                 pgid: pid,
                 env,
                 exited: false,
+                cgroup: None,
             },
         );
         pid
+    }
+
+    /// `add_process`, inside a process cgroup (a descendant that escaped
+    /// its group and session but not its cgroup).
+    pub fn add_process_in(&self, cgroup: &ProcessCgroup, env: Vec<(String, String)>) -> i32 {
+        let pid = self.add_process(env);
+        if let Some(p) = self.state().processes.get_mut(&pid) {
+            p.cgroup = Some(cgroup.clone());
+        }
+        pid
+    }
+
+    /// The OOM killer kills `pid`: its cgroup's OOM count grows and it
+    /// exits by SIGKILL.
+    pub fn oom_kill(&self, pid: i32) {
+        let mut s = self.state();
+        let cgroup = s.processes.get(&pid).and_then(|p| p.cgroup.clone());
+        if let Some(cg) = cgroup {
+            *s.oom_kills.entry(cg).or_default() += 1;
+        }
+        s.exit(pid, ExitReason::Signal(libc::SIGKILL));
+    }
+
+    /// What `cgroup_usage` reports for `pod` from now on.
+    pub fn set_usage(&self, pod: &PodCgroup, usage: Usage) {
+        self.state().usage.insert(pod.clone(), usage);
+    }
+
+    /// Every cgroup operation asked for, in order.
+    pub fn cgroup_calls(&self) -> Vec<CgroupCall> {
+        self.state().cgroup_calls.clone()
+    }
+
+    /// Pod cgroups made and not removed.
+    pub fn pod_cgroups(&self) -> Vec<PodCgroup> {
+        self.state().pod_cgroups.iter().cloned().collect()
+    }
+
+    /// The cgroup a live or zombie fake process is in.
+    pub fn cgroup_of_pid(&self, pid: i32) -> Option<ProcessCgroup> {
+        self.state()
+            .processes
+            .get(&pid)
+            .and_then(|p| p.cgroup.clone())
     }
 
     /// Every spawn request, in order, failed ones included.
@@ -221,6 +304,13 @@ fn failure(kind: SpawnFailure, req: &SpawnRequest) -> SpawnError {
             command,
             source: fake_io("spawn failed"),
         },
+        SpawnFailure::LimitsUnavailable => SpawnError::LimitsUnavailable {
+            reason: "fake: no cgroups".to_string(),
+        },
+        SpawnFailure::ProcessLimit => SpawnError::ProcessLimit {
+            command,
+            source: io::Error::from_raw_os_error(libc::EAGAIN),
+        },
     }
 }
 
@@ -231,6 +321,25 @@ impl ProcessRuntime for FakeRuntime {
         if let Some(kind) = s.failures.pop_front() {
             return Err(failure(kind, req));
         }
+        if req.resources.as_ref().is_some_and(|r| !r.is_empty()) {
+            let refusal = match (&s.no_cgroups, &req.cgroup) {
+                (Some(reason), _) => Some(reason.clone()),
+                (None, None) => Some("the request names no cgroup to enforce them in".into()),
+                (None, Some(_)) => None,
+            };
+            if let Some(reason) = refusal {
+                return Err(SpawnError::LimitsUnavailable { reason });
+            }
+        }
+        if let Some(cg) = &req.cgroup {
+            if s.no_cgroups.is_some() {
+                return Err(SpawnError::Cgroup {
+                    command: req.argv.first().cloned().unwrap_or_default(),
+                    source: fake_no_cgroups(&s),
+                });
+            }
+            s.pod_cgroups.insert(cg.pod());
+        }
         let pid = s.new_pid();
         s.processes.insert(
             pid,
@@ -238,6 +347,7 @@ impl ProcessRuntime for FakeRuntime {
                 pgid: pid,
                 env: req.env.clone(),
                 exited: false,
+                cgroup: req.cgroup.clone(),
             },
         );
         Ok(Spawned {
@@ -320,6 +430,90 @@ impl ProcessRuntime for FakeRuntime {
             })
             .collect()
     }
+
+    fn cgroups_description(&self) -> String {
+        match &self.state().no_cgroups {
+            None => "fake cgroups".to_string(),
+            Some(reason) => format!("none ({reason}); processes with resources are refused"),
+        }
+    }
+
+    fn create_pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
+        let mut s = self.state();
+        if s.no_cgroups.is_some() {
+            return Err(fake_no_cgroups(&s));
+        }
+        let pod = PodCgroup::new(pod_uid)?;
+        s.cgroup_calls.push(CgroupCall::Create(pod.clone()));
+        s.pod_cgroups.insert(pod.clone());
+        Ok(pod)
+    }
+
+    fn kill_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
+        let mut s = self.state();
+        s.cgroup_calls.push(CgroupCall::Kill(cgroup.clone()));
+        let members = live_in(&s, cgroup);
+        for pid in members {
+            s.exit(pid, ExitReason::Signal(libc::SIGKILL));
+        }
+        Ok(())
+    }
+
+    fn cgroup_is_empty(&self, cgroup: &PodCgroup) -> Result<bool, CgroupError> {
+        Ok(live_in(&self.state(), cgroup).is_empty())
+    }
+
+    fn remove_pod_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
+        let mut s = self.state();
+        s.cgroup_calls.push(CgroupCall::Remove(cgroup.clone()));
+        if !live_in(&s, cgroup).is_empty() {
+            return Err(CgroupError::NotEmpty {
+                path: PathBuf::from(cgroup.pod_uid()),
+            });
+        }
+        s.pod_cgroups.remove(cgroup);
+        Ok(())
+    }
+
+    fn cgroup_usage(&self, cgroup: &PodCgroup) -> Result<Usage, CgroupError> {
+        Ok(self.state().usage.get(cgroup).copied().unwrap_or_default())
+    }
+
+    fn oom_kills(&self, cgroup: &ProcessCgroup) -> Result<u64, CgroupError> {
+        Ok(self.state().oom_kills.get(cgroup).copied().unwrap_or(0))
+    }
+
+    fn cgroup_pids(&self, cgroup: &PodCgroup) -> Result<Vec<i32>, CgroupError> {
+        Ok(live_in(&self.state(), cgroup))
+    }
+
+    fn cgroup_of(&self, pid: i32) -> Option<ProcessCgroup> {
+        let s = self.state();
+        s.processes
+            .get(&pid)
+            .filter(|p| !p.exited)
+            .and_then(|p| p.cgroup.clone())
+    }
+}
+
+fn fake_no_cgroups(s: &State) -> CgroupError {
+    CgroupError::Unavailable {
+        reason: s.no_cgroups.clone().unwrap_or_default(),
+    }
+}
+
+/// Live (not exited) processes in `pod`'s cgroup.
+fn live_in(s: &State, pod: &PodCgroup) -> Vec<i32> {
+    s.processes
+        .iter()
+        .filter(|(_, p)| {
+            !p.exited
+                && p.cgroup
+                    .as_ref()
+                    .is_some_and(|c| c.pod_uid() == pod.pod_uid())
+        })
+        .map(|(pid, _)| *pid)
+        .collect()
 }
 
 #[cfg(test)]
@@ -426,5 +620,72 @@ mod tests {
         rt.signal(g, libc::SIGKILL).unwrap();
         assert!(rt.marked("MARK", "pod-a").is_empty());
         assert_eq!(rt.marked("MARK", "pod-b"), vec![other]);
+    }
+
+    #[test]
+    fn cgroups_record_calls_kill_their_members_and_script_oom() {
+        let mut rt = FakeRuntime::new();
+        let pod = rt.create_pod_cgroup("uid-1").unwrap();
+        let cg = pod.process("main").unwrap();
+        let mut r = req("a");
+        r.cgroup = Some(cg.clone());
+        r.resources = Some(crate::api::Resources {
+            pids: Some(5),
+            ..Default::default()
+        });
+        let main = rt.spawn(&r).unwrap().pid;
+        let escaped = rt.add_process_in(&cg, vec![]);
+        let outside = rt.spawn(&req("b")).unwrap().pid;
+        assert_eq!(rt.cgroup_of(escaped), Some(cg.clone()));
+        assert_eq!(rt.cgroup_pids(&pod).unwrap(), vec![main, escaped]);
+        assert!(matches!(
+            rt.remove_pod_cgroup(&pod),
+            Err(CgroupError::NotEmpty { .. })
+        ));
+        assert_eq!(rt.oom_kills(&cg).unwrap(), 0);
+        rt.oom_kill(main);
+        assert_eq!(rt.oom_kills(&cg).unwrap(), 1);
+        rt.kill_cgroup(&pod).unwrap();
+        assert!(rt.cgroup_is_empty(&pod).unwrap());
+        assert!(rt.is_alive(outside));
+        let reaped = rt.reap();
+        assert_eq!(
+            reaped,
+            vec![
+                (main, ExitReason::Signal(libc::SIGKILL)),
+                (escaped, ExitReason::Signal(libc::SIGKILL))
+            ]
+        );
+        rt.remove_pod_cgroup(&pod).unwrap();
+        assert!(rt.pod_cgroups().is_empty());
+        assert_eq!(
+            rt.cgroup_calls(),
+            vec![
+                CgroupCall::Create(pod.clone()),
+                CgroupCall::Remove(pod.clone()),
+                CgroupCall::Kill(pod.clone()),
+                CgroupCall::Remove(pod),
+            ]
+        );
+    }
+
+    #[test]
+    fn without_cgroups_resources_are_refused_and_plain_spawns_work() {
+        let mut rt = FakeRuntime::without_cgroups("not root");
+        assert!(matches!(
+            rt.create_pod_cgroup("uid-1"),
+            Err(CgroupError::Unavailable { reason }) if reason == "not root"
+        ));
+        let mut r = req("a");
+        r.resources = Some(crate::api::Resources {
+            pids: Some(5),
+            ..Default::default()
+        });
+        assert!(matches!(
+            rt.spawn(&r),
+            Err(SpawnError::LimitsUnavailable { reason }) if reason == "not root"
+        ));
+        assert!(rt.spawn(&req("b")).is_ok());
+        assert!(rt.cgroups_description().contains("not root"));
     }
 }

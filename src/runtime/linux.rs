@@ -6,10 +6,12 @@
 //! child's exec. It must not make decisions either (when to restart, when
 //! to escalate TERM to KILL): that is the agent's state machine.
 
-use super::child::ChildPlan;
+use super::cgroup::{CgroupError, Cgroups, EmptyWatch, PodCgroup, ProcessCgroup, Usage};
+use super::child::{ChildError, ChildPlan, Confinement, Step};
 use super::credentials;
 use super::procfs;
-use super::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned};
+use super::rlimits::{self, Rlimit};
+use super::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned, DEFAULT_UMASK};
 use crate::api::ProcessIdentity;
 use nix::errno::Errno;
 use std::fs::{File, OpenOptions};
@@ -20,18 +22,29 @@ use std::path::Path;
 use std::sync::Arc;
 
 /// The real runtime. Holds this boot's id (read once: it cannot change
-/// while we run), /dev/null (every child's stdin, opened once) and the
-/// number of CPUs.
+/// while we run), /dev/null (every child's stdin, opened once), the
+/// number of CPUs and the cgroup hierarchy pods go in.
 #[derive(Clone, Debug)]
 pub struct LinuxRuntime {
     boot_id: String,
     dev_null: Arc<File>,
     /// CPUs this process may use: threads for `spawn_many`.
     cores: usize,
+    cgroups: Arc<Cgroups>,
 }
 
 impl LinuxRuntime {
+    /// A runtime without cgroups: requests with `resources` are refused.
+    /// The daemon uses [`LinuxRuntime::with_cgroups`].
     pub fn new() -> LinuxRuntime {
+        LinuxRuntime::with_cgroups(Cgroups::unavailable(
+            "cgroups were not set up for this runtime",
+        ))
+    }
+
+    /// A runtime putting pods into `cgroups` (usually
+    /// `Cgroups::detect(instance)`, once, at daemon start).
+    pub fn with_cgroups(cgroups: Cgroups) -> LinuxRuntime {
         let dev_null = File::open("/dev/null")
             .and_then(above_stdio)
             .expect("/dev/null can be opened");
@@ -39,7 +52,12 @@ impl LinuxRuntime {
             boot_id: procfs::boot_id(),
             dev_null: Arc::new(dev_null),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cgroups: Arc::new(cgroups),
         }
+    }
+
+    pub fn cgroups(&self) -> &Cgroups {
+        &self.cgroups
     }
 }
 
@@ -89,6 +107,29 @@ impl LinuxRuntime {
                 })
             }
         };
+        // Limits that cannot be enforced are refused before anything
+        // else, so nothing is made or opened for a request that fails.
+        let resources = req.resources.as_ref().filter(|r| !r.is_empty());
+        if let Some(res) = resources {
+            let refusal = self.cgroups.refuses(res).or_else(|| {
+                req.cgroup
+                    .is_none()
+                    .then(|| "the request names no cgroup to enforce them in".to_string())
+            });
+            if let Some(reason) = refusal {
+                return Err(SpawnError::LimitsUnavailable { reason });
+            }
+        }
+        let limits = rlimits::resolve(&req.rlimits).map_err(|name| SpawnError::Rlimit {
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "unknown limit (known: {})",
+                    rlimits::RLIMIT_NAMES.map(|(n, _)| n).join(", ")
+                ),
+            ),
+            name,
+        })?;
         // Everything that can fail for a reason other than exec is checked
         // here, before clone, so that ENOENT from spawn means "no such
         // binary" and nothing else.
@@ -97,6 +138,29 @@ impl LinuxRuntime {
             check_working_dir(dir)?;
         }
         let log = open_log(&req.log_path)?;
+        let placement =
+            match &req.cgroup {
+                Some(cg) => Some(self.cgroups.prepare(cg, resources).map_err(|source| {
+                    SpawnError::Cgroup {
+                        command: command.clone(),
+                        source,
+                    }
+                })?),
+                None => None,
+            };
+        let confinement = Confinement {
+            join: placement
+                .iter()
+                .flat_map(|p| p.procs.iter().map(|fd| fd.as_raw_fd()))
+                .collect(),
+            clone_into: placement
+                .as_ref()
+                .and_then(|p| p.clone_into.as_ref())
+                .map(|fd| fd.as_raw_fd()),
+            rlimits: limits.clone(),
+            umask: req.umask.map_or(DEFAULT_UMASK, |u| u.0),
+            no_new_privs: !req.allow_privilege_escalation,
+        };
         let plan = ChildPlan::new(
             &req.argv,
             &req.env,
@@ -104,12 +168,18 @@ impl LinuxRuntime {
             &*self.dev_null,
             &log,
             creds,
+            confinement,
         )
         .map_err(|source| SpawnError::Io {
             command: command.clone(),
             source,
         })?;
-        let pid = plan.spawn().map_err(|e| exec_error(&command, e))?;
+        let pid = plan.spawn().map_err(|e| {
+            let procs_paths = placement.as_ref().map(|p| p.procs_paths.as_slice());
+            child_error(&command, req, &limits, procs_paths.unwrap_or_default(), e)
+        })?;
+        // The placement's descriptors were only for the child to join.
+        drop(placement);
         // The child has its own copy of the log descriptor now.
         drop(log);
         // Our unreaped child always has a /proc entry (a zombie at worst),
@@ -146,14 +216,24 @@ impl ProcessRuntime for LinuxRuntime {
         let mut shares = reqs.chunks(reqs.len().div_ceil(workers));
         let mine = shares.next().unwrap_or_default();
         std::thread::scope(|scope| {
+            // A thread that cannot be made (EAGAIN when the pid table or
+            // a pids limit is exhausted) is no reason to panic: its share
+            // is started from this thread instead, after our own.
             let others: Vec<_> = shares
-                .map(|share| scope.spawn(move || start_all(share)))
+                .map(|share| {
+                    std::thread::Builder::new()
+                        .spawn_scoped(scope, move || start_all(share))
+                        .map_err(|_| share)
+                })
                 .collect();
             let mut results = start_all(mine);
-            for handle in others {
-                match handle.join() {
-                    Ok(r) => results.extend(r),
-                    Err(panic) => std::panic::resume_unwind(panic),
+            for other in others {
+                match other {
+                    Ok(handle) => match handle.join() {
+                        Ok(r) => results.extend(r),
+                        Err(panic) => std::panic::resume_unwind(panic),
+                    },
+                    Err(share) => results.extend(start_all(share)),
                 }
             }
             results
@@ -196,6 +276,46 @@ impl ProcessRuntime for LinuxRuntime {
 
     fn marked_leaders(&self, key: &str, prefix: &str) -> Vec<(i32, String)> {
         procfs::marked_leaders(key, prefix)
+    }
+
+    fn cgroups_description(&self) -> String {
+        self.cgroups.describe()
+    }
+
+    fn create_pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
+        self.cgroups.create_pod(pod_uid)
+    }
+
+    fn kill_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
+        self.cgroups.kill(cgroup)
+    }
+
+    fn cgroup_is_empty(&self, cgroup: &PodCgroup) -> Result<bool, CgroupError> {
+        self.cgroups.is_empty(cgroup)
+    }
+
+    fn watch_cgroup_empty(&self, cgroup: &PodCgroup) -> Result<Option<EmptyWatch>, CgroupError> {
+        self.cgroups.watch_empty(cgroup)
+    }
+
+    fn remove_pod_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
+        self.cgroups.remove_pod(cgroup)
+    }
+
+    fn cgroup_usage(&self, cgroup: &PodCgroup) -> Result<Usage, CgroupError> {
+        self.cgroups.usage(cgroup)
+    }
+
+    fn oom_kills(&self, cgroup: &ProcessCgroup) -> Result<u64, CgroupError> {
+        self.cgroups.oom_kills(cgroup)
+    }
+
+    fn cgroup_pids(&self, cgroup: &PodCgroup) -> Result<Vec<i32>, CgroupError> {
+        self.cgroups.pids(cgroup)
+    }
+
+    fn cgroup_of(&self, pid: i32) -> Option<ProcessCgroup> {
+        self.cgroups.process_of(pid)
     }
 }
 
@@ -317,7 +437,56 @@ fn above_stdio(file: File) -> io::Result<File> {
     Ok(unsafe { File::from_raw_fd(fd) })
 }
 
-/// Maps the errno the child reported (or clone's own).
+/// Maps a failed child (or clone) to what the caller is told.
+fn child_error(
+    command: &str,
+    req: &SpawnRequest,
+    limits: &[Rlimit],
+    procs_paths: &[std::path::PathBuf],
+    e: ChildError,
+) -> SpawnError {
+    let ChildError { step, source } = e;
+    match step {
+        Step::Exec => exec_error(command, source),
+        Step::Clone if source.raw_os_error() == Some(libc::EAGAIN) => SpawnError::ProcessLimit {
+            command: command.to_string(),
+            source,
+        },
+        Step::Cgroup(i) => SpawnError::Cgroup {
+            command: command.to_string(),
+            source: CgroupError::Join {
+                path: procs_paths.get(i).cloned().unwrap_or_default(),
+                source,
+            },
+        },
+        Step::Rlimit(i) => SpawnError::Rlimit {
+            name: limits.get(i).map_or("?", |r| r.name).to_string(),
+            source,
+        },
+        Step::WorkingDir => SpawnError::WorkingDir {
+            dir: req.working_dir.clone().unwrap_or_default(),
+            source,
+        },
+        step => SpawnError::Io {
+            command: command.to_string(),
+            source: io::Error::new(source.kind(), format!("{}: {source}", step_name(step))),
+        },
+    }
+}
+
+fn step_name(step: Step) -> &'static str {
+    match step {
+        Step::Clone => "clone",
+        Step::Session => "setsid",
+        Step::Stdio => "redirecting stdio",
+        Step::Credentials => "switching user",
+        Step::NoNewPrivs => "setting no_new_privs",
+        Step::SignalMask => "unblocking signals",
+        Step::Cgroup(_) | Step::Rlimit(_) | Step::WorkingDir | Step::Exec => "starting",
+    }
+}
+
+/// Maps the errno exec reported.
 fn exec_error(command: &str, source: io::Error) -> SpawnError {
     let command = command.to_string();
     match source.raw_os_error() {

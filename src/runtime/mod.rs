@@ -16,6 +16,14 @@
 //! - [`parse_signal`], [`signal_name`] (signals.rs): user-facing names.
 //! - [`user_env`] (credentials.rs): HOME/USER/LOGNAME/SHELL for the agent
 //!   to put into a process's env.
+//! - [`cgroup`]: a cgroup per pod, a child per process: limits
+//!   (`resources`), OOM kills, usage, whole-tree stop. Its module docs
+//!   list what the agent calls and when. rlimits.rs: `rlimits` names.
+//!
+//! Every child is hardened unless its request says otherwise: umask 0022
+//! ([`DEFAULT_UMASK`]), no_new_privs (unless
+//! `allow_privilege_escalation`), its rlimits, its cgroup joined before
+//! exec.
 //!
 //! Hazard for the rest of the daemon: `reap()` is `waitpid(-1)`, so it
 //! collects EVERY child of the daemon process. Nothing else in the daemon
@@ -24,6 +32,7 @@
 //! stolen (ECHILD). Start them through `spawn` and observe them via
 //! `reap` like any other process.
 
+pub mod cgroup;
 mod child;
 mod credentials;
 pub mod exit_watch;
@@ -31,17 +40,21 @@ pub mod fake;
 pub mod linux;
 pub mod memory;
 pub mod procfs;
+mod rlimits;
 pub mod signals;
 #[cfg(test)]
 mod tests;
 
+pub use cgroup::{CgroupError, Cgroups, EmptyWatch, PodCgroup, ProcessCgroup, Usage};
 pub use credentials::user_env;
 pub use exit_watch::ExitWatch;
 pub use fake::FakeRuntime;
 pub use linux::{become_subreaper, boot_id, is_same_process, LinuxRuntime};
+pub use rlimits::RLIMIT_NAMES;
 pub use signals::{parse_signal, signal_name};
 
-use crate::api::ProcessIdentity;
+use crate::api::{ProcessIdentity, Resources, RlimitValue, Umask};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// Everything needed to start one process. `argv` and `env` are final
@@ -58,7 +71,25 @@ pub struct SpawnRequest {
     pub group: Option<String>,
     /// stdout and stderr are appended to this file (created 0640).
     pub log_path: PathBuf,
+    /// The cgroup to start the process in (made if missing; see
+    /// [`cgroup`]). None: it stays in the daemon's own cgroup.
+    pub cgroup: Option<ProcessCgroup>,
+    /// Limits for `cgroup`. Some (and not empty) where cgroups cannot
+    /// enforce them, or without `cgroup`: the spawn fails with
+    /// [`SpawnError::LimitsUnavailable`]; never runs unlimited.
+    pub resources: Option<Resources>,
+    /// setrlimit (soft and hard) by name ([`RLIMIT_NAMES`]) before exec.
+    pub rlimits: BTreeMap<String, RlimitValue>,
+    /// The file mode creation mask; None: 0022 (never the daemon's own).
+    pub umask: Option<Umask>,
+    /// `false` (the default): no_new_privs is set, so exec can never gain
+    /// privileges (setuid binaries, file capabilities). `true` only for
+    /// units a root-owned file allows it (the daemon checks that).
+    pub allow_privilege_escalation: bool,
 }
+
+/// The umask a process gets unless its unit sets one.
+pub const DEFAULT_UMASK: u32 = 0o022;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Spawned {
@@ -112,6 +143,30 @@ pub enum SpawnError {
         command: String,
         source: std::io::Error,
     },
+    /// `resources` asked where no cgroup can enforce them: refused, never
+    /// run unlimited.
+    #[error("resources cannot be enforced here: {reason}")]
+    LimitsUnavailable { reason: String },
+    /// The process cgroup could not be made, limited or joined.
+    #[error("starting \"{command}\": cgroup: {source}")]
+    Cgroup {
+        command: String,
+        source: CgroupError,
+    },
+    /// An `rlimits` name drover does not know, or a value the kernel
+    /// refused (above the hard limit without root, above fs.nr_open).
+    #[error("rlimit \"{name}\": {source}")]
+    Rlimit {
+        name: String,
+        source: std::io::Error,
+    },
+    /// clone failed with EAGAIN: the pid table, a pids cgroup limit or
+    /// RLIMIT_NPROC is exhausted. Worth retrying later.
+    #[error("starting \"{command}\": no process slot left (pid table, pids limit or RLIMIT_NPROC): {source}")]
+    ProcessLimit {
+        command: String,
+        source: std::io::Error,
+    },
 }
 
 impl SpawnError {
@@ -152,4 +207,68 @@ pub trait ProcessRuntime {
     /// the value: the main processes a daemon started, found again after
     /// it restarted.
     fn marked_leaders(&self, key: &str, prefix: &str) -> Vec<(i32, String)>;
+
+    // ---- cgroups (see `cgroup` for what to call when). The defaults are
+    // a runtime without cgroups: every call says they are unavailable.
+
+    /// Which hierarchy pods go in, or why none: for `describe node` and
+    /// the daemon's first log line.
+    fn cgroups_description(&self) -> String {
+        "none (this runtime has no cgroups); processes with resources are refused".to_string()
+    }
+    /// Makes pod `pod_uid`'s cgroup (idempotent; call before the pod's
+    /// first spawn, and again for a pod re-adopted after a restart).
+    fn create_pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
+        let _ = pod_uid;
+        Err(no_cgroups())
+    }
+    /// SIGKILLs every process in the pod's cgroup, those that left its
+    /// process group or session included. Returns at once.
+    fn kill_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
+        let _ = cgroup;
+        Err(no_cgroups())
+    }
+    /// Whether no live process is left in the pod's cgroup.
+    fn cgroup_is_empty(&self, cgroup: &PodCgroup) -> Result<bool, CgroupError> {
+        let _ = cgroup;
+        Err(no_cgroups())
+    }
+    /// v2: wakes when the pod's cgroup may have emptied. None: check
+    /// `cgroup_is_empty` after reaps instead.
+    fn watch_cgroup_empty(&self, cgroup: &PodCgroup) -> Result<Option<EmptyWatch>, CgroupError> {
+        let _ = cgroup;
+        Ok(None)
+    }
+    /// Removes an empty pod cgroup (Err(NotEmpty) while processes remain).
+    fn remove_pod_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
+        let _ = cgroup;
+        Err(no_cgroups())
+    }
+    /// Memory and CPU time of the pod's cgroup.
+    fn cgroup_usage(&self, cgroup: &PodCgroup) -> Result<Usage, CgroupError> {
+        let _ = cgroup;
+        Err(no_cgroups())
+    }
+    /// OOM kills so far in a process's cgroup: read at start and after
+    /// the exit; more, with death by SIGKILL, means `OOMKilled`.
+    fn oom_kills(&self, cgroup: &ProcessCgroup) -> Result<u64, CgroupError> {
+        let _ = cgroup;
+        Err(no_cgroups())
+    }
+    /// Pids in the pod's cgroup.
+    fn cgroup_pids(&self, cgroup: &PodCgroup) -> Result<Vec<i32>, CgroupError> {
+        let _ = cgroup;
+        Err(no_cgroups())
+    }
+    /// The process cgroup (hence pod) `pid` is in, if one of ours.
+    fn cgroup_of(&self, pid: i32) -> Option<ProcessCgroup> {
+        let _ = pid;
+        None
+    }
+}
+
+fn no_cgroups() -> CgroupError {
+    CgroupError::Unavailable {
+        reason: "this runtime has no cgroups".to_string(),
+    }
 }

@@ -254,14 +254,14 @@ impl fmt::Display for Diagnostic {
             write!(f, "\n{pad}|")?;
         }
         for (l, label) in drawn {
-            let text = l.source_line.as_deref().unwrap_or("");
+            let (text, col, width) = window(l.source_line.as_deref().unwrap_or(""), l.col, l.width);
             let indent: String = text
                 .chars()
-                .take(l.col.saturating_sub(1))
+                .take(col.saturating_sub(1))
                 .map(|c| if c == '\t' { '\t' } else { ' ' })
                 .collect();
             write!(f, "\n {:>digits$} | {text}", l.line)?;
-            write!(f, "\n{pad}| {indent}{}", "^".repeat(l.width.max(1)))?;
+            write!(f, "\n{pad}| {indent}{}", "^".repeat(width.max(1)))?;
             if let Some(label) = label {
                 write!(f, " {label}")?;
             }
@@ -277,6 +277,33 @@ impl fmt::Display for Diagnostic {
         }
         Ok(())
     }
+}
+
+/// The longest source line drawn whole; a longer one (a 200 KiB argument)
+/// is cut around the marker.
+const MAX_SHOWN: usize = 120;
+
+/// `line` cut to at most [`MAX_SHOWN`] characters around column `col`
+/// ("..." where it was cut), with the column and width of the marker in
+/// what is shown.
+fn window(line: &str, col: usize, width: usize) -> (String, usize, usize) {
+    let chars: Vec<char> = line.chars().collect();
+    if chars.len() <= MAX_SHOWN {
+        return (line.to_string(), col, width);
+    }
+    let at = col.saturating_sub(1).min(chars.len());
+    let start = at.saturating_sub(MAX_SHOWN / 3);
+    let end = (start + MAX_SHOWN).min(chars.len());
+    let mut shown = String::new();
+    if start > 0 {
+        shown.push_str("...");
+    }
+    shown.extend(&chars[start..end]);
+    if end < chars.len() {
+        shown.push_str("...");
+    }
+    let col = at - start + 1 + if start > 0 { 3 } else { 0 };
+    (shown, col, width.min(end - at).max(1))
 }
 
 /// Every error found while loading units: nothing is applied when there is
@@ -328,3 +355,22 @@ impl fmt::Display for Diagnostics {
 }
 
 impl std::error::Error for Diagnostics {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_lines_are_cut_around_the_marker() {
+        let short = "replica = 3";
+        assert_eq!(window(short, 1, 7), (short.to_string(), 1, 7));
+        let long = format!("command = [\"echo\", \"{}\"]", "x".repeat(1000));
+        let (shown, col, width) = window(&long, 20, 1002);
+        assert_eq!(shown.chars().count(), MAX_SHOWN + 3);
+        assert!(shown.starts_with("command = [\"echo\", \"xx") && shown.ends_with("x..."));
+        assert_eq!((col, width), (20, MAX_SHOWN - 19));
+        let (shown, col, _) = window(&long, 900, 5);
+        assert!(shown.starts_with("...x"));
+        assert_eq!(shown.chars().nth(col - 1), Some('x'));
+    }
+}

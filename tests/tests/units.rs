@@ -333,3 +333,125 @@ fn a_bad_units_folder_at_start_applies_nothing() {
         d.log()
     );
 }
+
+/// `drover validate FILE` fails with exit 1; returns stderr.
+fn validate_fails(path: &std::path::Path) -> String {
+    let out = std::process::Command::new(DROVER)
+        .arg("validate")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    String::from_utf8(out.stderr).unwrap()
+}
+
+/// Issue 9: what a caller sends is bounded at validation. Each of these
+/// was accepted before, and failed later: E2BIG at every start (and a
+/// 50 MB argument rewritten into the store at every restart), a crash
+/// loop when pids ran out, a 100 MB file read into memory.
+#[test]
+fn limits_are_checked_at_validation_and_nothing_is_applied() {
+    let d = TestDaemon::start(&[]);
+    let padded = {
+        let mut text = rs_unit("big", "big", 1);
+        let comment = format!("# {}\n", "x".repeat(1000));
+        while text.len() <= 2 << 20 {
+            text.push_str(&comment);
+        }
+        text
+    };
+    let cases = [
+        (
+            "a 2 MiB unit file",
+            padded,
+            "error: the file is larger than 1024 KiB, the most a unit file may be",
+        ),
+        (
+            "a million replicas",
+            rs_unit("many", "many", 1_000_000),
+            "error: `replicas` must be at most 10000, found 1000000",
+        ),
+        (
+            "a 200 KiB argument",
+            pod_unit("arg", "Never", &["echo", &"x".repeat(200 * 1024)], ""),
+            "error: this argument is 204800 bytes long",
+        ),
+        (
+            "a NUL byte in an argument",
+            pod_unit("nul", "Never", &["echo", "a\u{0}b"], ""),
+            "error: a NUL byte in a string",
+        ),
+    ];
+    for (what, text, error) in cases {
+        let path = d.unit_file(&format!("{}.toml", what.replace(' ', "-")), &text);
+        let err = validate_fails(&path);
+        assert!(err.starts_with(&format!("{error}\n")), "{what}:\n{err}");
+        assert!(
+            err.ends_with("1 error in 1 file; nothing was applied\n"),
+            "{what}:\n{err}"
+        );
+        let err = d.drover_fails(&["apply", "-f", path.to_str().unwrap()], 1);
+        assert!(err.starts_with(&format!("{error}\n")), "{what}:\n{err}");
+    }
+    nothing_applied(&d);
+}
+
+/// Issue 10: a selector of only `DoesNotExist` adopted every unmanaged pod
+/// and deleted unrelated ones. It is refused unless the unit says it
+/// means it.
+#[test]
+fn a_selector_with_no_positive_term_needs_allow_broad_selector() {
+    let d = TestDaemon::start(&[]);
+    let broad = rs_unit("broad", "broad", 1).replace(
+        "match_labels = { app = \"broad\" }",
+        "match_expressions = [{ key = \"legacy\", operator = \"DoesNotExist\" }]",
+    );
+    let path = d.unit_file("broad.toml", &broad);
+    let err = validate_fails(&path);
+    assert!(
+        err.starts_with("error: the selector matches too much"),
+        "{err}"
+    );
+    assert!(err.contains("allow_broad_selector = true"), "{err}");
+    d.drover_fails(&["apply", "-f", path.to_str().unwrap()], 1);
+    nothing_applied(&d);
+
+    let allowed = broad.replace("replicas = 1", "replicas = 1\nallow_broad_selector = true");
+    let out = d.apply("broad.toml", &allowed);
+    assert_eq!(out, "replicaset.apps/broad created\n");
+    d.wait_pods("app=broad", 1);
+    let rs = d.object("replicasets", "broad").unwrap();
+    assert_eq!(rs["spec"]["allow_broad_selector"], true);
+}
+
+/// Issue 10, sshd's StrictModes: a root daemon refuses a units folder
+/// that someone else could write to, naming the file, and applies nothing
+/// of it.
+#[test]
+fn a_group_writable_units_file_is_refused_with_its_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = TestDaemon::start(&[]);
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "the harness runs the daemon as root"
+    );
+    d.write_unit("a.toml", &pod_unit("a", "Always", &["sleep", "1000"], ""));
+    d.write_unit("b.toml", &pod_unit("b", "Always", &["sleep", "1000"], ""));
+    let b = d.units_dir().join("b.toml");
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let err = d.drover_fails(&["daemon-reload"], 1);
+    assert!(err.contains(&b.display().to_string()), "{err}");
+    assert!(err.contains("writable by its group (mode 0664)"), "{err}");
+    assert!(
+        err.contains(&format!("chmod go-w {}", b.display())),
+        "{err}"
+    );
+    nothing_applied(&d);
+
+    std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o644)).unwrap();
+    assert_eq!(
+        d.drover_ok(&["daemon-reload"]),
+        "pod/a created\npod/b created\n"
+    );
+    d.wait_running("b");
+}

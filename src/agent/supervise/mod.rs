@@ -508,6 +508,7 @@ impl<R: ProcessRuntime> Agent<R> {
                 user: spec.user.clone(),
                 group: spec.group.clone(),
                 log_path,
+                ..Default::default()
             }),
             Err(err) => {
                 self.start_failed(pod, idx, err, now, wall, fx);

@@ -189,6 +189,7 @@ impl<R: ProcessRuntime> Agent<R> {
                     user: spec.user.clone(),
                     group: spec.group.clone(),
                     log_path: "/dev/null".into(),
+                    ..Default::default()
                 };
                 match self.rt.spawn(&req) {
                     Ok(spawned) => {

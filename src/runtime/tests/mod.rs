@@ -17,7 +17,13 @@
 //!   by name, and a group is never signalled after its leader was reaped
 //!   (pid_max here is 32768: pids are reused quickly).
 //! - Waiting is on conditions with a 10 s deadline, never a fixed sleep.
+//! - Cgroups: a sandbox made [`Sandbox::with_cgroups`] has an instance
+//!   root of its own (`drover-test-PID-N`); its Drop kills every pod
+//!   cgroup it made, waits for them to empty and removes them and the
+//!   root. Nothing outside that root is touched (the exhaustion test's
+//!   own pids cgroup is made and removed by that test).
 
+use super::cgroup::Controller;
 use super::linux::decode_status;
 use super::procfs;
 use super::*;
@@ -55,13 +61,19 @@ struct Sandbox {
     marker: String,
     /// Leaders spawned and not yet reaped.
     unreaped: Vec<i32>,
+    /// Pod cgroups made, removed by Drop.
+    pods: Vec<PodCgroup>,
 }
 
 impl Sandbox {
     fn new() -> Sandbox {
+        Sandbox::with_runtime(LinuxRuntime::new())
+    }
+
+    fn with_runtime(rt: LinuxRuntime) -> Sandbox {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         Sandbox {
-            rt: LinuxRuntime::new(),
+            rt,
             dir: tempfile::tempdir().expect("temp dir"),
             marker: format!(
                 "{}-{}",
@@ -69,7 +81,50 @@ impl Sandbox {
                 NEXT.fetch_add(1, Ordering::Relaxed)
             ),
             unreaped: Vec::new(),
+            pods: Vec::new(),
         }
+    }
+
+    /// A sandbox whose runtime puts pods in cgroups of `version` (1 or
+    /// 2; 0: whichever the daemon would choose here), under an instance
+    /// root of its own.
+    fn with_cgroups(version: u8) -> Sandbox {
+        let mut sb = Sandbox::new();
+        let instance = format!("test-{}", sb.marker);
+        let cgroups = match version {
+            0 => {
+                let c = Cgroups::detect(&instance);
+                if c.is_available() {
+                    Ok(c)
+                } else {
+                    Err(c.describe())
+                }
+            }
+            1 => Cgroups::detect_v1(&instance),
+            _ => Cgroups::detect_v2(&instance),
+        }
+        .unwrap_or_else(|e| panic!("cgroup v{version} here: {e}"));
+        sb.rt = LinuxRuntime::with_cgroups(cgroups);
+        sb
+    }
+
+    /// Makes a pod cgroup (removed when the sandbox drops).
+    fn pod(&mut self, name: &str) -> PodCgroup {
+        let pod = self
+            .rt
+            .create_pod_cgroup(&format!("{name}-{}", self.marker))
+            .expect("pod cgroup");
+        self.pods.push(pod.clone());
+        pod
+    }
+
+    /// The directory of `cg` in the hierarchy holding `controller`.
+    fn cgroup_file(&self, controller: Controller, cg: &ProcessCgroup, file: &str) -> PathBuf {
+        self.rt
+            .cgroups()
+            .dir_of(controller, cg)
+            .unwrap_or_else(|| panic!("no {} here", controller.name()))
+            .join(file)
     }
 
     fn log_path(&self) -> PathBuf {
@@ -153,6 +208,9 @@ impl Sandbox {
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
+        for pod in &self.pods {
+            let _ = self.rt.kill_cgroup(pod);
+        }
         for pid in self.marked() {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(pid, libc::SIGKILL) };
@@ -166,6 +224,22 @@ impl Drop for Sandbox {
                 libc::waitpid(pid, std::ptr::null_mut(), 0);
             }
         }
+        if self.rt.cgroups().is_available() {
+            // Best effort, without panicking in a drop: the kill above
+            // takes effect within milliseconds.
+            let deadline = Instant::now() + DEADLINE;
+            for pod in &self.pods {
+                while !self.rt.cgroup_is_empty(pod).unwrap_or(true) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                if let Err(e) = self.rt.remove_pod_cgroup(pod) {
+                    eprintln!("cleanup: {e}");
+                }
+            }
+            if let Err(e) = self.rt.cgroups().remove_root() {
+                eprintln!("cleanup: {e}");
+            }
+        }
     }
 }
 
@@ -177,6 +251,11 @@ fn isolated() -> bool {
 /// `module_path!()`) alone in a new process of this test binary (see the
 /// module docs) and asserts it passed.
 fn run_isolated(module: &str, name: &str) {
+    run_isolated_with(module, name, &[]);
+}
+
+/// `run_isolated` with extra environment for the isolated process.
+fn run_isolated_with(module: &str, name: &str, env: &[(&str, &str)]) {
     // Test names omit the crate: "runtime::tests::x::name".
     let module = module.split_once("::").map_or(module, |(_, rest)| rest);
     let full = format!("{module}::{name}");
@@ -189,6 +268,7 @@ fn run_isolated(module: &str, name: &str) {
             "--nocapture",
         ])
         .env(ISOLATED, "1")
+        .envs(env.iter().copied())
         .output()
         .expect("run the test binary");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -224,6 +304,10 @@ fn bit(sig: i32) -> u64 {
     1 << (sig - 1)
 }
 
+mod cgroups;
+mod exhaustion;
+mod hardening;
 mod identity;
 mod kill_and_reap;
 mod spawn;
+mod tree_stop;

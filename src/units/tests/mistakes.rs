@@ -1,8 +1,8 @@
 //! Unit file mistakes and what users are told about them, position and
 //! wording; the example units; folders.
 
-use super::*;
 use crate::api::{Dur, Operator, PortRef, ProbeHandler, RestartPolicy};
+use crate::units::*;
 use chrono::TimeZone;
 
 fn now() -> DateTime<Utc> {
@@ -126,7 +126,10 @@ fn the_base_replicaset_is_valid() {
 fn unknown_field_suggests_the_closest() {
     let d = one(&rs_with(6, "replica = 3"));
     assert_at(&d, 6, 1, "unknown field `replica`");
-    assert_label(&d, "expected one of: replicas, selector, template");
+    assert_label(
+        &d,
+        "expected one of: replicas, selector, template, allow_broad_selector",
+    );
     assert_help(&d, "did you mean `replicas`?");
     assert_eq!(d.width, "replica".len());
 }
@@ -385,7 +388,14 @@ fn unknown_kind() {
 
 #[test]
 fn kind_not_supported_yet() {
-    let text = "kind = \"DaemonSet\"\nname = \"agent\"\n[spec]\n";
+    // Parsed and checked like any kind, then refused by name while the
+    // daemon cannot run it (see tests::fields for the whole list).
+    if !NOT_YET_SUPPORTED.contains(&Feature::DaemonSets) {
+        return;
+    }
+    let text = "kind = \"DaemonSet\"\nname = \"agent\"\n[spec.selector]\n\
+                match_labels = { app = \"agent\" }\n[spec.template]\nlabels = { app = \"agent\" }\n\
+                [[spec.template.processes]]\nname = \"main\"\ncommand = [\"sleep\", \"60\"]\n";
     let d = one(text);
     assert_at(
         &d,
@@ -516,13 +526,17 @@ fn name_too_long_for_a_replicaset() {
 
 #[test]
 fn resources_not_supported() {
+    if !NOT_YET_SUPPORTED.contains(&Feature::Resources) {
+        return;
+    }
     let d = one(&rs_with(19, r#"resources = { memory = "256Mi" }"#));
     assert_at(
         &d,
         19,
         1,
-        "resources limits are not supported by this version yet",
+        "`resources` is not supported by this version of drover yet",
     );
+    assert_help(&d, "remove `resources` to run the unit without it");
 }
 
 // ---- 21. more impossible values ------------------------------------------
@@ -667,7 +681,7 @@ error: unknown field `replica`
   --> units/test.toml:6:1
    |
  6 | replica = 3
-   | ^^^^^^^ expected one of: replicas, selector, template
+   | ^^^^^^^ expected one of: replicas, selector, template, allow_broad_selector
    = help: did you mean `replicas`?
 1 error in 1 file; nothing was applied";
     assert_eq!(shown, expected);
@@ -853,15 +867,14 @@ fn validate_object_checks_json_objects() {
     let errs = validate_object(&Object::ReplicaSet(rs)).unwrap_err();
     assert_eq!(errs.len(), 4, "{errs:#?}");
     assert!(errs[0].starts_with("metadata.name: invalid name \"Web_1\""));
-    assert!(errs[1].starts_with("spec.selector: selector does not match template labels"));
-    assert_eq!(
-        errs[2],
-        "spec.template.processes[0].command: must not be empty"
+    assert!(
+        errs[1].starts_with("spec.selector.match_labels: selector does not match template labels")
     );
-    assert_eq!(
-        errs[3],
-        "spec.template.processes[0].liveness.success_threshold: must be 1 for a liveness probe"
-    );
+    assert!(errs[2].starts_with("spec.template.processes[0].command: `command` must not be empty"));
+    assert!(errs[3].starts_with(
+        "spec.template.processes[0].liveness.success_threshold: \
+         `success_threshold` must be 1 for a liveness probe (found 2)"
+    ));
 }
 
 #[test]

@@ -1,0 +1,591 @@
+//! Cgroups: one per pod, a child per process, under a root of this daemon
+//! instance's own. This module owns everything drover does with cgroupfs:
+//! finding a usable hierarchy at start, making and removing pod and
+//! process cgroups, writing limits, reading usage and OOM kills, killing
+//! a pod's whole tree. It never starts processes (child.rs puts a child
+//! into its cgroup, with the descriptors [`Cgroups`] prepares) and it
+//! decides nothing about pods: the agent says when.
+//!
+//! ## Layout
+//! `<base>/drover-<instance>/<pod uid>/<process name>` in the one v2
+//! hierarchy, or in each v1 hierarchy used (memory, cpu, cpuacct, pids,
+//! freezer). Limits are per process (`resources` is a process field) and
+//! live on the process's cgroup; the pod's cgroup holds its processes'
+//! cgroups and is what is killed, measured and removed. The instance root
+//! keeps several daemons on one machine apart.
+//!
+//! `<base>` is the daemon's own cgroup (v1: in each hierarchy), so pods
+//! stay inside whatever the daemon was given. v2 forbids processes in a
+//! cgroup that passes controllers down, hence (detect.rs, `v2_base`): at
+//! the hierarchy root, below it; under systemd 254+ with
+//! `Delegate=yes` + `DelegateSubgroup=supervisor` (the daemon in a leaf
+//! of the delegated cgroup), beside the daemon, in the delegated cgroup;
+//! with `Delegate=yes` alone (systemd 252, Debian 12), the daemon first
+//! moves itself into `<own>/drover-<instance>-daemon`. HAZARD of that
+//! last case: the service's cgroup now passes controllers down, and
+//! systemd cannot start a new main process in it while pods live
+//! (EBUSY, status 219/CGROUP): a crashed daemon is not restarted until
+//! its pods are gone. `daemon-reexec` (same process) is unaffected.
+//!
+//! ## Which hierarchy ([`Cgroups::detect`], once, at daemon start)
+//! cgroup v2 where it offers the limit controllers in a subtree we may
+//! write; else the v1 controllers (a hybrid host like the build machine,
+//! whose v2 mount has no controller). [`Cgroups::describe`] says which,
+//! for `describe node` and the daemon's first log line. Without either
+//! (non-root `drover up`, a read-only cgroupfs) nothing is refused but
+//! limits: a spawn that asks for `resources` fails with
+//! `SpawnError::LimitsUnavailable` and never runs unlimited, and a
+//! hierarchy lacking one controller refuses just the limits that need it.
+//!
+//! ## What the agent calls, and when (through [`super::ProcessRuntime`])
+//! 1. Before a pod's first spawn: `create_pod_cgroup(uid)` → a
+//!    [`PodCgroup`] (idempotent: call it again for a pod re-adopted after
+//!    a restart). `Err(Unavailable)`: run the pod without one, and let any
+//!    process with `resources` fail to start (the spawn says why).
+//! 2. Each spawn: `SpawnRequest { cgroup: Some(pod.process(name)?),
+//!    resources, .. }`. The runtime makes the process cgroup, writes its
+//!    limits and starts the child inside it (v2 `clone3` with
+//!    CLONE_INTO_CGROUP, else the child writes itself into `cgroup.procs`
+//!    before exec; failing that, the spawn fails).
+//! 3. At a process's start and exit: `oom_kills(&process_cgroup)`; if it
+//!    grew and the process died by SIGKILL, the reason is `OOMKilled`
+//!    (exit code 137).
+//! 4. Stopping a pod, at the end of its grace period: `kill_cgroup(&pod)`
+//!    (every process below, escaped ones included), then wait until
+//!    `cgroup_is_empty(&pod)`: check it after each reap, and on v2 also
+//!    when `watch_cgroup_empty`'s [`EmptyWatch`] wakes (the only signal
+//!    for processes that are not our children, after a daemon restart).
+//! 5. When the pod is finished and empty: `remove_pod_cgroup(&pod)`.
+//! 6. Whenever asked (describe pod, get pods -o wide): `cgroup_usage(&pod)`.
+//!
+//! Files: detect.rs (choosing, instance root), hierarchy.rs (names to
+//! directories), limits.rs, place.rs (ready for a spawn), clone_into.rs
+//! (clone3), stop.rs (kill, empty), usage.rs, controller.rs.
+
+mod clone_into;
+mod controller;
+mod detect;
+mod hierarchy;
+mod limits;
+mod place;
+mod stop;
+mod usage;
+
+pub use controller::{Controller, Controllers};
+pub use stop::EmptyWatch;
+pub use usage::Usage;
+
+#[cfg(test)]
+pub(crate) use clone_into::known_to_work as clone_into_known_to_work;
+pub(crate) use clone_into::{
+    clone_into_cgroup, usable as clone_into_usable, Outcome as CloneOutcome,
+};
+pub(crate) use place::Placement;
+
+use crate::api::Resources;
+use hierarchy::Tree;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// A pod's cgroup, by name (the pod's uid): a plain handle, resolved by
+/// the runtime that made it. Cheap to clone and to keep in agent state.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PodCgroup {
+    pod_uid: String,
+}
+
+/// One process's cgroup inside its pod's.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcessCgroup {
+    pod_uid: String,
+    process: String,
+}
+
+impl PodCgroup {
+    /// The handle for pod `pod_uid` (no I/O: see
+    /// `ProcessRuntime::create_pod_cgroup` for making it).
+    pub fn new(pod_uid: &str) -> Result<PodCgroup, CgroupError> {
+        check_name(pod_uid)?;
+        Ok(PodCgroup {
+            pod_uid: pod_uid.to_string(),
+        })
+    }
+
+    pub fn pod_uid(&self) -> &str {
+        &self.pod_uid
+    }
+
+    /// The cgroup of process `name` of this pod.
+    pub fn process(&self, name: &str) -> Result<ProcessCgroup, CgroupError> {
+        check_name(name)?;
+        Ok(ProcessCgroup {
+            pod_uid: self.pod_uid.clone(),
+            process: name.to_string(),
+        })
+    }
+}
+
+impl ProcessCgroup {
+    pub fn pod(&self) -> PodCgroup {
+        PodCgroup {
+            pod_uid: self.pod_uid.clone(),
+        }
+    }
+
+    pub fn pod_uid(&self) -> &str {
+        &self.pod_uid
+    }
+
+    pub fn process(&self) -> &str {
+        &self.process
+    }
+
+    /// "UID/PROCESS", below the instance root.
+    fn relative(&self) -> String {
+        format!("{}/{}", self.pod_uid, self.process)
+    }
+}
+
+/// One path component: no '/', not "." or "..", no NUL, not empty, and
+/// no name cgroupfs uses for its own files ("tasks", "memory.max",
+/// "cgroup.procs"): mkdir would find the file and the cgroup be unusable.
+fn check_name(name: &str) -> Result<(), CgroupError> {
+    const FILE_PREFIXES: [&str; 16] = [
+        "cgroup",
+        "memory",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "pids",
+        "freezer",
+        "io",
+        "blkio",
+        "hugetlb",
+        "rdma",
+        "misc",
+        "net_cls",
+        "net_prio",
+        "perf_event",
+        "devices",
+    ];
+    let reserved = matches!(name, "tasks" | "notify_on_release" | "release_agent")
+        || name
+            .split_once('.')
+            .is_some_and(|(prefix, _)| FILE_PREFIXES.contains(&prefix));
+    let bad = name.is_empty()
+        || name.len() > 200
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\0', '\n'])
+        || reserved;
+    if bad {
+        return Err(CgroupError::InvalidName {
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    /// No usable hierarchy (non-root, read-only cgroupfs, none mounted).
+    #[error("cgroups are not available: {reason}")]
+    Unavailable { reason: String },
+    #[error("the {controller} controller is not available ({hierarchy})")]
+    MissingController {
+        controller: &'static str,
+        hierarchy: String,
+    },
+    #[error("\"{name}\" cannot name a cgroup")]
+    InvalidName { name: String },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: io::Error },
+    /// The child could not put itself into its cgroup (the process was
+    /// not started).
+    #[error("joining {}: {source}", path.display())]
+    Join { path: PathBuf, source: io::Error },
+    #[error("{} still has processes", path.display())]
+    NotEmpty { path: PathBuf },
+}
+
+impl CgroupError {
+    pub(crate) fn io(path: &Path, source: io::Error) -> CgroupError {
+        CgroupError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// The hierarchy this daemon puts pods in, or why there is none.
+#[derive(Clone, Debug)]
+pub struct Cgroups {
+    support: Result<Tree, String>,
+}
+
+impl Cgroups {
+    /// Finds a usable hierarchy and makes the instance root
+    /// `drover-<instance>` in it (see the module docs). Never fails: the
+    /// result may be [`Cgroups::is_available`] false, with the reason.
+    /// `instance`: this daemon's id, stable across its restarts (so pods
+    /// re-adopted after a restart find their cgroups again).
+    pub fn detect(instance: &str) -> Cgroups {
+        let found = match read_proc() {
+            Ok(found) => found,
+            Err(reason) => return Cgroups::unavailable(reason),
+        };
+        let v2_score = found
+            .v2
+            .as_ref()
+            .map(|c| detect::v2_available(c).limit_count());
+        let v1_score = (!found.v1.is_empty()).then(|| detect::v1_offered(&found.v1).limit_count());
+        let mut reasons = Vec::new();
+        for version in detect::order(v2_score, v1_score) {
+            let tried = match version {
+                detect::Version::V2 => Cgroups::setup_v2(&found, instance),
+                detect::Version::V1 => Cgroups::setup_v1(&found, instance),
+            };
+            match tried {
+                Ok(c) => return c,
+                Err(reason) => reasons.push(reason),
+            }
+        }
+        if reasons.is_empty() {
+            reasons.push("no cgroup filesystem is mounted".to_string());
+        }
+        Cgroups::unavailable(reasons.join("; "))
+    }
+
+    /// Only cgroup v2, whatever controllers it offers (a v2 tree with no
+    /// controller still places, kills and measures CPU; limits needing a
+    /// missing controller are refused).
+    pub fn detect_v2(instance: &str) -> Result<Cgroups, String> {
+        Cgroups::setup_v2(&read_proc()?, instance)
+    }
+
+    /// Only the cgroup v1 controllers.
+    pub fn detect_v1(instance: &str) -> Result<Cgroups, String> {
+        Cgroups::setup_v1(&read_proc()?, instance)
+    }
+
+    fn setup_v2(found: &detect::Candidates, instance: &str) -> Result<Cgroups, String> {
+        let name = root_name(instance)?;
+        let c = found.v2.as_ref().ok_or("cgroup v2 is not mounted")?;
+        let h = detect::setup_v2(c, &name)?;
+        Ok(Cgroups {
+            support: Ok(Tree::V2(h)),
+        })
+    }
+
+    fn setup_v1(found: &detect::Candidates, instance: &str) -> Result<Cgroups, String> {
+        let name = root_name(instance)?;
+        if found.v1.is_empty() {
+            return Err(
+                "cgroup v1: no memory, cpu, pids, cpuacct or freezer hierarchy is mounted".into(),
+            );
+        }
+        let hs = detect::setup_v1(&found.v1, &name)?;
+        Ok(Cgroups {
+            support: Ok(Tree::V1(hs)),
+        })
+    }
+
+    /// No cgroups, for `reason` (shown in errors and by `describe`).
+    pub fn unavailable(reason: impl Into<String>) -> Cgroups {
+        Cgroups {
+            support: Err(reason.into()),
+        }
+    }
+
+    pub fn is_available(&self) -> bool {
+        self.support.is_ok()
+    }
+
+    /// 2 or 1; None without cgroups.
+    pub fn version(&self) -> Option<u8> {
+        self.support
+            .as_ref()
+            .ok()
+            .map(|t| if t.is_v2() { 2 } else { 1 })
+    }
+
+    /// The controllers usable for pods.
+    pub fn controllers(&self) -> Controllers {
+        self.support
+            .as_ref()
+            .map(Tree::controllers)
+            .unwrap_or_default()
+    }
+
+    /// One line for `describe node` and the daemon's first log line.
+    pub fn describe(&self) -> String {
+        match &self.support {
+            Ok(tree) => describe_tree(tree),
+            Err(reason) => format!("none ({reason}); processes with resources are refused"),
+        }
+    }
+
+    fn tree(&self) -> Result<&Tree, CgroupError> {
+        self.support
+            .as_ref()
+            .map_err(|reason| CgroupError::Unavailable {
+                reason: reason.clone(),
+            })
+    }
+
+    /// Makes pod `pod_uid`'s cgroup (idempotent).
+    pub fn create_pod(&self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
+        let pod = PodCgroup::new(pod_uid)?;
+        place::ensure_pod(self.tree()?, pod_uid)?;
+        Ok(pod)
+    }
+
+    /// Removes the pod's cgroup and its process cgroups. Err(NotEmpty)
+    /// while a process is left (kill and wait first); a cgroup already
+    /// gone is Ok.
+    pub fn remove_pod(&self, pod: &PodCgroup) -> Result<(), CgroupError> {
+        for dir in self.tree()?.dirs(pod.pod_uid()) {
+            let mut all = hierarchy::walk(&dir);
+            all.reverse(); // children first
+            for d in all {
+                match std::fs::remove_dir(&d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                        return Err(CgroupError::NotEmpty { path: d });
+                    }
+                    Err(source) => return Err(CgroupError::Io { path: d, source }),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the instance root (a daemon shutting down with no pod
+    /// left; tests). Err(NotEmpty) while pod cgroups remain.
+    pub fn remove_root(&self) -> Result<(), CgroupError> {
+        for h in self.tree()?.hierarchies() {
+            match std::fs::remove_dir(&h.root) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                    return Err(CgroupError::NotEmpty {
+                        path: h.root.clone(),
+                    })
+                }
+                Err(source) => return Err(CgroupError::io(&h.root, source)),
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGKILLs every process in the pod's cgroup, whatever group or
+    /// session it is in (see stop.rs). Returns at once; the processes
+    /// die and are reaped asynchronously.
+    pub fn kill(&self, pod: &PodCgroup) -> Result<(), CgroupError> {
+        stop::kill(self.tree()?, pod.pod_uid()).map(|_| ())
+    }
+
+    /// Whether no live process is left in the pod's cgroup.
+    pub fn is_empty(&self, pod: &PodCgroup) -> Result<bool, CgroupError> {
+        stop::is_empty(self.tree()?, pod.pod_uid())
+    }
+
+    /// v2: a watch that wakes when the pod's cgroup may have emptied.
+    /// None on v1 (no such event: check after reaps). Needs a tokio
+    /// runtime.
+    pub fn watch_empty(&self, pod: &PodCgroup) -> Result<Option<EmptyWatch>, CgroupError> {
+        let tree = self.tree()?;
+        if !tree.is_v2() {
+            return Ok(None);
+        }
+        let file = tree
+            .membership()
+            .root
+            .join(pod.pod_uid())
+            .join("cgroup.events");
+        EmptyWatch::new(&file)
+            .map(Some)
+            .map_err(|source| CgroupError::io(&file, source))
+    }
+
+    /// The pids in the pod's cgroup (all its processes' descendants).
+    pub fn pids(&self, pod: &PodCgroup) -> Result<Vec<i32>, CgroupError> {
+        Ok(stop::pids(self.tree()?, pod.pod_uid()))
+    }
+
+    /// The pod's usage, all its processes together.
+    pub fn usage(&self, pod: &PodCgroup) -> Result<Usage, CgroupError> {
+        usage::usage(self.tree()?, pod.pod_uid())
+    }
+
+    /// One process's usage.
+    pub fn process_usage(&self, process: &ProcessCgroup) -> Result<Usage, CgroupError> {
+        usage::usage(self.tree()?, &process.relative())
+    }
+
+    /// OOM kills so far in this process's cgroup (see usage.rs).
+    pub fn oom_kills(&self, process: &ProcessCgroup) -> Result<u64, CgroupError> {
+        usage::oom_kills(self.tree()?, &process.relative())
+    }
+
+    /// The cgroup `pid` is in, if it is one of this instance's process
+    /// cgroups: who sent a notify message, which pod a pid belongs to.
+    pub fn process_of(&self, pid: i32) -> Option<ProcessCgroup> {
+        let h = self.tree().ok()?.membership();
+        let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
+        let path = text.lines().find_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (_, key, path) = (parts.next()?, parts.next()?, parts.next()?);
+            (key == h.proc_key).then_some(path)
+        })?;
+        let rest = path.strip_prefix(&h.root_in_hierarchy)?.strip_prefix('/')?;
+        let mut parts = rest.split('/');
+        let (pod, process) = (parts.next()?, parts.next()?);
+        PodCgroup::new(pod).ok()?.process(process).ok()
+    }
+
+    /// Makes `process`'s cgroup ready for a spawn (module docs, step 2).
+    pub(crate) fn prepare(
+        &self,
+        process: &ProcessCgroup,
+        res: Option<&Resources>,
+    ) -> Result<Placement, CgroupError> {
+        place::prepare(self.tree()?, process, res)
+    }
+
+    /// The pod's directories (one per hierarchy).
+    pub fn pod_dirs(&self, pod: &PodCgroup) -> Vec<PathBuf> {
+        match self.tree() {
+            Ok(tree) => tree.dirs(pod.pod_uid()).collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The directory of `process` in the hierarchy holding `controller`
+    /// (for reading a file this module has no accessor for).
+    pub fn dir_of(&self, controller: Controller, process: &ProcessCgroup) -> Option<PathBuf> {
+        self.tree().ok()?.dir_for(controller, &process.relative())
+    }
+
+    /// Limits `res` cannot get here: the reason, for `LimitsUnavailable`.
+    pub(crate) fn refuses(&self, res: &Resources) -> Option<String> {
+        match &self.support {
+            Err(reason) => Some(reason.clone()),
+            Ok(tree) => limits::needed(res)
+                .iter()
+                .find(|c| !tree.controllers().contains(*c))
+                .map(|c| {
+                    format!(
+                        "the {} controller is not available ({})",
+                        c.name(),
+                        describe_tree(tree)
+                    )
+                }),
+        }
+    }
+}
+
+fn read_proc() -> Result<detect::Candidates, String> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("/proc/self/mountinfo: {e}"))?;
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("/proc/self/cgroup: {e}"))?;
+    Ok(detect::candidates(&mountinfo, &cgroup))
+}
+
+/// `drover-<instance>`; the instance must be a plain word.
+fn root_name(instance: &str) -> Result<String, String> {
+    let ok = !instance.is_empty()
+        && instance.len() <= 64
+        && instance
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(format!(
+            "\"{instance}\" cannot name a cgroup root (letters, digits, - and _ only)"
+        ));
+    }
+    Ok(format!("drover-{instance}"))
+}
+
+fn describe_tree(tree: &Tree) -> String {
+    let lacking = Controllers::of(
+        &Controllers::LIMITS
+            .iter()
+            .filter(|c| !tree.controllers().contains(*c))
+            .collect::<Vec<_>>(),
+    );
+    let lacking = if lacking.is_empty() {
+        String::new()
+    } else {
+        format!("; without {lacking}: those limits are refused")
+    };
+    match tree {
+        Tree::V2(h) => format!(
+            "cgroup v2 ({}) at {}{lacking}",
+            h.controllers,
+            h.root.display()
+        ),
+        Tree::V1(hs) => {
+            let roots: Vec<String> = hs.iter().map(|h| h.root.display().to_string()).collect();
+            format!(
+                "cgroup v1 ({}) at {}{lacking}",
+                tree.controllers(),
+                roots.join(", ")
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_single_safe_components() {
+        assert!(PodCgroup::new("6f1c2a4e-0001-4b7e-9a51-3d2f8c0e0001").is_ok());
+        let pod = PodCgroup::new("abc").unwrap();
+        assert_eq!(pod.process("server").unwrap().relative(), "abc/server");
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "cgroup.procs",
+            "memory.max",
+            "tasks",
+            "x\0y",
+        ] {
+            assert!(PodCgroup::new(bad).is_err(), "{bad:?}");
+            assert!(pod.process(bad).is_err(), "{bad:?}");
+        }
+        assert!(pod.process("web.1").is_ok(), "a dot is fine elsewhere");
+        assert_eq!(root_name("1a2b3c4d5e6f").unwrap(), "drover-1a2b3c4d5e6f");
+        assert!(root_name("../x").is_err());
+        assert!(root_name("").is_err());
+    }
+
+    #[test]
+    fn without_cgroups_everything_says_why() {
+        let none = Cgroups::unavailable("running as uid 1000");
+        assert!(!none.is_available());
+        assert_eq!(none.version(), None);
+        assert_eq!(
+            none.describe(),
+            "none (running as uid 1000); processes with resources are refused"
+        );
+        let err = none.create_pod("abc").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cgroups are not available: running as uid 1000"
+        );
+        assert_eq!(
+            none.refuses(&Resources {
+                pids: Some(3),
+                ..Default::default()
+            }),
+            Some("running as uid 1000".to_string())
+        );
+    }
+}

@@ -1,0 +1,371 @@
+//! Limits through cgroups, with real processes, in the hierarchy the
+//! daemon would choose on this host (v1 on the build machine, whose v2
+//! mount has no controllers; v2 on a systemd host): OOM kills, the pids
+//! limit, the CPU quota, usage, and the refusal of limits where no cgroup
+//! can enforce them.
+
+use super::*;
+use crate::api::{CpuQuantity, MemoryQuantity, Resources};
+use std::path::Path;
+
+fn limited(
+    sb: &Sandbox,
+    pod: &PodCgroup,
+    process: &str,
+    argv: &[&str],
+    res: Resources,
+) -> SpawnRequest {
+    let mut req = sb.req(argv);
+    req.cgroup = Some(pod.process(process).unwrap());
+    req.resources = Some(res);
+    req
+}
+
+fn memory(bytes: u64) -> Resources {
+    Resources {
+        memory: Some(MemoryQuantity(bytes)),
+        ..Default::default()
+    }
+}
+
+/// The memory limit file of the chosen hierarchy, and its "no limit".
+fn memory_limit_file(sb: &Sandbox) -> (&'static str, &'static str) {
+    match sb.rt.cgroups().version() {
+        Some(2) => ("memory.max", "max"),
+        _ => ("memory.limit_in_bytes", "9223372036854771712"),
+    }
+}
+
+/// The controller-specific file of a process, as a number.
+fn read_keyed(path: &Path, key: &str) -> u64 {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {key} in {}: {text}", path.display()))
+}
+
+#[test]
+fn memory_hog_is_oom_killed_and_counted_as_such() {
+    let mut sb = Sandbox::with_cgroups(0);
+    let pod = sb.pod("hog");
+    let hog = pod.process("hog").unwrap();
+    // 256 MiB of bytes, written, against a 48 MiB limit.
+    let req = limited(
+        &sb,
+        &pod,
+        "hog",
+        &["python3", "-c", "x = b'x' * (256 << 20); print('survived')"],
+        memory(48 << 20),
+    );
+    let before = sb.rt.oom_kills(&hog).unwrap();
+    assert_eq!(before, 0, "no cgroup yet, so no OOM kill in it");
+    let pid = sb.spawn(&req).unwrap().pid;
+    let (limit_file, _) = memory_limit_file(&sb);
+    let limit = fs::read_to_string(sb.cgroup_file(Controller::Memory, &hog, limit_file)).unwrap();
+    assert_eq!(limit.trim(), (48u64 << 20).to_string());
+    let exit = sb.wait_exit(pid);
+    assert_eq!(exit, ExitReason::Signal(libc::SIGKILL), "log: {}", sb.log());
+    assert_eq!(exit.exit_code(), 137);
+    assert_eq!(
+        sb.rt.oom_kills(&hog).unwrap(),
+        before + 1,
+        "the OOM killer did it"
+    );
+    assert!(!sb.log().contains("survived"));
+
+    // Any other SIGKILL is not an OOM kill: the count does not move.
+    let other = pod.process("other").unwrap();
+    let req = limited(&sb, &pod, "other", &["sleep", "1000"], memory(48 << 20));
+    let pid = sb.spawn(&req).unwrap().pid;
+    sb.rt.signal(pid, libc::SIGKILL).unwrap();
+    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(libc::SIGKILL));
+    assert_eq!(sb.rt.oom_kills(&other).unwrap(), 0);
+}
+
+#[test]
+fn a_restarted_process_gets_its_limits_reset() {
+    let mut sb = Sandbox::with_cgroups(0);
+    let pod = sb.pod("reset");
+    let cg = pod.process("main").unwrap();
+    let pid = sb
+        .spawn(&limited(&sb, &pod, "main", &["true"], memory(32 << 20)))
+        .unwrap()
+        .pid;
+    sb.wait_exit(pid);
+    let (limit_file, unlimited) = memory_limit_file(&sb);
+    let file = sb.cgroup_file(Controller::Memory, &cg, limit_file);
+    assert_eq!(
+        fs::read_to_string(&file).unwrap().trim(),
+        (32u64 << 20).to_string()
+    );
+    // Same cgroup, no resources this time: back to no limit.
+    let mut req = sb.req(&["true"]);
+    req.cgroup = Some(cg.clone());
+    let pid = sb.spawn(&req).unwrap().pid;
+    sb.wait_exit(pid);
+    assert_eq!(fs::read_to_string(&file).unwrap().trim(), unlimited);
+}
+
+#[test]
+fn fork_loop_stops_at_its_pids_limit() {
+    run_isolated(module_path!(), "fork_loop_stops_at_its_pids_limit_isolated");
+}
+
+#[test]
+#[ignore = "run in its own process by fork_loop_stops_at_its_pids_limit"]
+fn fork_loop_stops_at_its_pids_limit_isolated() {
+    if !isolated() {
+        return;
+    }
+    // Orphaned sleeps come to us, so every one is reaped here.
+    become_subreaper().unwrap();
+    let mut sb = Sandbox::with_cgroups(0);
+    let pod = sb.pod("forks");
+    let cg = pod.process("loop").unwrap();
+    let script =
+        "i=0; while [ $i -lt 100 ]; do sleep 1000 & i=$((i+1)); done; echo loop-done; wait";
+    let res = Resources {
+        pids: Some(20),
+        ..Default::default()
+    };
+    let leader = sb
+        .spawn(&limited(&sb, &pod, "loop", &["sh", "-c", script], res))
+        .unwrap()
+        .pid;
+    let events = sb.cgroup_file(Controller::Pids, &cg, "pids.events");
+    // The kernel counts each fork refused at the limit.
+    wait_until("a fork refused at pids.max", || {
+        (read_keyed(&events, "max") > 0).then_some(())
+    });
+    let current = sb.cgroup_file(Controller::Pids, &cg, "pids.current");
+    let count: u64 = fs::read_to_string(&current)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(count <= 20, "{count} tasks under pids.max 20");
+    let pids = sb.rt.cgroup_pids(&pod).unwrap();
+    assert!(
+        pids.len() <= 20 && pids.len() >= 15,
+        "{} processes: {pids:?}",
+        pids.len()
+    );
+    let log = sb.log();
+    assert!(
+        log.contains("fork"),
+        "the shell saw its forks refused: {log}"
+    );
+
+    sb.rt.kill_cgroup(&pod).unwrap();
+    let mut all = pids.clone();
+    all.push(leader);
+    all.sort();
+    all.dedup();
+    sb.reap_until(&all);
+    wait_until("the pod cgroup to empty", || {
+        sb.rt.cgroup_is_empty(&pod).unwrap().then_some(())
+    });
+}
+
+#[test]
+fn cpu_spinner_under_a_fifth_of_a_core_gets_about_a_fifth() {
+    let mut sb = Sandbox::with_cgroups(0);
+    let pod = sb.pod("spin");
+    let cg = pod.process("spin").unwrap();
+    let res = Resources {
+        cpu: Some(CpuQuantity(200)),
+        ..Default::default()
+    };
+    let pid = sb
+        .spawn(&limited(
+            &sb,
+            &pod,
+            "spin",
+            &["sh", "-c", "while :; do :; done"],
+            res,
+        ))
+        .unwrap()
+        .pid;
+    // The cgroup's own accounting on both sides: CPU time used
+    // (cpuacct, v2 cpu.stat) over the CFS periods it was runnable in
+    // (cpu.stat nr_periods), not
+    // wall time, so a loaded machine cannot make it look throttled.
+    let stat = sb.cgroup_file(Controller::Cpu, &cg, "cpu.stat");
+    let used = || sb.rt.cgroups().process_usage(&cg).unwrap().cpu.unwrap();
+    // Let it settle into the quota first.
+    let p0 = wait_until("the spinner to be runnable", || {
+        let p = read_keyed(&stat, "nr_periods");
+        (p >= 2).then_some(p)
+    });
+    let (u0, t0) = (used(), read_keyed(&stat, "nr_throttled"));
+    // 20 periods of 100 ms: about 2 s.
+    let p1 = wait_until("20 CFS periods", || {
+        let p = read_keyed(&stat, "nr_periods");
+        (p >= p0 + 20).then_some(p)
+    });
+    let (u1, t1) = (used(), read_keyed(&stat, "nr_throttled"));
+    let share = (u1 - u0).as_secs_f64() / ((p1 - p0) as f64 * 0.1);
+    assert!(
+        (0.1..=0.35).contains(&share),
+        "share of a core {share:.3} over {} periods",
+        p1 - p0
+    );
+    assert!(t1 > t0, "the quota throttled it (it would have used more)");
+    let pod_cpu = sb.rt.cgroup_usage(&pod).unwrap().cpu.unwrap();
+    assert!(pod_cpu >= u1, "the pod's usage includes its process's");
+    sb.rt.signal(pid, libc::SIGKILL).unwrap();
+    sb.wait_exit(pid);
+}
+
+#[test]
+fn usage_reports_memory_and_cpu_of_the_pod() {
+    let mut sb = Sandbox::with_cgroups(0);
+    let pod = sb.pod("usage");
+    let mut req = sb.req(&[
+        "python3",
+        "-c",
+        "x = b'x' * (20 << 20); print('ready', flush=True); import time; time.sleep(1000)",
+    ]);
+    req.cgroup = Some(pod.process("main").unwrap());
+    let pid = sb.spawn(&req).unwrap().pid;
+    sb.wait_log("ready");
+    let usage = sb.rt.cgroup_usage(&pod).unwrap();
+    let memory = usage.memory_bytes.unwrap();
+    assert!(memory >= 20 << 20, "memory {memory}");
+    assert!(usage.cpu.unwrap() > Duration::ZERO);
+    sb.rt.signal(pid, libc::SIGKILL).unwrap();
+    sb.wait_exit(pid);
+}
+
+#[test]
+fn the_process_runs_in_its_cgroup_in_every_v1_hierarchy() {
+    let mut sb = Sandbox::with_cgroups(1);
+    let pod = sb.pod("placed");
+    let cg = pod.process("main").unwrap();
+    let mut req = sb.req(&["sleep", "1000"]);
+    req.cgroup = Some(cg.clone());
+    let pid = sb.spawn(&req).unwrap().pid;
+    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let want = format!("/drover-test-{}/{}/main", sb.marker, pod.pod_uid());
+    for c in ["memory", "pids", "cpu", "cpuacct", "freezer"] {
+        let line = text
+            .lines()
+            .find(|l| l.split(':').nth(1) == Some(c))
+            .unwrap_or_else(|| panic!("no {c} line: {text}"));
+        assert!(line.ends_with(&want), "{line} (want ...{want})");
+    }
+    assert_eq!(sb.rt.cgroup_of(pid), Some(cg));
+    assert_eq!(sb.rt.cgroup_of(std::process::id() as i32), None);
+    assert!(sb
+        .rt
+        .cgroups_description()
+        .starts_with("cgroup v1 (memory, cpu, pids, cpuacct, freezer)"));
+    sb.rt.signal(pid, libc::SIGKILL).unwrap();
+    sb.wait_exit(pid);
+}
+
+// ---- no silent downgrade
+
+#[test]
+fn resources_are_refused_without_cgroups_and_plain_requests_still_run() {
+    let mut sb = Sandbox::new(); // LinuxRuntime::new(): no cgroups
+    let mut req = sb.req(&["true"]);
+    req.resources = Some(memory(64 << 20));
+    match spawn_err(&mut sb, &req) {
+        SpawnError::LimitsUnavailable { reason } => {
+            assert!(reason.contains("not set up"), "{reason}")
+        }
+        e => panic!("want LimitsUnavailable, got {e:?}"),
+    }
+    assert!(!sb.log_path().exists(), "refused before anything was made");
+    assert!(matches!(
+        sb.rt.create_pod_cgroup("uid"),
+        Err(CgroupError::Unavailable { .. })
+    ));
+    // Empty resources are no resources.
+    req.resources = Some(Resources::default());
+    let pid = sb.spawn(&req).unwrap().pid;
+    assert_eq!(sb.wait_exit(pid), ExitReason::Code(0));
+
+    // With cgroups, but the request names none.
+    let mut sb = Sandbox::with_cgroups(0);
+    let mut req = sb.req(&["true"]);
+    req.resources = Some(memory(64 << 20));
+    assert!(matches!(
+        spawn_err(&mut sb, &req),
+        SpawnError::LimitsUnavailable { reason } if reason.contains("no cgroup")
+    ));
+}
+
+#[test]
+fn a_hierarchy_without_the_controller_refuses_that_limit() {
+    // This machine's v2 mount has no memory controller.
+    let mut sb = Sandbox::with_cgroups(2);
+    assert!(!sb.rt.cgroups().controllers().contains(Controller::Memory));
+    let pod = sb.pod("v2-nomem");
+    let req = limited(&sb, &pod, "main", &["true"], memory(64 << 20));
+    match spawn_err(&mut sb, &req) {
+        SpawnError::LimitsUnavailable { reason } => {
+            assert!(reason.contains("memory controller"), "{reason}")
+        }
+        e => panic!("want LimitsUnavailable, got {e:?}"),
+    }
+}
+
+#[test]
+fn non_root_gets_no_cgroups_and_resources_are_refused() {
+    run_isolated(
+        module_path!(),
+        "non_root_gets_no_cgroups_and_resources_are_refused_isolated",
+    );
+}
+
+#[test]
+#[ignore = "run in its own process by non_root_gets_no_cgroups_and_resources_are_refused"]
+fn non_root_gets_no_cgroups_and_resources_are_refused_isolated() {
+    if !isolated() {
+        return;
+    }
+    // As `drover up` run by a user: this whole process becomes nobody.
+    let dir = tempfile::tempdir().unwrap();
+    fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
+    // Effective and real ids become nobody's (the saved uid stays root,
+    // only so that the temp dir can be removed at the end).
+    // SAFETY: plain syscalls; this process is ours alone (isolated).
+    unsafe {
+        assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
+        assert_eq!(libc::setresgid(65534, 65534, 0), 0);
+        assert_eq!(libc::setresuid(65534, 65534, 0), 0);
+    }
+    let cgroups = Cgroups::detect("test-nonroot");
+    assert!(!cgroups.is_available(), "{}", cgroups.describe());
+    let described = cgroups.describe();
+    assert!(described.contains("ermission denied"), "{described}");
+    let mut rt = LinuxRuntime::with_cgroups(cgroups);
+    let req = SpawnRequest {
+        argv: vec!["true".into()],
+        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+        log_path: dir.path().join("x.log"),
+        resources: Some(memory(64 << 20)),
+        ..Default::default()
+    };
+    match rt.spawn(&req) {
+        Err(SpawnError::LimitsUnavailable { reason }) => {
+            assert!(reason.contains("ermission denied"), "{reason}")
+        }
+        other => panic!("want LimitsUnavailable, got {other:?}"),
+    }
+    let plain = SpawnRequest {
+        resources: None,
+        ..req
+    };
+    let pid = rt.spawn(&plain).expect("no resources: runs").pid;
+    let mut status = 0;
+    // SAFETY: valid out-pointer; our child. Back to root for cleanup.
+    unsafe {
+        libc::waitpid(pid, &mut status, 0);
+        libc::setresuid(0, 0, 0);
+    }
+    assert_eq!(decode_status(status), Some(ExitReason::Code(0)));
+}
