@@ -18,6 +18,8 @@
 //!   its agent may act.
 //! - [`lifecycle`]: the node lifecycle controller's executor (leader).
 //! - [`member`]: the handle the daemon's loop holds on all of the above.
+//! - [`requests`] (pure): API requests waiting for their writes to be
+//!   acknowledged and seen, retried on conflict.
 //! - [`peer`]: the node-to-node channel for logs and events.
 //! - [`capacity`]: what the host offers (`status.capacity`).
 //!
@@ -35,6 +37,7 @@ pub mod lifecycle;
 pub mod member;
 pub mod peer;
 pub mod reflector;
+pub mod requests;
 pub mod status;
 
 pub use config::{ClusterConfigError, ClusterOptions, ClusterTable};
