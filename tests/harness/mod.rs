@@ -16,6 +16,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod cluster;
 pub mod etcd;
 
 use drover::api::{Pod, ProcessState};
@@ -48,6 +49,8 @@ const PORT_BLOCK: u16 = 20;
 
 pub struct TestDaemon {
     dir: tempfile::TempDir,
+    /// `--node-name` (a cluster's daemons each have their own).
+    node_name: String,
     /// Our child: the daemon, or its keeper (see [`Options::keeper`]).
     child: Option<Child>,
     daemon_pid: Option<u32>,
@@ -72,6 +75,8 @@ pub struct Options<'a> {
     /// stays a zombie (as under a PID 1 that is slow to reap) until the
     /// test ends.
     pub keeper: bool,
+    /// `--node-name` (default `test-node`).
+    pub node_name: &'a str,
 }
 
 impl Default for Options<'_> {
@@ -79,6 +84,7 @@ impl Default for Options<'_> {
         Options {
             config: DEFAULT_CONFIG,
             keeper: false,
+            node_name: "test-node",
         }
     }
 }
@@ -106,6 +112,7 @@ impl TestDaemon {
         let first = PORT_BASE + block * PORT_BLOCK;
         let mut d = TestDaemon {
             dir,
+            node_name: opts.node_name.to_string(),
             child: None,
             daemon_pid: None,
             keeper: opts.keeper,
@@ -207,7 +214,7 @@ impl TestDaemon {
             .arg("--units")
             .arg(self.units_dir())
             .arg("--node-name")
-            .arg("test-node")
+            .arg(&self.node_name)
             .arg("--log-dir")
             .arg(self.path("logs"))
             .current_dir(self.dir())
