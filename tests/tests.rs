@@ -10,6 +10,8 @@ mod harness;
 mod cli;
 #[path = "tests/cluster_tasks.rs"]
 mod cluster_tasks;
+#[path = "tests/daemonsets.rs"]
+mod daemonsets;
 #[path = "tests/etcd_store.rs"]
 mod etcd_store;
 #[path = "tests/jobs.rs"]

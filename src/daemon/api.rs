@@ -177,7 +177,12 @@ impl Daemon {
         };
         if !matches!(
             kind,
-            Kind::Pod | Kind::ReplicaSet | Kind::ReplicationController | Kind::Job | Kind::CronJob
+            Kind::Pod
+                | Kind::ReplicaSet
+                | Kind::ReplicationController
+                | Kind::DaemonSet
+                | Kind::Job
+                | Kind::CronJob
         ) {
             return ApiReply::error(400, format!("{} cannot be deleted", kind.plural()));
         }

@@ -19,15 +19,21 @@ pub struct Applied {
 fn appliable(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Pod | Kind::ReplicaSet | Kind::ReplicationController | Kind::Job | Kind::CronJob
+        Kind::Pod
+            | Kind::ReplicaSet
+            | Kind::ReplicationController
+            | Kind::DaemonSet
+            | Kind::Job
+            | Kind::CronJob
     )
 }
 
 /// Kinds whose objects the units folder owns.
-const UNIT_KINDS: [Kind; 5] = [
+const UNIT_KINDS: [Kind; 6] = [
     Kind::Pod,
     Kind::ReplicaSet,
     Kind::ReplicationController,
+    Kind::DaemonSet,
     Kind::Job,
     Kind::CronJob,
 ];

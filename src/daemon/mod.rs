@@ -9,6 +9,7 @@
 
 mod api;
 pub mod apply;
+mod daemonsets;
 pub mod events;
 pub mod http;
 mod lifecycle;

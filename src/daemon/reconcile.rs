@@ -37,6 +37,7 @@ const CRONJOB_SOURCE: &str = "cronjob-controller";
 pub fn run_controllers(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) -> bool {
     let before = store.revision();
     run_sets(store, events, now);
+    super::daemonsets::run_daemonsets(store, events, now);
     run_cronjobs(store, events, now);
     run_jobs(store, events, now);
 
@@ -377,7 +378,7 @@ fn apply_plan(
 }
 
 /// Creates or deletes one pod for a controller, with its event.
-fn apply_pod_op(
+pub(super) fn apply_pod_op(
     store: &mut Store,
     events: &mut EventLog,
     kind: Kind,

@@ -71,6 +71,36 @@ impl Store {
         }
     }
 
+    /// A copy to plan on: same objects and versions, nothing pending, no
+    /// watchers. A controller pass or an API request runs on it; what it
+    /// changed ([`Store::diff_from`]) becomes compare-and-swap writes to
+    /// the source, and the mirror itself changes only when the source
+    /// says so.
+    pub fn scratch(&self) -> Store {
+        let mut copy = Store::new();
+        copy.objects = self.objects.clone();
+        copy.revision = self.revision;
+        copy.mirror = self.mirror;
+        copy
+    }
+
+    /// Every key this scratch copy changed since it was made from
+    /// `original`: the object there before, and here now (events left
+    /// out: they are the daemon's own).
+    pub fn diff_from(&self, original: &Store) -> Vec<(Option<Object>, Option<Object>)> {
+        self.dirty
+            .iter()
+            .filter(|k| k.0 != Kind::Event)
+            .map(|k| {
+                (
+                    original.objects.get(k).cloned(),
+                    self.objects.get(k).cloned(),
+                )
+            })
+            .filter(|(before, after)| before != after)
+            .collect()
+    }
+
     fn bump_mirrored(&mut self) {
         self.revision += 1;
         self.watch_tx.send_replace(self.revision);
@@ -124,6 +154,39 @@ mod tests {
 
         s.delete(Kind::Node, "a");
         assert_eq!(local_changes(&mut s), [("a".to_string(), false)]);
+    }
+
+    #[test]
+    fn a_scratch_copy_reports_what_it_changed_and_leaves_the_mirror_alone() {
+        let mut s = Store::mirror();
+        s.mirror_put(versioned("a", 5));
+        s.mirror_put(versioned("b", 6));
+        let mut scratch = s.scratch();
+        scratch.update(Kind::Node, "a", |o| {
+            o.meta_mut().labels.insert("x".into(), "1".into());
+            true
+        });
+        scratch.update(Kind::Node, "b", |_| true); // touched, not changed
+        scratch.delete(Kind::Node, "b");
+        scratch.put(node("c"));
+        let mut diff = scratch.diff_from(&s);
+        diff.sort_by_key(|(b, a)| b.as_ref().or(a.as_ref()).unwrap().name().to_string());
+        let shape: Vec<(Option<u64>, Option<&str>)> = diff
+            .iter()
+            .map(|(b, a)| {
+                (
+                    b.as_ref().map(|o| o.meta().resource_version),
+                    a.as_ref().map(|o| o.name()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [(Some(5), Some("a")), (Some(6), None), (None, Some("c"))],
+            "before carries the version read; after the object wanted"
+        );
+        assert!(s.get(Kind::Node, "c").is_none(), "the mirror is untouched");
+        assert!(local_changes(&mut s).is_empty());
     }
 
     #[test]

@@ -23,12 +23,8 @@ pub enum Feature {
 }
 
 /// Parsed, validated, and refused: the daemon does not do these yet.
-pub const NOT_YET_SUPPORTED: &[Feature] = &[
-    Feature::DaemonSets,
-    Feature::Resources,
-    Feature::PidFile,
-    Feature::InitProcesses,
-];
+pub const NOT_YET_SUPPORTED: &[Feature] =
+    &[Feature::Resources, Feature::PidFile, Feature::InitProcesses];
 
 impl Feature {
     pub const ALL: [Feature; 4] = [
