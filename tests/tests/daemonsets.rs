@@ -44,7 +44,10 @@ fn a_daemonset_runs_one_pod_on_the_matching_node_and_follows_its_labels() {
             && ds["status"]["current_number_scheduled"] == 1
             && ds["status"]["number_ready"] == 1
     });
-    assert_eq!(names(&d.wait_pods("app=agent", 1)), [first.clone()]);
+    assert_eq!(
+        names(&d.wait_pods("app=agent", 1)),
+        std::slice::from_ref(&first)
+    );
     let listing = d.drover_ok(&["get", "ds"]);
     let (headers, rows) = table(&listing);
     assert_eq!(
