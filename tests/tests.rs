@@ -8,6 +8,8 @@ mod harness;
 
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/cluster.rs"]
+mod cluster;
 #[path = "tests/cluster_tasks.rs"]
 mod cluster_tasks;
 #[path = "tests/daemonsets.rs"]

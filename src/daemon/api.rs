@@ -28,6 +28,7 @@ impl Daemon {
                     state_dir: self.opts.state_dir.display().to_string(),
                 },
             ),
+            (&Method::GET, ["cluster"]) => self.cluster_info(),
             (&Method::POST, ["apply"]) => self.api_apply(&req),
             (&Method::POST, ["reload"]) => match self.reload_units() {
                 Ok(results) => ApiReply::json(200, &ApplyResponse { results }),
@@ -139,6 +140,11 @@ impl Daemon {
     }
 
     fn restart_changed_pods(&mut self, pods: &[String]) {
+        if self.cluster.is_some() {
+            // The request runs on a scratch copy of the cache; and the pod
+            // may run on another node. (Not restarted in place: known gap.)
+            return;
+        }
         let mut fx = Effects::default();
         for p in pods {
             self.agent
@@ -162,11 +168,29 @@ impl Daemon {
             .iter()
             .map(|u| (u.object.kind(), u.object.name().to_string()))
             .collect();
-        let items = units.into_iter().map(|u| u.object).collect();
+        let node = self.units_node().map(str::to_string);
+        let items = units
+            .into_iter()
+            .map(|u| {
+                let mut obj = u.object;
+                if let Some(node) = &node {
+                    // In a cluster every node has its own folder.
+                    obj.meta_mut()
+                        .annotations
+                        .insert(annotations::SOURCE_NODE.into(), node.clone());
+                }
+                obj
+            })
+            .collect();
         let applied = apply::apply(&mut self.store, items, true, now)?;
         self.restart_changed_pods(&applied.restart_pods);
         let mut results = applied.results;
-        results.extend(apply::prune_units_dir(&mut self.store, &keep, now));
+        results.extend(apply::prune_units_dir(
+            &mut self.store,
+            &keep,
+            node.as_deref(),
+            now,
+        ));
         Ok(results)
     }
 

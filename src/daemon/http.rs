@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiRequest {
     pub method: Method,
     /// Path segments after `/v1/`, e.g. ["pods", "web-x1", "logs"].

@@ -26,9 +26,6 @@ use tokio::sync::{mpsc, oneshot};
 const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
-    if opts.cluster.is_some() {
-        anyhow::bail!("cluster mode (--etcd) is not wired into the daemon of this build yet");
-    }
     std::fs::create_dir_all(&opts.state_dir)
         .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
     let _lock = lock_state_dir(&opts.state_dir)?;
@@ -36,7 +33,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     crate::runtime::memory::tune_allocator();
 
     let mut backend = EmbeddedBackend::open(&opts.state_dir)?;
-    let store = Store::load(&mut backend)?;
+    // In a cluster the store is a cache of etcd, filled by its watch.
+    let store = match &opts.cluster {
+        Some(_) => Store::mirror(),
+        None => Store::load(&mut backend)?,
+    };
     let (instance, fresh_instance) = instance_id(&opts.state_dir)?;
 
     let listener = bind_socket(&opts.socket)?;
@@ -74,7 +75,20 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         pending_watches: vec![],
         pending_checks: vec![],
         halting: false,
+        cluster: None,
     };
+    let (api_tx, mut api_rx) = mpsc::channel::<(ApiRequest, oneshot::Sender<ApiReply>)>(64);
+    if let Some(c) = &opts.cluster {
+        let side = super::cluster::ClusterSide::start(
+            c,
+            &opts.node_name,
+            opts.node_labels.clone(),
+            api_tx.clone(),
+        )
+        .await
+        .context("joining the cluster")?;
+        d.cluster = Some(side);
+    }
 
     // Signals first, so no SIGCHLD between spawn and handler is lost.
     let mut sigchld = signal(SignalKind::child())?;
@@ -98,19 +112,24 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         });
     }
     tokio::task::yield_now().await;
-    register_node(&mut d);
-    // Re-adopt what is still running before anything else can start pods:
-    // first processes whose start never reached the state file, then
-    // every recorded one.
-    let mut fx = Effects::default();
-    if !fresh_instance {
-        // (A new instance id is carried by no process yet: no /proc scan.)
-        d.agent.recover(&mut d.store, Daemon::wall(), &mut fx);
+    // In a cluster, the node registers through its heartbeat, and the
+    // agent re-adopts once the first snapshot of etcd is in (`cluster.rs`).
+    let single_host = d.cluster.is_none();
+    if single_host {
+        register_node(&mut d);
+        // Re-adopt what is still running before anything else can start
+        // pods: first processes whose start never reached the state file,
+        // then every recorded one.
+        let mut fx = Effects::default();
+        if !fresh_instance {
+            // (A new instance id is carried by no process yet: no /proc scan.)
+            d.agent.recover(&mut d.store, Daemon::wall(), &mut fx);
+        }
+        d.agent
+            .sync(&mut d.store, Instant::now(), Daemon::wall(), &mut fx);
+        d.absorb(fx);
     }
-    d.agent
-        .sync(&mut d.store, Instant::now(), Daemon::wall(), &mut fx);
-    d.absorb(fx);
-    if let Some(dir) = d.opts.units_dir.clone() {
+    if let Some(dir) = d.opts.units_dir.clone().filter(|_| single_host) {
         if dir.exists() {
             match d.reload_units() {
                 Ok(results) => {
@@ -129,7 +148,6 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     d.settle();
 
-    let (api_tx, mut api_rx) = mpsc::channel::<(ApiRequest, oneshot::Sender<ApiReply>)>(64);
     tokio::spawn(http::serve(listener, api_tx, d.store.subscribe()));
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<i32>();
     let (probe_tx, mut probe_rx) =
@@ -158,7 +176,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         // serialise the whole store per exit, and a process started but
         // not yet written is found again by `recover` after a restart.
         let mut persist_due: Option<Instant> = None;
-        if d.store.is_dirty() {
+        if single_host && d.store.is_dirty() {
             let now = Instant::now();
             let due = last_persist.is_none_or(|t| now >= t + PERSIST_EVERY);
             if due || !replies.is_empty() || d.halting {
@@ -201,6 +219,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             break;
         }
         let next_timer = d.timers.keys().next().map(|(at, _)| *at);
+        let agent_may_act = d.agent_may_act();
+        let cluster_due = d.cluster_wakeup();
         // Controllers that wait on the clock (CronJob schedules, Job
         // backoff, deadlines, TTLs) say when; nothing else polls. Asked
         // again only when the store changed: a probe result or a timer
@@ -216,37 +236,53 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             wakeup_rev = Some(d.store.revision());
         }
         tokio::select! {
-            _ = sigchld.recv() => d.reap(),
-            Some(pid) = exit_rx.recv() => {
+            ev = cluster_event(&mut d.cluster) => d.on_cluster_event(ev),
+            _ = sigchld.recv(), if agent_may_act => d.reap(),
+            Some(pid) = exit_rx.recv(), if agent_may_act => {
                 let mut fx = Effects::default();
                 d.agent.on_exit(&mut d.store, pid, None, Instant::now(), Daemon::wall(), &mut fx);
                 d.absorb(fx);
             }
-            Ok(n) = notify.recv() => {
+            Ok(n) = notify.recv(), if agent_may_act => {
                 let mut fx = Effects::default();
                 d.agent.on_notify(&mut d.store, n, Instant::now(), Daemon::wall(), &mut fx);
                 d.absorb(fx);
             }
-            Some((key, result)) = probe_rx.recv() => {
+            Some((key, result)) = probe_rx.recv(), if agent_may_act => {
                 let mut fx = Effects::default();
                 d.agent.on_probe_result(&mut d.store, key, result, Instant::now(), Daemon::wall(), &mut fx);
                 d.absorb(fx);
             }
             Some((req, reply)) = api_rx.recv() => {
-                let answer = d.handle_api(req);
-                replies.push((reply, answer));
+                if single_host {
+                    let answer = d.handle_api(req);
+                    replies.push((reply, answer));
+                } else {
+                    // Answered once etcd has it (`cluster.rs`).
+                    d.api_in_cluster(req, reply, 1);
+                }
             }
-            _ = sleep_until(next_timer) => d.fire_timers(),
+            _ = sleep_until(next_timer), if agent_may_act => d.fire_timers(),
+            _ = sleep_until(cluster_due) => d.cluster_timer(),
             _ = sleep_until(persist_due) => {}
             _ = sleep_until(controllers_due) => {
                 // Nothing changed in the store, but time passed: run the
                 // controllers regardless, then ask again when to wake.
                 d.reconciled_at = 0;
+                d.cluster_controllers_due();
                 wakeup_rev = None;
             }
             _ = sighup.recv() => {
-                if let Err(e) = d.reload_units() {
-                    tracing::error!("reload: units folder not applied:\n{e}");
+                if single_host {
+                    if let Err(e) = d.reload_units() {
+                        tracing::error!("reload: units folder not applied:\n{e}");
+                    }
+                } else {
+                    d.cluster_write(|d| {
+                        if let Err(e) = d.reload_units() {
+                            tracing::error!("reload: units folder not applied:\n{e}");
+                        }
+                    });
                 }
             }
             _ = sigterm.recv() => { if d.shutdown() { break; } }
@@ -255,18 +291,31 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         d.settle();
     }
 
-    if d.opts.foreground {
+    if d.opts.foreground && single_host {
         // `up` leaves no pods behind: the next `up` starts from its units.
         let pods: Vec<String> = d.store.pods().map(|p| p.metadata.name.clone()).collect();
         for p in pods {
             d.store.delete(Kind::Pod, &p);
         }
     }
-    d.store.persist_all(&mut backend)?;
+    if single_host {
+        d.store.persist_all(&mut backend)?;
+    }
+    d.leave_cluster().await;
     let _ = std::fs::remove_file(&d.opts.socket);
     let _ = std::fs::remove_file(notify.path());
     tracing::info!("drover stopped");
     Ok(())
+}
+
+/// The next event of the cluster's tasks (never, in single-host mode).
+async fn cluster_event(
+    cluster: &mut Option<super::cluster::ClusterSide>,
+) -> crate::cluster::member::Event {
+    match cluster {
+        Some(c) => c.member.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {

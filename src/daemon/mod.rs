@@ -9,10 +9,12 @@
 
 mod api;
 pub mod apply;
+mod cluster;
 mod daemonsets;
 pub mod events;
 pub mod http;
 mod lifecycle;
+mod peer;
 pub mod reconcile;
 
 use crate::agent::backoff::BackoffConfig;
@@ -77,6 +79,8 @@ pub(crate) struct Daemon {
     pub pending_checks: Vec<crate::agent::CheckRequest>,
     /// `drover up` is stopping everything.
     pub halting: bool,
+    /// Cluster mode: the store is a mirror of etcd (`cluster.rs`).
+    pub cluster: Option<cluster::ClusterSide>,
 }
 
 impl Daemon {
@@ -110,6 +114,9 @@ impl Daemon {
 
     /// Controllers until nothing changes (bounded), then the agent.
     pub fn settle(&mut self) {
+        if self.cluster.is_some() {
+            return self.settle_cluster();
+        }
         for _ in 0..4 {
             if self.store.revision() == self.reconciled_at {
                 break;
