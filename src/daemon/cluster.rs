@@ -28,7 +28,7 @@ use super::Daemon;
 use crate::agent::Effects;
 use crate::api::Kind;
 use crate::cluster::cache::pods_bound_to;
-use crate::cluster::fence::{self, Resume};
+use crate::cluster::fence::{self, AgentGate, Resume};
 use crate::cluster::member::{Event, Member, MemberError};
 use crate::cluster::requests::{Next, Pending};
 use crate::cluster::ClusterOptions;
@@ -116,10 +116,14 @@ impl Daemon {
         let Some(side) = self.cluster.as_mut() else {
             return;
         };
-        // Before a fencing re-list replaces the cache: the pods bound here.
-        let fencing = matches!(side.member.agent, fence::AgentGate::Fencing { .. });
-        let before: Vec<(String, String)> = if fencing {
+        // The pods this node runs, before the cache changes: one that
+        // vanishes from etcd meanwhile (evicted while the node was cut
+        // off, then seen in a re-list or in the watch it catches up on)
+        // is killed at once, not after a grace period.
+        let watch = matches!(event, Event::Watch(_));
+        let before: Vec<(String, String)> = if watch && side.member.agent != AgentGate::Starting {
             pods_bound_to(&self.store, side.member.node())
+                .filter(|p| p.status.processes.iter().any(|s| s.pid.is_some()))
                 .map(|p| (p.metadata.name.clone(), p.metadata.uid.clone()))
                 .collect()
         } else {
@@ -139,16 +143,55 @@ impl Daemon {
             );
         }
         next.extend(side.pending.cache_at(side.member.cache.revision));
+        if !before.is_empty() {
+            self.kill_stale(&before);
+        }
         if let Some(resume) = handled.resume {
-            self.resume_agent(resume, before);
+            self.resume_agent(resume);
         }
         self.dispatch(next);
     }
 
+    /// Kills, now, the pods of `before` (name, uid: what this node ran)
+    /// that the cache no longer binds to this node.
+    fn kill_stale(&mut self, before: &[(String, String)]) {
+        let node = self.opts.node_name.clone();
+        let wall = Daemon::wall();
+        let stale = fence::stale_pods(
+            before.iter().map(|(n, u)| (n.as_str(), u.as_str())),
+            &self.store,
+            &node,
+        );
+        for (name, why) in &stale {
+            tracing::warn!("fencing: killing pod {name}: no longer this node's ({why:?})");
+            // Now, not after a grace period: its replacement may already
+            // run elsewhere.
+            let killed = self.agent.kill_pod(name, 9);
+            let uid = before
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, u)| u.clone())
+                .unwrap_or_default();
+            self.events.record(
+                Kind::Pod,
+                name,
+                &uid,
+                true,
+                "Fenced",
+                &format!(
+                    "Killed {killed} process(es): the pod is no longer bound to node {node} \
+                     ({why:?}); it was removed while the node was cut off"
+                ),
+                &format!("kubelet/{node}"),
+                wall,
+            );
+        }
+    }
+
     /// The agent may act again: at start, re-adopt from the first snapshot
-    /// and apply the units folder; after fencing, kill what this node no
-    /// longer owns, first thing.
-    fn resume_agent(&mut self, resume: Resume, before: Vec<(String, String)>) {
+    /// and apply the units folder; after fencing (stale pods were killed
+    /// already), go on.
+    fn resume_agent(&mut self, resume: Resume) {
         let wall = Daemon::wall();
         let mut fx = Effects::default();
         match resume {
@@ -158,39 +201,7 @@ impl Daemon {
                 );
                 self.agent.recover(&mut self.store, wall, &mut fx);
             }
-            Resume::Fence => {
-                let node = self.opts.node_name.clone();
-                let stale = fence::stale_pods(
-                    before.iter().map(|(n, u)| (n.as_str(), u.as_str())),
-                    &self.store,
-                    &node,
-                );
-                for (name, why) in &stale {
-                    tracing::warn!("fencing: killing pod {name}: no longer this node's ({why:?})");
-                    // Now, not after a grace period: its replacement may
-                    // already run elsewhere.
-                    let killed = self.agent.kill_pod(name, 9);
-                    let uid = before
-                        .iter()
-                        .find(|(n, _)| n == name)
-                        .map(|(_, u)| u.clone())
-                        .unwrap_or_default();
-                    self.events.record(
-                        Kind::Pod,
-                        name,
-                        &uid,
-                        true,
-                        "Fenced",
-                        &format!(
-                            "Killed {killed} process(es): the pod is no longer bound to node \
-                             {node} ({why:?}) after the node lost its lease"
-                        ),
-                        &format!("kubelet/{node}"),
-                        wall,
-                    );
-                }
-                tracing::info!("fencing done ({} pod(s) killed)", stale.len());
-            }
+            Resume::Fence => tracing::info!("cluster: fenced; the agent resumes"),
         }
         self.agent
             .sync(&mut self.store, Instant::now(), wall, &mut fx);
