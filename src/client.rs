@@ -64,7 +64,8 @@ fn unreachable_message(socket: &Path, error: &io::Error) -> String {
     };
     let hint = match error.kind() {
         io::ErrorKind::PermissionDenied => {
-            "(the socket is for root and the drover group; run as root or join the group)"
+            "(the socket is for root and the drover group: run as root, or join the group with \
+             `adduser USER drover` and log in again)"
         }
         _ => "(is it running? start it with `drover daemon` or `drover up`)",
     };
@@ -100,19 +101,72 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> Result<Bytes, ClientError> {
+        let (response, driver) = self.send(method, path, body).await?;
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| self.http_err(e))?
+            .to_bytes();
+        driver.abort();
+        Ok(bytes)
+    }
+
+    /// GET a streamed answer (`logs -f`): `each` gets every chunk as it
+    /// arrives, until the daemon ends the stream. A stream the daemon
+    /// breaks off (it failed, or it stopped) is [`ClientError::Http`];
+    /// an error from `each` stops reading and is returned as is.
+    pub async fn get_stream(
+        &self,
+        path: &str,
+        mut each: impl FnMut(&[u8]) -> io::Result<()>,
+    ) -> Result<io::Result<()>, ClientError> {
+        let (response, driver) = self.send(Method::GET, path, None).await?;
+        let mut body = response.into_body();
+        let result = loop {
+            match body.frame().await {
+                None => break Ok(()),
+                Some(Err(e)) => {
+                    driver.abort();
+                    return Err(self.http_err(e));
+                }
+                Some(Ok(frame)) => {
+                    if let Some(data) = frame.data_ref() {
+                        if let Err(e) = each(data) {
+                            break Err(e);
+                        }
+                    }
+                }
+            }
+        };
+        driver.abort();
+        Ok(result)
+    }
+
+    /// Connects, sends, and returns a 2xx response (its body not read yet)
+    /// with the task driving the connection; a non-2xx answer becomes
+    /// [`ClientError::Api`].
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<
+        (
+            hyper::Response<hyper::body::Incoming>,
+            tokio::task::JoinHandle<()>,
+        ),
+        ClientError,
+    > {
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|error| ClientError::Unreachable {
                 socket: self.socket.clone(),
                 error,
             })?;
-        let http_err = |error| ClientError::Http {
-            socket: self.socket.clone(),
-            error,
-        };
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(http_err)?;
+            .map_err(|e| self.http_err(e))?;
         let driver = tokio::spawn(async move {
             // Errors surface through `send_request` too; nothing to add.
             let _ = conn.await;
@@ -128,23 +182,31 @@ impl Client {
         let request = builder
             .body(Full::new(Bytes::from(body.unwrap_or_default())))
             .expect("method, path and headers are valid");
-        let response = sender.send_request(request).await.map_err(http_err)?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.http_err(e))?;
         let status = response.status();
+        if status.is_success() {
+            return Ok((response, driver));
+        }
         let bytes = response
             .into_body()
             .collect()
             .await
-            .map_err(http_err)?
+            .map_err(|e| self.http_err(e))?
             .to_bytes();
         driver.abort();
+        Err(ClientError::Api {
+            status,
+            message: error_message(status, &bytes),
+        })
+    }
 
-        if status.is_success() {
-            Ok(bytes)
-        } else {
-            Err(ClientError::Api {
-                status,
-                message: error_message(status, &bytes),
-            })
+    fn http_err(&self, error: hyper::Error) -> ClientError {
+        ClientError::Http {
+            socket: self.socket.clone(),
+            error,
         }
     }
 
@@ -266,6 +328,20 @@ mod tests {
             err.to_string(),
             "cannot reach the drover daemon at /run/drover/drover.sock: No such file or \
              directory (is it running? start it with `drover daemon` or `drover up`)"
+        );
+    }
+
+    #[test]
+    fn a_refused_caller_is_told_how_to_get_access() {
+        let err = ClientError::Unreachable {
+            socket: "/run/drover/drover.sock".into(),
+            error: io::Error::from_raw_os_error(libc::EACCES),
+        };
+        assert_eq!(
+            err.to_string(),
+            "cannot reach the drover daemon at /run/drover/drover.sock: Permission denied (the \
+             socket is for root and the drover group: run as root, or join the group with \
+             `adduser USER drover` and log in again)"
         );
     }
 

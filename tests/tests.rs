@@ -16,8 +16,16 @@ mod cluster_tasks;
 mod daemonsets;
 #[path = "tests/etcd_store.rs"]
 mod etcd_store;
+#[path = "tests/exhaustion.rs"]
+mod exhaustion;
+#[path = "tests/import.rs"]
+mod import;
 #[path = "tests/jobs.rs"]
 mod jobs;
+#[path = "tests/logs.rs"]
+mod logs;
+#[path = "tests/notify_security.rs"]
+mod notify_security;
 #[path = "tests/pods.rs"]
 mod pods;
 #[path = "tests/probes.rs"]
@@ -26,6 +34,8 @@ mod probes;
 mod readoption;
 #[path = "tests/replicasets.rs"]
 mod replicasets;
+#[path = "tests/socket_discovery.rs"]
+mod socket_discovery;
 #[path = "tests/supervision.rs"]
 mod supervision;
 #[path = "tests/units.rs"]

@@ -1,9 +1,11 @@
 //! sd_notify, so daemons written for systemd run unchanged: one datagram
-//! socket (NOTIFY_SOCKET) for the whole node, like /run/systemd/notify.
-//! The kernel stamps each datagram with the sender's pid (SCM_CREDENTIALS);
-//! a sender that is not a main process (`systemd-notify` run from a shell
-//! script) is traced to its process by the marker variable it inherited,
-//! which is systemd's NotifyAccess=all.
+//! socket (NOTIFY_SOCKET) per daemon, like /run/systemd/notify.
+//! The kernel stamps each datagram with the sender's pid and uid
+//! (SCM_CREDENTIALS): who sent it is decided from those kernel facts only
+//! (`supervise::notify`), never from anything the sender says or carries
+//! in its environment. The socket is writable by anyone, as systemd's is,
+//! because pod processes run as any user; a message from outside a pod
+//! process's own tree is dropped.
 //!
 //! Parsing is pure; the socket is a thin tokio wrapper.
 
@@ -50,12 +52,11 @@ pub fn parse(datagram: &[u8]) -> Vec<NotifyMsg> {
         .collect()
 }
 
-/// A received datagram: who sent it and what it said.
+/// A received datagram: who sent it (as the kernel says) and what it said.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Notification {
     pub pid: i32,
-    /// The sender's `DROVER_PROCESS_ID` marker, when it has one.
-    pub marker: Option<String>,
+    pub uid: u32,
     pub messages: Vec<NotifyMsg>,
 }
 
@@ -65,15 +66,16 @@ pub struct NotifySocket {
 }
 
 impl NotifySocket {
-    /// Binds the socket (replacing a stale one), world-writable like
-    /// systemd's: who may send is decided by the sender's pid, not by
-    /// file permissions.
+    /// Binds the socket (replacing a stale one: the path is this daemon's
+    /// own, see [`path_for`]), writable by anyone like systemd's: who may
+    /// send is decided by the sender's credentials, not by file
+    /// permissions.
     pub fn bind(path: &Path) -> io::Result<NotifySocket> {
         let _ = std::fs::remove_file(path);
         let sock = UnixDatagram::bind(path)?;
         sock.set_nonblocking(true)?;
         socket::setsockopt(&sock, sockopt::PassCred, &true).map_err(io::Error::from)?;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))?;
         Ok(NotifySocket {
             sock: tokio::net::UnixDatagram::from_std(sock)?,
             path: path.to_path_buf(),
@@ -106,31 +108,35 @@ fn receive(fd: std::os::fd::RawFd) -> io::Result<Option<Notification>> {
     let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
     let msg = socket::recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_DONTWAIT)
         .map_err(io::Error::from)?;
-    let mut pid = None;
+    let mut sender = None;
     for c in msg.cmsgs().map_err(io::Error::from)? {
         if let ControlMessageOwned::ScmCredentials(cred) = c {
-            pid = Some(cred.pid());
+            sender = Some((cred.pid(), cred.uid()));
         }
     }
     let len = msg.bytes;
-    let Some(pid) = pid else {
+    let Some((pid, uid)) = sender else {
         return Ok(None);
     };
     Ok(Some(Notification {
         pid,
-        marker: marker_of(pid),
+        uid,
         messages: parse(&buf[..len]),
     }))
 }
 
-/// The marker variable of a live process, read from /proc/PID/environ.
-pub fn marker_of(pid: i32) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let prefix = format!("{}=", super::env::MARKER);
-    environ
-        .split(|b| *b == 0)
-        .find_map(|e| e.strip_prefix(prefix.as_bytes()))
-        .map(|v| String::from_utf8_lossy(v).into_owned())
+/// The notify socket of the daemon whose control socket is `control`:
+/// beside it and named after it (`drover.sock` -> `drover.sock.notify`),
+/// so two daemons whose sockets share a folder never share (or remove)
+/// each other's notify socket, and pod processes of any user can reach it
+/// (the state dir is private).
+pub fn path_for(control: &Path) -> PathBuf {
+    let mut name = control
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_else(|| "drover.sock".into());
+    name.push(".notify");
+    control.with_file_name(name)
 }
 
 #[cfg(test)]
@@ -158,6 +164,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn each_control_socket_has_its_own_notify_socket() {
+        assert_eq!(
+            path_for(Path::new("/run/drover/drover.sock")),
+            Path::new("/run/drover/drover.sock.notify")
+        );
+        assert_ne!(
+            path_for(Path::new("/tmp/x/a.sock")),
+            path_for(Path::new("/tmp/x/b.sock"))
+        );
+    }
+
     #[tokio::test]
     async fn receives_with_the_senders_pid() {
         let dir = tempfile::tempdir().unwrap();
@@ -170,6 +188,7 @@ mod tests {
             .expect("a datagram within 5s")
             .unwrap();
         assert_eq!(n.pid, std::process::id() as i32);
+        assert_eq!(n.uid, nix::unistd::getuid().as_raw());
         assert_eq!(
             n.messages,
             vec![NotifyMsg::Ready, NotifyMsg::Status("up".into())]

@@ -106,6 +106,33 @@ pub fn resolve(probe: &Probe, ports: &BTreeMap<String, u16>) -> Result<Check, St
     })
 }
 
+/// When a probe runs and how its results count: the part of a
+/// [`Probe`] the state machine needs (the check itself is resolved by the
+/// executor).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProbeTiming {
+    pub initial_delay: Duration,
+    pub period: Duration,
+    pub timeout: Duration,
+    pub success_threshold: u32,
+    pub failure_threshold: u32,
+    /// Overrides the pod's grace period when this probe kills.
+    pub grace: Option<Duration>,
+}
+
+impl From<&Probe> for ProbeTiming {
+    fn from(p: &Probe) -> ProbeTiming {
+        ProbeTiming {
+            initial_delay: p.initial_delay.as_duration(),
+            period: p.period.as_duration(),
+            timeout: p.timeout.as_duration(),
+            success_threshold: p.success_threshold,
+            failure_threshold: p.failure_threshold,
+            grace: p.termination_grace_period.map(|d| d.as_duration()),
+        }
+    }
+}
+
 /// What a new result changed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -128,7 +155,7 @@ pub struct ProbeState {
 }
 
 impl ProbeState {
-    pub fn record(&mut self, probe: &Probe, result: ProbeResult) -> Verdict {
+    pub fn record(&mut self, probe: &ProbeTiming, result: ProbeResult) -> Verdict {
         let verdict = match &result {
             ProbeResult::Success => {
                 self.failures = 0;
@@ -191,7 +218,7 @@ mod tests {
 
     #[test]
     fn thresholds_count_consecutive_results() {
-        let p = probe(2, 3);
+        let p = ProbeTiming::from(&probe(2, 3));
         let mut s = ProbeState::default();
         assert_eq!(s.record(&p, fail()), Verdict::Unchanged);
         assert_eq!(s.record(&p, fail()), Verdict::Unchanged);

@@ -22,7 +22,7 @@
 //! | POST   | /v1/nodes/{name}/uncordon              |                 | the node |
 //! | POST   | /v1/reload                             |                 | [`ApplyResponse`] |
 //! | GET    | /v1/pods/{name}/logs?process=P&previous=true&tail=N |  | text/plain |
-//! | GET    | /v1/pods/{name}/logpath?process=P&previous=true |     | [`LogPath`] |
+//! | GET    | /v1/pods/{name}/logs?process=P&tail=N&follow=true |    | text/plain, chunked: the log as it grows, through restarts and rotations; ends when the pod is deleted or finished (`logs -f`) |
 //! | GET    | /v1/events?for=Kind/name               |                 | [`List`] of events |
 //! | GET    | /v1/watch?since=REV&timeout=SECS       |                 | [`WatchResponse`], long poll: answers when the store's revision passes REV (or at the timeout) |
 //!
@@ -115,11 +115,6 @@ pub struct KillRequest {
 pub struct ActionResponse {
     /// One line for the user, as kubectl prints: `pod "web-x1" deleted`.
     pub message: String,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct LogPath {
-    pub path: String,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

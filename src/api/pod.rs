@@ -1,6 +1,6 @@
 //! Pods: one or more processes started together on one node.
 
-use super::{Dur, Labels, ObjectMeta};
+use super::{Dur, Labels, ObjectMeta, ProcessReason};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -294,10 +294,23 @@ pub struct ProcessStatus {
     /// `STATUS=` from sd_notify.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub notify_status: Option<String>,
+    /// CPU and memory of the running process, measured by the daemon when
+    /// the API is asked for them (`?usage=true`); never stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<ProcessUsage>,
+}
+
+/// What a running process uses now, read by the node's daemon.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProcessUsage {
+    /// CPU time consumed so far (user + system), seconds.
+    pub cpu_seconds: f64,
+    /// Resident set size, bytes.
+    pub memory_bytes: u64,
 }
 
 impl ProcessStatus {
-    pub fn waiting(name: &str, reason: &str) -> ProcessStatus {
+    pub fn waiting(name: &str, reason: impl Into<ProcessReason>) -> ProcessStatus {
         ProcessStatus {
             name: name.to_string(),
             pid: None,
@@ -305,12 +318,13 @@ impl ProcessStatus {
             started: false,
             restart_count: 0,
             state: ProcessState::Waiting {
-                reason: reason.to_string(),
+                reason: reason.into(),
                 message: None,
             },
             last_state: None,
             identity: None,
             notify_status: None,
+            usage: None,
         }
     }
 }
@@ -328,7 +342,7 @@ pub enum ProcessState {
         started_at: DateTime<Utc>,
     },
     Waiting {
-        reason: String,
+        reason: ProcessReason,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
     },
@@ -343,7 +357,7 @@ pub struct TerminatedState {
     pub exit_code: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signal: Option<i32>,
-    pub reason: String,
+    pub reason: ProcessReason,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -393,7 +407,7 @@ impl Pod {
                     .processes
                     .iter()
                     .find_map(|p| match &p.state {
-                        ProcessState::Terminated(t) => Some(t.reason.clone()),
+                        ProcessState::Terminated(t) => Some(t.reason.to_string()),
                         _ => None,
                     })
                     .unwrap_or_else(|| "Failed".into()),
@@ -401,8 +415,10 @@ impl Pod {
         }
         for p in &self.status.processes {
             if let ProcessState::Waiting { reason, .. } = &p.state {
-                if reason != "ContainerCreating" || self.status.phase == PodPhase::Running {
-                    return reason.clone();
+                if *reason != ProcessReason::ContainerCreating
+                    || self.status.phase == PodPhase::Running
+                {
+                    return reason.to_string();
                 }
             }
         }

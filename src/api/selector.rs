@@ -133,9 +133,14 @@ fn split_terms(text: &str) -> Vec<&str> {
     out
 }
 
+/// `KEY in (A,B)` or `KEY notin (A,B)`: the values in one pair of
+/// parentheses that ends the term.
 fn set_term(term: &str) -> Option<(String, Operator, Vec<String>)> {
     let open = term.find('(')?;
-    let close = term.rfind(')')?;
+    let inside = term[open + 1..].strip_suffix(')')?;
+    if inside.contains(['(', ')']) {
+        return None;
+    }
     let head = term[..open].trim();
     let (key, op) = if let Some(k) = head.strip_suffix(" notin") {
         (k, Operator::NotIn)
@@ -144,7 +149,7 @@ fn set_term(term: &str) -> Option<(String, Operator, Vec<String>)> {
     } else {
         return None;
     };
-    let values = term[open + 1..close]
+    let values = inside
         .split(',')
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
@@ -212,5 +217,23 @@ mod tests {
     #[test]
     fn garbage_is_an_error() {
         assert!(LabelSelector::parse("app web").is_err());
+    }
+
+    /// Found by fuzzing (fuzz/, selector and api_query): a `)` before the
+    /// `(` sliced the term backwards, and `GET /v1/pods?selector=` with
+    /// such a term panicked the daemon.
+    #[test]
+    fn parentheses_out_of_order_are_an_error() {
+        for text in [
+            "x) in (a",
+            ",)) \0) notin (\0(,,",
+            "k in (a)b",
+            "k in ((a))",
+            "k in )a(",
+        ] {
+            assert!(LabelSelector::parse(text).is_err(), "{text:?}");
+        }
+        let sel = LabelSelector::parse("k in (a, b)").unwrap();
+        assert_eq!(sel.match_expressions[0].values, ["a", "b"]);
     }
 }

@@ -1,8 +1,8 @@
 //! The columns `get` prints for each kind, as kubectl prints them.
 //!
 //! Pure: objects, options and the current time in, a [`Table`] out. The
-//! CPU and memory of `-o wide` are read by the caller (see `get`) and
-//! handed in as [`LocalUsage`].
+//! CPU and memory of `-o wide` are what the daemon measured for the
+//! request (`status.processes[].usage`): the CLI reads no /proc.
 
 use crate::api::{
     CronJob, DaemonSet, Event, Job, Kind, LabelSelector, Labels, Node, ObjectMeta, Pod, ReplicaSet,
@@ -13,7 +13,6 @@ use crate::output::table::Table;
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use std::collections::HashMap;
 
 /// What a table shows besides the default columns.
 #[derive(Clone, Debug, Default)]
@@ -24,28 +23,11 @@ pub struct Columns {
     pub label_columns: Vec<String>,
 }
 
-/// CPU time and memory of processes on this host, by pid.
-#[derive(Clone, Debug, Default)]
-pub struct LocalUsage {
-    /// The node this host runs as; pods elsewhere show `<unknown>`.
-    pub node_name: Option<String>,
-    pub by_pid: HashMap<u32, ProcUsage>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ProcUsage {
-    /// Accumulated CPU time (user + system), milliseconds.
-    pub cpu_ms: u64,
-    /// Resident set size, bytes.
-    pub rss_bytes: u64,
-}
-
 /// The table of `items` (all of kind `kind`), in the order given.
 pub fn table(
     kind: Kind,
     items: &[Value],
     cols: &Columns,
-    usage: &LocalUsage,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Table> {
     let mut headers: Vec<String> = match kind {
@@ -122,7 +104,7 @@ pub fn table(
         let (mut row, labels) = match kind {
             Kind::Pod => {
                 let pod: Pod = parse(item, kind, name)?;
-                (pod_row(&pod, cols.wide, usage, now), pod.metadata.labels)
+                (pod_row(&pod, cols.wide, now), pod.metadata.labels)
             }
             Kind::ReplicaSet => {
                 let rs: ReplicaSet = parse(item, kind, name)?;
@@ -204,7 +186,7 @@ pub fn label_header(key: &str) -> String {
     key.rsplit('/').next().unwrap_or(key).to_uppercase()
 }
 
-fn pod_row(pod: &Pod, wide: bool, usage: &LocalUsage, now: DateTime<Utc>) -> Vec<String> {
+fn pod_row(pod: &Pod, wide: bool, now: DateTime<Utc>) -> Vec<String> {
     let (ready, total) = pod.ready_count();
     let mut row = vec![
         pod.metadata.name.clone(),
@@ -235,7 +217,7 @@ fn pod_row(pod: &Pod, wide: bool, usage: &LocalUsage, now: DateTime<Utc>) -> Vec
                 .map(|o| o.to_string())
                 .unwrap_or_else(|| "<none>".into()),
         );
-        let (cpu, mem) = pod_usage(pod, &pids, usage);
+        let (cpu, mem) = pod_usage(pod);
         row.push(cpu);
         row.push(mem);
     }
@@ -258,23 +240,28 @@ pub fn restarts(pod: &Pod, now: DateTime<Utc>) -> String {
     }
 }
 
-fn pod_usage(pod: &Pod, pids: &[u32], usage: &LocalUsage) -> (String, String) {
-    let here = match (&usage.node_name, &pod.status.node_name) {
-        (Some(local), Some(node)) => local == node,
-        _ => true,
-    };
-    if !here {
-        return ("<unknown>".into(), "<unknown>".into());
-    }
-    let found: Vec<ProcUsage> = pids
+/// CPU and memory of the pod's running processes, as its node measured
+/// them: `<none>` when nothing runs, `<unknown>` when something runs but
+/// was not measured (a pod of another node).
+fn pod_usage(pod: &Pod) -> (String, String) {
+    let running: Vec<_> = pod
+        .status
+        .processes
         .iter()
-        .filter_map(|p| usage.by_pid.get(p).copied())
+        .filter(|p| p.pid.is_some())
         .collect();
-    if found.is_empty() {
+    if running.is_empty() {
         return ("<none>".into(), "<none>".into());
     }
-    let cpu_ms = found.iter().map(|u| u.cpu_ms).sum();
-    let rss = found.iter().map(|u| u.rss_bytes).sum();
+    let measured: Vec<_> = running.iter().filter_map(|p| p.usage).collect();
+    if measured.is_empty() {
+        return ("<unknown>".into(), "<unknown>".into());
+    }
+    let cpu_ms = measured
+        .iter()
+        .map(|u| (u.cpu_seconds * 1000.0).round() as u64)
+        .sum();
+    let rss = measured.iter().map(|u| u.memory_bytes).sum();
     (cpu_time(cpu_ms), memory(rss))
 }
 
@@ -632,17 +619,11 @@ pub(crate) mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn pods_show_ready_status_restarts_and_age() {
-        let t = table(
-            Kind::Pod,
-            &[pod()],
-            &Columns::default(),
-            &LocalUsage::default(),
-            now(),
-        )
-        .unwrap();
+        let t = table(Kind::Pod, &[pod()], &Columns::default(), now()).unwrap();
         assert_eq!(
             t.render(),
             "NAME        READY   STATUS    RESTARTS     AGE\n\
@@ -652,22 +633,14 @@ mod tests {
 
     #[test]
     fn wide_pods_add_node_pid_owner_and_usage() {
-        let usage = LocalUsage {
-            node_name: Some("n1".into()),
-            by_pid: [(
-                4242,
-                ProcUsage {
-                    cpu_ms: 12_500,
-                    rss_bytes: 12 * 1024 * 1024,
-                },
-            )]
-            .into(),
-        };
+        let mut measured = pod();
+        measured["status"]["processes"][0]["usage"] =
+            json!({"cpu_seconds": 12.5, "memory_bytes": 12 * 1024 * 1024});
         let cols = Columns {
             wide: true,
             label_columns: vec!["tier".into(), "app.kubernetes.io/name".into()],
         };
-        let t = table(Kind::Pod, &[pod()], &cols, &usage, now()).unwrap();
+        let t = table(Kind::Pod, &[measured], &cols, now()).unwrap();
         assert_eq!(
             t.headers,
             strs(&[
@@ -687,12 +660,13 @@ mod tests {
                 ""
             ])
         );
-        let elsewhere = LocalUsage {
-            node_name: Some("n2".into()),
-            ..usage
-        };
-        let t = table(Kind::Pod, &[pod()], &cols, &elsewhere, now()).unwrap();
-        assert_eq!(t.rows[0][8], "<unknown>");
+        // Not measured (another node's pod): unknown; nothing running: none.
+        let t = table(Kind::Pod, &[pod()], &cols, now()).unwrap();
+        assert_eq!(t.rows[0][8..10], strs(&["<unknown>", "<unknown>"]));
+        let mut stopped = pod();
+        stopped["status"]["processes"][0]["pid"] = Value::Null;
+        let t = table(Kind::Pod, &[stopped], &cols, now()).unwrap();
+        assert_eq!(t.rows[0][8..10], strs(&["<none>", "<none>"]));
     }
 
     #[test]
@@ -701,17 +675,10 @@ mod tests {
             wide: true,
             label_columns: vec![],
         };
-        let t = table(
-            Kind::ReplicaSet,
-            &[replicaset()],
-            &wide,
-            &LocalUsage::default(),
-            now(),
-        )
-        .unwrap();
+        let t = table(Kind::ReplicaSet, &[replicaset()], &wide, now()).unwrap();
         assert_eq!(t.rows[0], strs(&["web", "3", "3", "2", "2d4h", "app=web"]));
 
-        let t = table(Kind::Node, &[node()], &wide, &LocalUsage::default(), now()).unwrap();
+        let t = table(Kind::Node, &[node()], &wide, now()).unwrap();
         assert_eq!(
             t.rows[0],
             strs(&[
@@ -724,34 +691,19 @@ mod tests {
                 "disk=ssd,node-role.kubernetes.io/edge="
             ])
         );
-        let t = table(
-            Kind::DaemonSet,
-            &[daemonset()],
-            &Columns::default(),
-            &LocalUsage::default(),
-            now(),
-        )
-        .unwrap();
+        let t = table(Kind::DaemonSet, &[daemonset()], &Columns::default(), now()).unwrap();
         assert_eq!(t.headers[4], "NODE SELECTOR");
         assert_eq!(
             t.rows[0],
             strs(&["agent", "3", "2", "1", "disk=ssd", "30d"])
         );
-        let t = table(
-            Kind::DaemonSet,
-            &[daemonset()],
-            &wide,
-            &LocalUsage::default(),
-            now(),
-        )
-        .unwrap();
+        let t = table(Kind::DaemonSet, &[daemonset()], &wide, now()).unwrap();
         assert_eq!(t.rows[0][6..], strs(&["main", "app=agent"]));
 
         let t = table(
             Kind::Event,
             &[event("Unhealthy", 5)],
             &Columns::default(),
-            &LocalUsage::default(),
             now(),
         )
         .unwrap();
@@ -770,14 +722,7 @@ mod tests {
     #[test]
     fn an_unreadable_object_is_an_error_naming_it() {
         let bad = serde_json::json!({"kind": "Pod", "metadata": {"name": "p"}});
-        let err = table(
-            Kind::Pod,
-            &[bad],
-            &Columns::default(),
-            &LocalUsage::default(),
-            now(),
-        )
-        .unwrap_err();
+        let err = table(Kind::Pod, &[bad], &Columns::default(), now()).unwrap_err();
         assert!(err.to_string().contains("Pod \"p\""), "{err}");
     }
 

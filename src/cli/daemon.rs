@@ -26,8 +26,8 @@
 //! Relative paths in the file are relative to the file's folder.
 
 use super::CliError;
-use crate::agent::backoff::BackoffConfig;
 use crate::api::duration::parse_duration;
+use crate::daemon::BackoffConfig;
 use crate::daemon::DaemonOptions;
 use crate::paths;
 use anyhow::Context as _;

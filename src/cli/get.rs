@@ -1,9 +1,9 @@
 //! `drover get KIND [NAME] [-l SEL] [-L KEY,...] [-o wide|json|yaml|name] [-w]`
 
-use super::columns::{self, Columns, LocalUsage, ProcUsage};
+use super::columns::{self, Columns};
 use super::target::{parse_kind, Target};
 use super::{print, print_no_resources, CliError};
-use crate::api::{Kind, Pod};
+use crate::api::Kind;
 use crate::client::{list_path, object_path, Client};
 use crate::output::{json, yaml};
 use chrono::Utc;
@@ -86,9 +86,27 @@ impl Query {
         }
     }
 
-    /// The objects: a list's items, or the one object.
-    pub async fn fetch(&self, client: &Client) -> anyhow::Result<(Value, Vec<Value>)> {
-        let answer: Value = client.get(&self.path()).await?;
+    /// The path, asking the daemon to measure each process's CPU and
+    /// memory (`-o wide` pods).
+    fn path_with_usage(&self) -> String {
+        let path = self.path();
+        let sep = if path.contains('?') { '&' } else { '?' };
+        format!("{path}{sep}usage=true")
+    }
+
+    /// The objects: a list's items, or the one object; `usage`: with
+    /// what each pod's processes use now.
+    pub async fn fetch_with(
+        &self,
+        client: &Client,
+        usage: bool,
+    ) -> anyhow::Result<(Value, Vec<Value>)> {
+        let path = if usage && self.kind == Kind::Pod {
+            self.path_with_usage()
+        } else {
+            self.path()
+        };
+        let answer: Value = client.get(&path).await?;
         let mut items = if self.name.is_some() {
             vec![answer.clone()]
         } else {
@@ -160,8 +178,9 @@ pub(super) async fn show(query: &Query, view: &View, client: &Client) -> anyhow:
         print(&out)?;
         return Ok(());
     }
-    let (answer, items) = query.fetch(client).await?;
-    let printer = Printer::new(query.kind, view, client, &items).await;
+    let wide = view.output == Some(Format::Wide);
+    let (answer, items) = query.fetch_with(client, wide).await?;
+    let printer = Printer::new(query.kind, view);
 
     match view.output {
         Some(Format::Json) if !view.watch => print(&json::pretty(&answer))?,
@@ -179,39 +198,22 @@ pub(super) async fn show(query: &Query, view: &View, client: &Client) -> anyhow:
     Ok(())
 }
 
-/// Renders objects in the chosen format; tables keep the local usage of
-/// `-o wide` pods.
+/// Renders objects in the chosen format.
 struct Printer {
     kind: Kind,
     format: Option<Format>,
     columns: Columns,
-    usage: LocalUsage,
 }
 
 impl Printer {
-    async fn new(kind: Kind, view: &View, client: &Client, items: &[Value]) -> Printer {
-        let wide = view.output == Some(Format::Wide);
-        let usage = if wide && kind == Kind::Pod {
-            let node_name = client
-                .get::<crate::api::http::VersionInfo>("/v1/version")
-                .await
-                .ok()
-                .map(|v| v.node_name);
-            LocalUsage {
-                node_name,
-                by_pid: local_usage(&pids_of(items)),
-            }
-        } else {
-            LocalUsage::default()
-        };
+    fn new(kind: Kind, view: &View) -> Printer {
         Printer {
             kind,
             format: view.output,
             columns: Columns {
-                wide,
+                wide: view.output == Some(Format::Wide),
                 label_columns: view.label_columns.clone(),
             },
-            usage,
         }
     }
 
@@ -232,10 +234,10 @@ impl Printer {
             None | Some(Format::Wide) => {
                 let now = Utc::now();
                 if header {
-                    columns::table(self.kind, shown, &self.columns, &self.usage, now)?.render()
+                    columns::table(self.kind, shown, &self.columns, now)?.render()
                 } else {
                     let wanted: Vec<&str> = shown.iter().map(object_name).collect();
-                    let table = columns::table(self.kind, all, &self.columns, &self.usage, now)?;
+                    let table = columns::table(self.kind, all, &self.columns, now)?;
                     let text = table.render_without_header();
                     let mut out = String::new();
                     for (line, item) in text.lines().zip(all) {
@@ -255,7 +257,7 @@ impl Printer {
 async fn watch(
     query: &Query,
     client: &Client,
-    mut printer: Printer,
+    printer: Printer,
     items: Vec<Value>,
     mut revision: u64,
 ) -> anyhow::Result<()> {
@@ -276,7 +278,7 @@ async fn watch(
             continue;
         }
         revision = next;
-        let items = match query.fetch(client).await {
+        let items = match query.fetch_with(client, printer.columns.wide).await {
             Ok((_, items)) => items,
             // `get pod NAME -w` on a pod that went away.
             Err(e) if is_not_found(&e) => Vec::new(),
@@ -293,9 +295,6 @@ async fn watch(
             .collect();
         if changed.is_empty() {
             continue;
-        }
-        if printer.columns.wide && printer.kind == Kind::Pod {
-            printer.usage.by_pid = local_usage(&pids_of(&items));
         }
         print(&printer.render(&changed, &items, !header_shown)?)?;
         header_shown = true;
@@ -339,43 +338,6 @@ fn name_ref(kind: Kind, v: &Value) -> String {
     .resource_ref()
 }
 
-fn pids_of(items: &[Value]) -> Vec<u32> {
-    items
-        .iter()
-        .filter_map(|v| serde_json::from_value::<Pod>(v.clone()).ok())
-        .flat_map(|p| p.status.processes.into_iter().filter_map(|s| s.pid))
-        .collect()
-}
-
-/// CPU time and RSS of these pids on this host, read with sysinfo
-/// (only the listed pids are refreshed).
-fn local_usage(pids: &[u32]) -> HashMap<u32, ProcUsage> {
-    use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate, System};
-    if pids.is_empty() {
-        return HashMap::new();
-    }
-    let wanted: Vec<Pid> = pids.iter().map(|&p| Pid::from_u32(p)).collect();
-    let mut sys = System::new();
-    sys.refresh_processes_specifics(
-        ProcessesToUpdate::Some(&wanted),
-        true,
-        ProcessRefreshKind::nothing().with_cpu().with_memory(),
-    );
-    pids.iter()
-        .filter_map(|&pid| {
-            sys.process(Pid::from_u32(pid)).map(|p| {
-                (
-                    pid,
-                    ProcUsage {
-                        cpu_ms: p.accumulated_cpu_time(),
-                        rss_bytes: p.memory(),
-                    },
-                )
-            })
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::columns::fixtures;
@@ -414,7 +376,6 @@ mod tests {
             kind: Kind::Pod,
             format: None,
             columns: Columns::default(),
-            usage: LocalUsage::default(),
         };
         let mut other = fixtures::pod();
         other["metadata"]["name"] = "web-aaaaa".into();
@@ -430,7 +391,6 @@ mod tests {
             kind: Kind::Node,
             format: Some(Format::Name),
             columns: Columns::default(),
-            usage: LocalUsage::default(),
         };
         let out = printer.render(&[fixtures::node()], &[], true).unwrap();
         assert_eq!(out, "node/n1\n");

@@ -4,9 +4,8 @@
 use super::target::{parse_target, words};
 use super::{print, CliError};
 use crate::api::http::{ActionResponse, KillRequest};
-use crate::api::Kind;
+use crate::api::{Kind, Signal};
 use crate::client::{object_path, Client};
-use crate::runtime::signals::parse_signal;
 
 const KINDS: [Kind; 5] = [
     Kind::Pod,
@@ -30,7 +29,9 @@ pub struct Args {
 pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
     let target = parse_target(&words(&args.kind, args.name.as_deref()), &KINDS, "kill")?;
     // Checked here so a typo is a usage error before anything is sent.
-    parse_signal(&args.signal).map_err(CliError::Usage)?;
+    args.signal
+        .parse::<Signal>()
+        .map_err(|e| CliError::Usage(e.to_string()))?;
     let path = format!("{}/kill", object_path(target.kind, &target.name));
     let answer: ActionResponse = client
         .post(

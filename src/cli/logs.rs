@@ -4,19 +4,15 @@
 //! any, else the newest (a finished Job's pods and logs stay until its TTL
 //! or its CronJob's history limit removes them).
 //!
-//! Without `-f` the daemon sends the text. With `-f` the daemon only says
-//! where the log file is, and this process follows it itself, so a long
-//! `logs -f` costs the daemon nothing.
+//! Everything comes from the daemon, which may run on another node or in
+//! another mount namespace: without `-f` it sends the text; with `-f` it
+//! streams the log as it grows (`follow=true`, a chunked answer) and ends
+//! the stream when the pod is deleted or finished. Ctrl-C ends it here.
 
-use crate::agent::logs::follow;
-use crate::api::http::LogPath;
 use crate::api::{Kind, Pod};
 use crate::client::{encode, object_path, Client};
 use anyhow::Context as _;
 use std::io::{self, Write as _};
-use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
 /// The pod of Job `job` whose log to show: a running one, else the newest.
 async fn job_pod(client: &Client, job: &str) -> anyhow::Result<String> {
@@ -104,12 +100,12 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
     if args.previous {
         query.push_str("&previous=true");
     }
+    if let Some(n) = tail {
+        query.push_str(&format!("&tail={n}"));
+    }
     let base = object_path(Kind::Pod, &pod);
 
     if !args.follow {
-        if let Some(n) = tail {
-            query.push_str(&format!("&tail={n}"));
-        }
         let bytes = client.get_bytes(&format!("{base}/logs?{query}")).await?;
         let mut out = io::stdout().lock();
         out.write_all(&bytes)?;
@@ -117,12 +113,20 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    let LogPath { path } = client.get(&format!("{base}/logpath?{query}")).await?;
-    let mut out = Stdout;
+    // Each chunk is flushed at once, so partial lines show up as written.
+    let print = |chunk: &[u8]| {
+        let mut out = io::stdout().lock();
+        out.write_all(chunk)?;
+        out.flush()
+    };
+    let path = format!("{base}/logs?{query}&follow=true");
     tokio::select! {
-        r = follow(Path::new(&path), tail, &mut out) => {
-            r.with_context(|| format!("following {path}, the log of {pod}/{process} (logs -f reads it on this host)"))?;
-        }
+        r = client.get_stream(&path, print) => match r? {
+            Ok(()) => {}
+            // The reader went away (`logs -f | head`): done, as for `tail -f`.
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {}
+            Err(e) => return Err(e).context("writing the log to stdout"),
+        },
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())
@@ -140,30 +144,6 @@ fn only_process(pod: &Pod) -> anyhow::Result<String> {
             pod.metadata.name,
             many.join(" ")
         ),
-    }
-}
-
-/// Blocking stdout as an `AsyncWrite` (tokio's own needs a feature this
-/// crate does not enable; blocking is fine for a CLI that only follows
-/// one file). Every write is flushed, so partial lines show up at once.
-struct Stdout;
-
-impl tokio::io::AsyncWrite for Stdout {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        let mut out = io::stdout().lock();
-        Poll::Ready(out.write(buf).and_then(|n| out.flush().map(|()| n)))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Poll::Ready(io::stdout().lock().flush())
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        self.poll_flush(cx)
     }
 }
 

@@ -6,7 +6,7 @@
 //! what a verb prints is built by pure functions tested beside it, and only
 //! `run` talks to the daemon (through [`crate::client`]).
 //!
-//! Every verb except `daemon`, `up`, `validate`, `completion` and `man`
+//! Every verb except `daemon`, `up`, `validate`, `import`, `completion` and `man`
 //! runs on a small current-thread tokio runtime made for the invocation.
 
 mod apply;
@@ -19,6 +19,7 @@ mod delete;
 mod describe;
 mod events;
 mod get;
+mod import;
 mod kill;
 mod label;
 mod logs;
@@ -72,7 +73,8 @@ Environment:
 pub struct Cli {
     /// The daemon's control socket
     ///
-    /// Default: /run/drover/drover.sock as root, else
+    /// Default: the system daemon's /run/drover/drover.sock for root and
+    /// for members of the drover group, else the caller's own daemon's
     /// $XDG_RUNTIME_DIR/drover/drover.sock.
     #[arg(long, global = true, env = "DROVER_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
@@ -120,6 +122,8 @@ pub enum Command {
     Wait(wait::Args),
     /// Check unit files without applying them
     Validate(validate::Args),
+    /// Write drover units from systemd services and timers or supervisord programs
+    Import(import::Args),
     /// Print a shell completion script
     Completion(completion::Args),
     /// Print the manual page, or write one page per command to a folder
@@ -161,6 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Up(args) => up::run(args, socket),
         Command::Daemon(args) => daemon::run(args, socket),
         Command::Validate(args) => validate::run(args),
+        Command::Import(args) => import::run(args),
         Command::Completion(args) => completion::run(args),
         Command::Man(args) => man::run(args),
         command => {
@@ -168,7 +173,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .enable_all()
                 .build()
                 .context("starting the I/O runtime")?;
-            let client = Client::new(socket.unwrap_or_else(crate::paths::default_socket));
+            let client = Client::new(socket.unwrap_or_else(crate::paths::client_socket));
             runtime.block_on(run_verb(command, &client))
         }
     }
@@ -194,6 +199,7 @@ async fn run_verb(command: Command, client: &Client) -> anyhow::Result<()> {
         Command::Up(_)
         | Command::Daemon(_)
         | Command::Validate(_)
+        | Command::Import(_)
         | Command::Completion(_)
         | Command::Man(_) => unreachable!("handled without the runtime in `run`"),
     }

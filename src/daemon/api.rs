@@ -3,17 +3,15 @@
 //! and changes a consistent store.
 
 use super::apply;
-use super::http::{ApiReply, ApiRequest};
+use super::http::{ApiReply, ApiRequest, LogFollow};
 use super::Daemon;
-use crate::agent::Effects;
 use crate::api::http::{
     ActionResponse, ApplyRequest, ApplyResponse, CreateJobRequest, KillRequest, LabelRequest, List,
-    LogPath, ScaleRequest, VersionInfo,
+    ScaleRequest, VersionInfo,
 };
-use crate::api::{annotations, Kind, LabelSelector, Object};
+use crate::api::{annotations, Kind, LabelSelector, Object, Signal};
 use crate::controllers::cronjob;
 use hyper::Method;
-use std::time::Instant;
 
 impl Daemon {
     pub(crate) fn handle_api(&mut self, req: ApiRequest) -> ApiReply {
@@ -32,7 +30,7 @@ impl Daemon {
             (&Method::POST, ["apply"]) => self.api_apply(&req),
             (&Method::POST, ["reload"]) => match self.reload_units() {
                 Ok(results) => ApiReply::json(200, &ApplyResponse { results }),
-                Err(e) => ApiReply::error(400, e),
+                Err(e) => ApiReply::error(400, e.to_string()),
             },
             (&Method::GET, ["events"]) => {
                 let filter = req.query.get("for").and_then(|f| {
@@ -50,6 +48,11 @@ impl Daemon {
             (&Method::POST, ["jobs"]) => self.api_create_job(&req),
             (&Method::GET, [plural]) => self.api_list(plural, &req),
             (&Method::GET, [plural, name]) => match self.lookup(plural, name) {
+                Ok(Object::Pod(pod)) if wants_usage(&req) => {
+                    let mut pod = pod.clone();
+                    self.fill_usage(&mut pod);
+                    ApiReply::json(200, &Object::Pod(pod))
+                }
                 Ok(obj) => ApiReply::json(200, obj),
                 Err(e) => e,
             },
@@ -72,9 +75,7 @@ impl Daemon {
                 }
                 ApiReply::json(200, self.store.get(Kind::Node, name).expect("exists"))
             }
-            (&Method::GET, ["pods", name, what @ ("logs" | "logpath")]) => {
-                self.api_logs(name, what, &req)
-            }
+            (&Method::GET, ["pods", name, "logs"]) => self.api_logs(name, &req),
             _ => ApiReply::error(
                 404,
                 format!("no route {} /v1/{}", req.method, req.segments.join("/")),
@@ -106,7 +107,7 @@ impl Daemon {
             },
             None => None,
         };
-        let items: Vec<Object> = self
+        let mut items: Vec<Object> = self
             .store
             .list(kind)
             .filter(|o| {
@@ -116,6 +117,13 @@ impl Daemon {
             })
             .cloned()
             .collect();
+        if kind == Kind::Pod && wants_usage(req) {
+            for item in &mut items {
+                if let Object::Pod(pod) = item {
+                    self.fill_usage(pod);
+                }
+            }
+        }
         ApiReply::json(200, &List::new(items))
     }
 
@@ -135,7 +143,7 @@ impl Daemon {
                     },
                 )
             }
-            Err(e) => ApiReply::error(400, e),
+            Err(e) => ApiReply::error(400, e.to_string()),
         }
     }
 
@@ -145,22 +153,22 @@ impl Daemon {
             // may run on another node. (Not restarted in place: known gap.)
             return;
         }
-        let mut fx = Effects::default();
         for p in pods {
-            self.agent
-                .restart_pod(&mut self.store, p, Instant::now(), Daemon::wall(), &mut fx);
+            self.restart_pod(p);
         }
-        self.absorb(fx);
     }
 
     /// Re-reads the units folder: all of it applies, or none of it.
-    pub(crate) fn reload_units(&mut self) -> Result<Vec<crate::api::http::ApplyResult>, String> {
+    pub(crate) fn reload_units(
+        &mut self,
+    ) -> Result<Vec<crate::api::http::ApplyResult>, apply::ReloadError> {
         let Some(dir) = self.opts.units_dir.clone() else {
-            return Err("this daemon has no units folder (--units)".into());
+            return Err(apply::ReloadError::NoUnitsDir);
         };
         let now = Daemon::wall();
         let units = if dir.exists() {
-            crate::units::load_units_dir(&dir, now).map_err(|d| d.to_string())?
+            crate::units::load_units_dir(&dir, now)
+                .map_err(|d| apply::ReloadError::Units(d.to_string()))?
         } else {
             vec![]
         };
@@ -298,16 +306,7 @@ impl Daemon {
         };
         match kind {
             Kind::Pod => {
-                let mut fx = Effects::default();
-                let ok = self.agent.restart_pod(
-                    &mut self.store,
-                    name,
-                    Instant::now(),
-                    Daemon::wall(),
-                    &mut fx,
-                );
-                self.absorb(fx);
-                if !ok {
+                if !self.restart_pod(name) {
                     return match self.store.pod(name) {
                         Some(_) => ApiReply::error(
                             409,
@@ -359,9 +358,9 @@ impl Daemon {
             Ok(b) => b,
             Err(e) => return ApiReply::error(400, format!("invalid kill request: {e}")),
         };
-        let signal = match crate::runtime::signals::parse_signal(&body.signal) {
+        let signal = match body.signal.parse::<Signal>() {
             Ok(s) => s,
-            Err(e) => return ApiReply::error(400, e),
+            Err(e) => return ApiReply::error(400, e.to_string()),
         };
         let pods: Vec<String> = match kind {
             Kind::Pod => match self.store.pod(name) {
@@ -381,13 +380,12 @@ impl Daemon {
             }
             _ => return ApiReply::error(400, format!("{} cannot be signalled", kind.plural())),
         };
-        let n: usize = pods.iter().map(|p| self.agent.kill_pod(p, signal)).sum();
+        let n: usize = pods.iter().map(|p| self.kill_pod(p, signal)).sum();
         ApiReply::json(
             200,
             &ActionResponse {
                 message: format!(
-                    "sent {} to {n} process{}",
-                    crate::runtime::signals::signal_name(signal),
+                    "sent {signal} to {n} process{}",
                     if n == 1 { "" } else { "es" }
                 ),
             },
@@ -441,7 +439,9 @@ impl Daemon {
         ApiReply::json(200, self.store.get(Kind::Job, &name).expect("just put"))
     }
 
-    fn api_logs(&self, name: &str, what: &str, req: &ApiRequest) -> ApiReply {
+    /// `logs`: the text of a log, or with `follow` the log for the HTTP
+    /// task to stream (`log_stream`); the loop only looks the pod up.
+    fn api_logs(&mut self, name: &str, req: &ApiRequest) -> ApiReply {
         let Some(pod) = self.store.pod(name) else {
             return not_found(Kind::Pod, name);
         };
@@ -469,24 +469,25 @@ impl Daemon {
             }
         };
         let logs = &self.agent.config().logs;
-        let previous = req
-            .query
-            .get("previous")
-            .is_some_and(|v| v == "true" || v.is_empty());
+        let previous = flag(req, "previous");
         let path = if previous {
             logs.previous(name, &process)
         } else {
             logs.current(name, &process)
         };
-        if what == "logpath" {
-            return ApiReply::json(
-                200,
-                &LogPath {
-                    path: path.display().to_string(),
-                },
-            );
-        }
         let tail = req.query.get("tail").and_then(|t| t.parse::<usize>().ok());
+        // A previous run is over: `-f --previous` prints it and ends, as
+        // kubectl does for a terminated container.
+        if flag(req, "follow") && !previous {
+            let uid = pod.metadata.uid.clone();
+            return ApiReply::follow(LogFollow {
+                until: self.log_follows.add(name, &uid),
+                pod: name.to_string(),
+                process,
+                path,
+                tail,
+            });
+        }
         match crate::agent::logs::tail(&path, tail) {
             Ok(bytes) => ApiReply::text(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -512,6 +513,19 @@ fn manual_job_name(cronjob: &str, taken: impl Fn(&str) -> bool) -> String {
     let mut prefix = format!("{cronjob}-manual-");
     prefix.truncate(crate::units::MAX_JOB_NAME - 5);
     super::reconcile::generated_name(&prefix, taken)
+}
+
+/// A yes/no query parameter: `?follow`, `?follow=1`, `?follow=true`.
+fn flag(req: &ApiRequest, key: &str) -> bool {
+    req.query
+        .get(key)
+        .is_some_and(|v| matches!(v.as_str(), "" | "1" | "true"))
+}
+
+/// `?usage=true` (`get pods -o wide`): CPU and memory of each process,
+/// measured now.
+fn wants_usage(req: &ApiRequest) -> bool {
+    req.query.get("usage").is_some_and(|v| v == "true")
 }
 
 fn not_found(kind: Kind, name: &str) -> ApiReply {

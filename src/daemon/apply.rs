@@ -9,6 +9,52 @@ use crate::api::{annotations, Kind, Object};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 
+/// Why one object of a batch was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("{kind}/{name}: kind {kind} cannot be applied")]
+    NotAppliable { kind: Kind, name: String },
+    #[error("{kind}/{name}: {problem}")]
+    Invalid {
+        kind: Kind,
+        name: String,
+        problem: String,
+    },
+    /// A Job's pods are made from a template that is fixed once it ran
+    /// (Kubernetes: `field is immutable`).
+    #[error(
+        "Job/{name}: {} cannot change once the job exists; delete it first \
+         (drover delete job {name}) to run it again with the new spec",
+        fields.join(", ")
+    )]
+    Immutable {
+        name: String,
+        fields: Vec<&'static str>,
+    },
+}
+
+/// A batch that was not applied (nothing of it was), with every reason.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", join(.0))]
+pub struct ApplyError(pub Vec<Rejection>);
+
+fn join(rejections: &[Rejection]) -> String {
+    let all: Vec<String> = rejections.iter().map(|r| r.to_string()).collect();
+    all.join("; ")
+}
+
+/// Why the units folder was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("this daemon has no units folder (--units)")]
+    NoUnitsDir,
+    /// The files' diagnostics (file:line:col, what was expected).
+    #[error("{0}")]
+    Units(String),
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
 pub struct Applied {
     pub results: Vec<ApplyResult>,
     /// Pods whose spec changed: their processes must restart.
@@ -40,7 +86,7 @@ const UNIT_KINDS: [Kind; 6] = [
 
 /// A Job's pods are made from a template that is fixed once it ran
 /// (Kubernetes: `field is immutable`); what may change is how it runs.
-fn immutable_change(existing: &Object, new: &Object) -> Option<String> {
+fn immutable_change(existing: &Object, new: &Object) -> Option<Rejection> {
     let (Object::Job(old), Object::Job(new)) = (existing, new) else {
         return None;
     };
@@ -55,17 +101,14 @@ fn immutable_change(existing: &Object, new: &Object) -> Option<String> {
             old.spec.completion_mode != new.spec.completion_mode,
         ),
     ];
-    let changed: Vec<&str> = fields.iter().filter(|(_, c)| *c).map(|(f, _)| *f).collect();
+    let changed: Vec<&'static str> = fields.iter().filter(|(_, c)| *c).map(|(f, _)| *f).collect();
     if changed.is_empty() {
         return None;
     }
-    Some(format!(
-        "Job/{}: {} cannot change once the job exists; delete it first \
-         (drover delete job {}) to run it again with the new spec",
-        old.metadata.name,
-        changed.join(", "),
-        old.metadata.name
-    ))
+    Some(Rejection::Immutable {
+        name: old.metadata.name.clone(),
+        fields: changed,
+    })
 }
 
 /// Validates every object first; any error rejects the whole batch.
@@ -74,21 +117,23 @@ pub fn apply(
     items: Vec<Object>,
     units_dir: bool,
     now: DateTime<Utc>,
-) -> Result<Applied, String> {
+) -> Result<Applied, ApplyError> {
     let mut errors = vec![];
     for obj in &items {
         if !appliable(obj.kind()) {
-            errors.push(format!(
-                "{}/{}: kind {} cannot be applied",
-                obj.kind(),
-                obj.name(),
-                obj.kind()
-            ));
+            errors.push(Rejection::NotAppliable {
+                kind: obj.kind(),
+                name: obj.name().to_string(),
+            });
             continue;
         }
         if let Err(errs) = crate::units::validate_object(obj) {
-            for e in errs {
-                errors.push(format!("{}/{}: {e}", obj.kind(), obj.name()));
+            for problem in errs {
+                errors.push(Rejection::Invalid {
+                    kind: obj.kind(),
+                    name: obj.name().to_string(),
+                    problem,
+                });
             }
         }
         if let Some(existing) = store.get(obj.kind(), obj.name()) {
@@ -96,7 +141,7 @@ pub fn apply(
         }
     }
     if !errors.is_empty() {
-        return Err(errors.join("; "));
+        return Err(ApplyError(errors));
     }
     let mut applied = Applied {
         results: vec![],

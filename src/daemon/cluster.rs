@@ -23,10 +23,12 @@
 //! Must not: write to the cache what etcd did not send (only the agent's
 //! own pods' status, reported back), or block the loop on etcd.
 
+use super::events::NewEvent;
 use super::http::{ApiReply, ApiRequest, ApiSender};
 use super::Daemon;
-use crate::agent::Effects;
-use crate::api::Kind;
+use crate::agent::logs::{ClaimError, LogDir, LogDirClaim};
+use crate::agent::Outbox;
+use crate::api::{EventType, Kind, Signal};
 use crate::cluster::cache::pods_bound_to;
 use crate::cluster::fence::{self, AgentGate, Resume};
 use crate::cluster::member::{Event, Member, MemberError};
@@ -46,6 +48,10 @@ pub(crate) struct ClusterSide {
     controllers_dirty: bool,
     /// The cache's revision the last pass ran on.
     reconciled_at: u64,
+    /// The log folder and this daemon's claim on it (held while the
+    /// daemon runs): its stale pod folders are collected once the first
+    /// snapshot says which pods exist.
+    log_claim: Option<(LogDir, Result<LogDirClaim, ClaimError>)>,
 }
 
 /// An API request waiting for its writes.
@@ -65,6 +71,8 @@ enum Route {
     Local,
     /// About a pod on another node: asked of that node.
     Remote { node: String, addr: Option<String> },
+    /// Not served in cluster mode (yet): answered with why.
+    Refused(ApiReply),
 }
 
 impl ClusterSide {
@@ -80,7 +88,13 @@ impl ClusterSide {
             pending: Pending::default(),
             controllers_dirty: true,
             reconciled_at: 0,
+            log_claim: None,
         })
+    }
+
+    /// Keeps the log folder's claim until the daemon stops.
+    pub(crate) fn hold_log_claim(&mut self, logs: LogDir, claim: Result<LogDirClaim, ClaimError>) {
+        self.log_claim = Some((logs, claim));
     }
 }
 
@@ -157,6 +171,7 @@ impl Daemon {
     fn kill_stale(&mut self, before: &[(String, String)]) {
         let node = self.opts.node_name.clone();
         let wall = Daemon::wall();
+        let source = format!("kubelet/{node}");
         let stale = fence::stale_pods(
             before.iter().map(|(n, u)| (n.as_str(), u.as_str())),
             &self.store,
@@ -166,25 +181,26 @@ impl Daemon {
             tracing::warn!("fencing: killing pod {name}: no longer this node's ({why:?})");
             // Now, not after a grace period: its replacement may already
             // run elsewhere.
-            let killed = self.agent.kill_pod(name, 9);
+            let killed = self.kill_pod(name, Signal::KILL);
             let uid = before
                 .iter()
                 .find(|(n, _)| n == name)
                 .map(|(_, u)| u.clone())
                 .unwrap_or_default();
-            self.events.record(
-                Kind::Pod,
-                name,
-                &uid,
-                true,
-                "Fenced",
-                &format!(
-                    "Killed {killed} process(es): the pod is no longer bound to node {node} \
-                     ({why:?}); it was removed while the node was cut off"
-                ),
-                &format!("kubelet/{node}"),
-                wall,
+            let message = format!(
+                "Killed {killed} process(es): the pod is no longer bound to node {node} \
+                 ({why:?}); it was removed while the node was cut off"
             );
+            let event = NewEvent {
+                kind: Kind::Pod,
+                name,
+                uid: &uid,
+                type_: EventType::Warning,
+                reason: "Fenced",
+                message: &message,
+                source: &source,
+            };
+            self.events.record(event, wall);
         }
     }
 
@@ -192,20 +208,28 @@ impl Daemon {
     /// and apply the units folder; after fencing (stale pods were killed
     /// already), go on.
     fn resume_agent(&mut self, resume: Resume) {
-        let wall = Daemon::wall();
-        let mut fx = Effects::default();
+        let mut out = Outbox::default();
         match resume {
             Resume::Start => {
                 tracing::info!(
                     "cluster: first snapshot applied; re-adopting this node's processes"
                 );
-                self.agent.recover(&mut self.store, wall, &mut fx);
+                self.agent.recover(&mut self.store, Daemon::now(), &mut out);
+                // Before any pod starts, as in single-host mode (every pod
+                // of the cluster counts as known: a folder of a pod that
+                // moved here and back is kept).
+                let claim = self.cluster.as_mut().and_then(|c| c.log_claim.take());
+                if let Some((logs, claim)) = claim {
+                    self.collect_log_folders(&logs, &claim);
+                    if let Some(c) = self.cluster.as_mut() {
+                        c.log_claim = Some((logs, claim));
+                    }
+                }
             }
             Resume::Fence => tracing::info!("cluster: fenced; the agent resumes"),
         }
-        self.agent
-            .sync(&mut self.store, Instant::now(), wall, &mut fx);
-        self.absorb(fx);
+        self.agent.sync(&mut self.store, Daemon::now(), &mut out);
+        self.absorb(out);
         if resume == Resume::Start && self.opts.units_dir.as_ref().is_some_and(|d| d.exists()) {
             self.cluster_write(|d| match d.reload_units() {
                 Ok(r) => tracing::info!("applied {} units from the units folder", r.len()),
@@ -246,16 +270,21 @@ impl Daemon {
             let mut scratch = self.store.scratch();
             let run = side.member.run_lifecycle(&mut scratch, wall, now);
             for n in run.notices {
-                self.events.record(
-                    n.kind,
-                    &n.name,
-                    &n.uid,
-                    n.warning,
-                    &n.reason,
-                    &n.message,
-                    "node-controller",
-                    wall,
-                );
+                let type_ = if n.warning {
+                    EventType::Warning
+                } else {
+                    EventType::Normal
+                };
+                let event = NewEvent {
+                    kind: n.kind,
+                    name: &n.name,
+                    uid: &n.uid,
+                    type_,
+                    reason: &n.reason,
+                    message: &n.message,
+                    source: "node-controller",
+                };
+                self.events.record(event, wall);
             }
             super::reconcile::run_controllers(&mut scratch, &mut self.events, wall);
             let changes = scratch.diff_from(&self.store);
@@ -264,10 +293,13 @@ impl Daemon {
         }
         let side = self.cluster.as_ref().expect("checked");
         if !self.halting && side.member.agent.agent_may_act() {
-            let mut fx = Effects::default();
-            self.agent
-                .sync(&mut self.store, Instant::now(), wall, &mut fx);
-            self.absorb(fx);
+            let mut out = Outbox::default();
+            let now = crate::agent::Now {
+                mono: Instant::now(),
+                wall,
+            };
+            self.agent.sync(&mut self.store, now, &mut out);
+            self.absorb(out);
         }
         let side = self.cluster.as_mut().expect("checked");
         side.member.report_local_changes(&mut self.store);
@@ -283,6 +315,9 @@ impl Daemon {
         match self.route(&req) {
             Route::Read | Route::Local => {
                 let _ = reply.send(self.handle_api(req));
+            }
+            Route::Refused(answer) => {
+                let _ = reply.send(answer);
             }
             Route::Remote { node, addr } => {
                 let Some(addr) = addr else {
@@ -343,7 +378,20 @@ impl Daemon {
             })
         };
         match (&req.method, segs.as_slice()) {
-            (&Method::GET, ["pods", name, "logs"]) => remote(name).unwrap_or(Route::Read),
+            (&Method::GET, ["pods", name, "logs"]) => match remote(name) {
+                // The node-to-node channel answers whole bodies; a stream
+                // that lasts as long as the pod is not relayed (yet).
+                Some(Route::Remote { node, .. }) if follows(req) => {
+                    Route::Refused(ApiReply::error(
+                        501,
+                        format!(
+                        "pod {name} runs on node {node}: `logs -f` of a pod on another node is \
+                         not relayed; run it on {node}, or leave out -f"
+                    ),
+                    ))
+                }
+                other => other.unwrap_or(Route::Read),
+            },
             (&Method::GET, ["events"]) => {
                 let target = req.query.get("for").and_then(|f| f.split_once('/'));
                 match target {
@@ -429,6 +477,16 @@ impl Daemon {
     pub(crate) fn units_node(&self) -> Option<&str> {
         self.cluster.as_ref().map(|c| c.member.node())
     }
+}
+
+/// `logs -f` (and not of the previous run, which is over).
+fn follows(req: &ApiRequest) -> bool {
+    let on = |k: &str| {
+        req.query
+            .get(k)
+            .is_some_and(|v| matches!(v.as_str(), "" | "1" | "true"))
+    };
+    on("follow") && !on("previous")
 }
 
 fn events_request(req: &ApiRequest) -> bool {

@@ -8,9 +8,9 @@
 //! made for its node), or touch pods of other controllers (the pure
 //! controller never plans that).
 
-use super::events::EventLog;
+use super::events::{EventLog, NewEvent};
 use super::reconcile::apply_pod_op;
-use crate::api::{DaemonSet, Kind, Node, Object, ObjectMeta, Pod};
+use crate::api::{DaemonSet, EventType, Kind, Node, Object, ObjectMeta, Pod};
 use crate::controllers::daemonset::{self, DaemonSetPlan};
 use crate::controllers::Op;
 use crate::store::Store;
@@ -55,16 +55,16 @@ fn apply(
     now: DateTime<Utc>,
 ) {
     let record = |events: &mut EventLog, reason: &str, message: String| {
-        events.record(
-            Kind::DaemonSet,
-            &owner.name,
-            &owner.uid,
-            false,
+        let event = NewEvent {
+            kind: Kind::DaemonSet,
+            name: &owner.name,
+            uid: &owner.uid,
+            type_: EventType::Normal,
             reason,
-            &message,
-            SOURCE,
-            now,
-        );
+            message: &message,
+            source: SOURCE,
+        };
+        events.record(event, now);
     };
     for op in plan.ops {
         match op {

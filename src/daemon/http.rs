@@ -2,15 +2,18 @@
 //! every request is handed to the daemon loop (which owns the store) as an
 //! [`ApiRequest`] and its [`ApiReply`] is sent back. The one exception is
 //! the long poll `/v1/watch`, answered here from the store's revision
-//! channel so a waiting client costs the loop nothing.
+//! channel so a waiting client costs the loop nothing. A `logs -f` is
+//! handed to the loop like any request, and streamed here once the loop
+//! answered with the log to follow (`log_stream`).
 //! Routes: see `crate::api::http`.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
 use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::net::UnixListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -29,6 +32,22 @@ pub struct ApiReply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
+    /// A `logs -f` to stream instead of `body` (see `log_stream`); boxed,
+    /// as it is rare and every other reply carries it.
+    pub follow: Option<Box<LogFollow>>,
+}
+
+/// The loop's answer to a `logs -f`: which log to stream, from how far
+/// back, and until when.
+#[derive(Debug)]
+pub struct LogFollow {
+    pub pod: String,
+    pub process: String,
+    pub path: PathBuf,
+    /// The last N lines first (all of the file with None).
+    pub tail: Option<usize>,
+    /// Closed by the loop once the pod is deleted or finished.
+    pub until: oneshot::Receiver<()>,
 }
 
 impl ApiReply {
@@ -43,6 +62,7 @@ impl ApiReply {
             status,
             content_type: "application/json",
             body,
+            follow: None,
         }
     }
 
@@ -60,6 +80,15 @@ impl ApiReply {
             status: 200,
             content_type: "text/plain; charset=utf-8",
             body,
+            follow: None,
+        }
+    }
+
+    /// `logs -f`: streamed by the HTTP task, not sent from the loop.
+    pub fn follow(follow: LogFollow) -> ApiReply {
+        ApiReply {
+            follow: Some(Box::new(follow)),
+            ..ApiReply::text(vec![])
         }
     }
 }
@@ -90,16 +119,27 @@ pub async fn serve(listener: UnixListener, tx: ApiSender, revisions: watch::Rece
     }
 }
 
+/// A whole answer, or a `logs -f` stream.
+type ReplyBody = Either<Full<Bytes>, super::log_stream::LogBody>;
+
 async fn handle(
     req: Request<Incoming>,
     tx: ApiSender,
     revisions: watch::Receiver<u64>,
-) -> Result<Response<Full<Bytes>>, std::convert::Infallible> {
-    let reply = route(req, tx, revisions).await;
+) -> Result<Response<ReplyBody>, std::convert::Infallible> {
+    let mut reply = route(req, tx, revisions).await;
+    let body = match reply.follow.take().map(|f| super::log_stream::start(*f)) {
+        Some(Ok(stream)) => Either::Right(stream),
+        Some(Err(refused)) => {
+            reply = refused;
+            Either::Left(Full::new(Bytes::from(std::mem::take(&mut reply.body))))
+        }
+        None => Either::Left(Full::new(Bytes::from(std::mem::take(&mut reply.body)))),
+    };
     let resp = Response::builder()
         .status(reply.status)
         .header("content-type", reply.content_type)
-        .body(Full::new(Bytes::from(reply.body)))
+        .body(body)
         .expect("valid response");
     Ok(resp)
 }

@@ -7,15 +7,13 @@
 
 use super::http::{self, ApiReply, ApiRequest};
 use super::{Daemon, DaemonOptions};
-use crate::agent::logs::LogDir;
-use crate::agent::{Agent, AgentConfig, Effects};
+use crate::agent::host::{self, Wakeup};
+use crate::agent::logs::{ClaimError, LogDir, LogDirClaim};
+use crate::agent::{AgentConfig, Outbox};
 use crate::api::{Kind, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectMeta};
-use crate::runtime::linux::LinuxRuntime;
-use crate::runtime::ProcessRuntime;
 use crate::store::embedded::EmbeddedBackend;
 use crate::store::Store;
 use anyhow::Context;
-use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 use tokio::signal::unix::{signal, SignalKind};
@@ -26,11 +24,11 @@ use tokio::sync::{mpsc, oneshot};
 const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    let mut systemd = super::systemd_notify::SystemdNotify::from_env();
     std::fs::create_dir_all(&opts.state_dir)
         .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
     let _lock = lock_state_dir(&opts.state_dir)?;
-    crate::runtime::become_subreaper().context("becoming a child subreaper")?;
-    crate::runtime::memory::tune_allocator();
+    host::tune_allocator();
 
     let mut backend = EmbeddedBackend::open(&opts.state_dir)?;
     // In a cluster the store is a cache of etcd, filled by its watch.
@@ -41,40 +39,38 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (instance, fresh_instance) = instance_id(&opts.state_dir)?;
 
     let listener = bind_socket(&opts.socket)?;
-    // Beside the control socket, as systemd's /run/systemd/notify.
-    let notify_path = opts
-        .socket
-        .parent()
-        .unwrap_or(&opts.state_dir)
-        .join("notify.sock");
+    // This daemon's own, named after its control socket (issue 9: two
+    // daemons whose sockets share a folder shared one notify.sock).
+    let notify_path = crate::agent::notify::path_for(&opts.socket);
     let notify = crate::agent::notify::NotifySocket::bind(&notify_path)
         .with_context(|| format!("binding notify socket {}", notify_path.display()))?;
     let logs = LogDir::new(opts.log_dir.clone(), opts.log_max_bytes);
     std::fs::create_dir_all(&opts.log_dir)
         .with_context(|| format!("creating log dir {}", opts.log_dir.display()))?;
-    let agent = Agent::new(
-        LinuxRuntime::new(),
-        AgentConfig {
-            node_name: opts.node_name.clone(),
-            logs: logs.clone(),
-            backoff: opts.backoff,
-            base_env: crate::agent::env::base_env_from_daemon(),
-            probe_port_is_free: true,
-            notify_socket: Some(notify_path.clone()),
-            instance,
-        },
-    );
+    let own_default = opts.log_dir == crate::paths::default_log_dir(&opts.state_dir);
+    let log_claim = logs.claim(own_default);
+    // Before any spawn: the SIGCHLD handler is installed here, so no
+    // child's exit can come before it.
+    let (agent, mut wakeups) = host::start(AgentConfig {
+        node_name: opts.node_name.clone(),
+        logs: logs.clone(),
+        backoff: opts.backoff,
+        base_env: crate::agent::env::base_env_from_daemon(),
+        probe_port_is_free: true,
+        notify_socket: Some(notify_path.clone()),
+        instance,
+        background_log_removal: true,
+    })
+    .context("starting the node agent")?;
     let mut d = Daemon {
         opts: opts.clone(),
         store,
         agent,
         events: Default::default(),
-        timers: BTreeMap::new(),
-        timer_seq: 0,
         reconciled_at: 0,
-        pending_watches: vec![],
         pending_checks: vec![],
         halting: false,
+        log_follows: Default::default(),
         cluster: None,
     };
     let (api_tx, mut api_rx) = mpsc::channel::<(ApiRequest, oneshot::Sender<ApiReply>)>(64);
@@ -89,9 +85,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         .context("joining the cluster")?;
         d.cluster = Some(side);
     }
+    let single_host = d.cluster.is_none();
 
-    // Signals first, so no SIGCHLD between spawn and handler is lost.
-    let mut sigchld = signal(SignalKind::child())?;
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -112,44 +107,48 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         });
     }
     tokio::task::yield_now().await;
-    // In a cluster, the node registers through its heartbeat, and the
-    // agent re-adopts once the first snapshot of etcd is in (`cluster.rs`).
-    let single_host = d.cluster.is_none();
-    if single_host {
+    if let Some(side) = &mut d.cluster {
+        // The node registers through its heartbeat; the agent re-adopts,
+        // collects log folders and applies the units folder once the
+        // first snapshot of etcd is in (`cluster.rs`).
+        side.hold_log_claim(logs.clone(), log_claim);
+    } else {
         register_node(&mut d);
         // Re-adopt what is still running before anything else can start
         // pods: first processes whose start never reached the state file,
         // then every recorded one.
-        let mut fx = Effects::default();
+        let mut out = Outbox::default();
         if !fresh_instance {
             // (A new instance id is carried by no process yet: no /proc scan.)
-            d.agent.recover(&mut d.store, Daemon::wall(), &mut fx);
+            d.agent.recover(&mut d.store, Daemon::now(), &mut out);
         }
-        d.agent
-            .sync(&mut d.store, Instant::now(), Daemon::wall(), &mut fx);
-        d.absorb(fx);
-    }
-    if let Some(dir) = d.opts.units_dir.clone().filter(|_| single_host) {
-        if dir.exists() {
-            match d.reload_units() {
-                Ok(results) => {
-                    tracing::info!("applied {} units from {}", results.len(), dir.display())
-                }
-                Err(e) => {
-                    if d.opts.foreground {
-                        anyhow::bail!("{e}");
+        // Before any pod starts: the log folders of pods the store does
+        // not know (created, then the daemon died before it wrote them
+        // down).
+        d.collect_log_folders(&logs, &log_claim);
+        d.agent.sync(&mut d.store, Daemon::now(), &mut out);
+        d.absorb(out);
+        if let Some(dir) = d.opts.units_dir.clone() {
+            if dir.exists() {
+                match d.reload_units() {
+                    Ok(results) => {
+                        tracing::info!("applied {} units from {}", results.len(), dir.display())
                     }
-                    tracing::error!("units folder {} not applied:\n{e}", dir.display());
+                    Err(e) => {
+                        if d.opts.foreground {
+                            anyhow::bail!("{e}");
+                        }
+                        tracing::error!("units folder {} not applied:\n{e}", dir.display());
+                    }
                 }
+            } else if d.opts.foreground {
+                anyhow::bail!("units folder {} does not exist", dir.display());
             }
-        } else if d.opts.foreground {
-            anyhow::bail!("units folder {} does not exist", dir.display());
         }
     }
     d.settle();
 
     tokio::spawn(http::serve(listener, api_tx, d.store.subscribe()));
-    let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<i32>();
     let (probe_tx, mut probe_rx) =
         mpsc::unbounded_channel::<(crate::agent::ProbeKey, crate::agent::probe::ProbeResult)>();
     // Replies to API requests wait until what they changed is on disk: an
@@ -166,6 +165,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         d.opts.node_name,
         d.opts.state_dir.display()
     );
+    systemd.ready(&d.store, &d.opts.node_name);
 
     let mut started_up = false;
     loop {
@@ -188,26 +188,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 persist_due = last_persist.map(|t| t + PERSIST_EVERY);
             }
         }
-        if !started_up && !d.store.is_dirty() {
+        if !started_up && (!single_host || !d.store.is_dirty()) {
             // What was found at start is running and on disk.
-            crate::runtime::memory::release_startup_memory();
+            host::release_startup_memory();
             started_up = true;
         }
         for (reply, answer) in replies.drain(..) {
             let _ = reply.send(answer);
         }
-        for pid in d.pending_watches.drain(..) {
-            let tx = exit_tx.clone();
-            tokio::spawn(async move {
-                match crate::runtime::exit_watch::ExitWatch::open(pid) {
-                    Ok(w) => {
-                        let _ = w.exited().await;
-                    }
-                    Err(e) => tracing::warn!("watching adopted pid {pid}: {e}"),
-                }
-                let _ = tx.send(pid);
-            });
-        }
+        d.log_follows.end_finished(&d.store);
         for req in d.pending_checks.drain(..) {
             let tx = probe_tx.clone();
             tokio::spawn(async move {
@@ -218,7 +207,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         if d.halting && !d.agent.anything_running() {
             break;
         }
-        let next_timer = d.timers.keys().next().map(|(at, _)| *at);
+        let next_timer = d.agent.next_deadline();
         let agent_may_act = d.agent_may_act();
         let cluster_due = d.cluster_wakeup();
         // Controllers that wait on the clock (CronJob schedules, Job
@@ -237,21 +226,25 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
         tokio::select! {
             ev = cluster_event(&mut d.cluster) => d.on_cluster_event(ev),
-            _ = sigchld.recv(), if agent_may_act => d.reap(),
-            Some(pid) = exit_rx.recv(), if agent_may_act => {
-                let mut fx = Effects::default();
-                d.agent.on_exit(&mut d.store, pid, None, Instant::now(), Daemon::wall(), &mut fx);
-                d.absorb(fx);
+            wakeup = wakeups.next(), if agent_may_act => {
+                let mut out = Outbox::default();
+                match wakeup {
+                    Wakeup::Reap => d.agent.reap(&mut d.store, Daemon::now(), &mut out),
+                    Wakeup::AdoptedExit(pid) => {
+                        d.agent.on_adopted_exit(&mut d.store, pid, Daemon::now(), &mut out)
+                    }
+                }
+                d.absorb(out);
             }
             Ok(n) = notify.recv(), if agent_may_act => {
-                let mut fx = Effects::default();
-                d.agent.on_notify(&mut d.store, n, Instant::now(), Daemon::wall(), &mut fx);
-                d.absorb(fx);
+                let mut out = Outbox::default();
+                d.agent.on_notify(&mut d.store, n, Daemon::now(), &mut out);
+                d.absorb(out);
             }
             Some((key, result)) = probe_rx.recv(), if agent_may_act => {
-                let mut fx = Effects::default();
-                d.agent.on_probe_result(&mut d.store, key, result, Instant::now(), Daemon::wall(), &mut fx);
-                d.absorb(fx);
+                let mut out = Outbox::default();
+                d.agent.on_probe_result(&mut d.store, key, result, Daemon::now(), &mut out);
+                d.absorb(out);
             }
             Some((req, reply)) = api_rx.recv() => {
                 if single_host {
@@ -289,8 +282,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = sigint.recv() => { if d.shutdown() { break; } }
         }
         d.settle();
+        systemd.update(&d.store, &d.opts.node_name);
     }
 
+    systemd.stopping();
     if d.opts.foreground && single_host {
         // `up` leaves no pods behind: the next `up` starts from its units.
         let pods: Vec<String> = d.store.pods().map(|p| p.metadata.name.clone()).collect();
@@ -326,34 +321,34 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 impl Daemon {
-    fn reap(&mut self) {
-        let exits = self.agent.runtime().reap();
-        if exits.is_empty() {
-            return;
+    /// Removes the log folders of pods the store does not know (created,
+    /// then the daemon died before it wrote them down). Before any pod
+    /// starts.
+    pub(crate) fn collect_log_folders(
+        &self,
+        logs: &LogDir,
+        claim: &Result<LogDirClaim, ClaimError>,
+    ) {
+        match claim {
+            Ok(claim) => match logs.remove_unowned(claim, |pod| self.store.pod(pod).is_some()) {
+                Ok(gone) if !gone.is_empty() => {
+                    tracing::info!("removed the log folders of gone pods: {}", gone.join(", "))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("collecting log folders: {e}"),
+            },
+            Err(e) => tracing::warn!(
+                "not removing stale folders in log dir {}: {e}",
+                self.opts.log_dir.display()
+            ),
         }
-        let mut fx = Effects::default();
-        let now = Instant::now();
-        let wall = Daemon::wall();
-        for (pid, exit) in exits {
-            self.agent
-                .on_exit(&mut self.store, pid, Some(exit), now, wall, &mut fx);
-        }
-        self.absorb(fx);
     }
 
     fn fire_timers(&mut self) {
-        let now = Instant::now();
-        let wall = Daemon::wall();
-        let mut fx = Effects::default();
-        while let Some(entry) = self.timers.first_entry() {
-            if entry.key().0 > now {
-                break;
-            }
-            let timer = entry.remove();
-            self.agent
-                .on_timer(&mut self.store, timer, now, wall, &mut fx);
-        }
-        self.absorb(fx);
+        let mut out = Outbox::default();
+        self.agent
+            .fire_timers(&mut self.store, Daemon::now(), &mut out);
+        self.absorb(out);
     }
 
     /// SIGTERM/SIGINT. `daemon`: leave processes running (they are
@@ -364,18 +359,15 @@ impl Daemon {
             return true;
         }
         if self.halting {
-            let pids: Vec<i32> = self.agent.pids().collect();
-            for pid in pids {
-                let _ = crate::runtime::ProcessRuntime::signal_group(self.agent.runtime(), pid, 9);
-            }
+            self.agent.kill_all();
             return false;
         }
         eprintln!("stopping all pods (Ctrl-C again to kill them now)");
         self.halting = true;
-        let mut fx = Effects::default();
+        let mut out = Outbox::default();
         self.agent
-            .halt_all(&mut self.store, Instant::now(), &mut fx);
-        self.absorb(fx);
+            .halt_all(&mut self.store, Daemon::now(), &mut out);
+        self.absorb(out);
         false
     }
 }
@@ -444,8 +436,8 @@ fn instance_id(dir: &std::path::Path) -> anyhow::Result<(String, bool)> {
 
 /// One daemon per state dir: an exclusive flock on STATE_DIR/lock, held
 /// for the daemon's life (released by the kernel if it dies).
-fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
-    use std::os::fd::AsRawFd;
+fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    use nix::fcntl::{Flock, FlockArg};
     let path = dir.join("lock");
     let f = std::fs::OpenOptions::new()
         .create(true)
@@ -453,15 +445,14 @@ fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    // SAFETY: flock on a file descriptor we own; no memory is involved.
-    let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        anyhow::bail!(
+    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) => Ok(lock),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => anyhow::bail!(
             "another drover daemon is using the state dir {} (pass a different --state-dir)",
             dir.display()
-        );
+        ),
+        Err((_, e)) => Err(e).with_context(|| format!("locking {}", path.display())),
     }
-    Ok(f)
 }
 
 /// Binds the control socket (0660). A stale socket file from a daemon that

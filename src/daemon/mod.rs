@@ -14,15 +14,17 @@ mod daemonsets;
 pub mod events;
 pub mod http;
 mod lifecycle;
+mod log_stream;
 mod peer;
 pub mod reconcile;
+mod systemd_notify;
 
-use crate::agent::backoff::BackoffConfig;
-use crate::agent::{Agent, Effects, Timer};
-use crate::runtime::linux::LinuxRuntime;
+pub use crate::agent::backoff::BackoffConfig;
+use crate::agent::host::HostAgent;
+use crate::agent::{Now, Outbox};
+use crate::api::{EventType, Kind, Signal};
 use crate::store::Store;
-use events::EventLog;
-use std::collections::BTreeMap;
+use events::{EventLog, NewEvent};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -66,19 +68,16 @@ pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 pub(crate) struct Daemon {
     pub opts: DaemonOptions,
     pub store: Store,
-    pub agent: Agent<LinuxRuntime>,
+    pub agent: HostAgent,
     pub events: EventLog,
-    /// Armed timers, by deadline; `seq` keeps equal deadlines apart.
-    pub timers: BTreeMap<(Instant, u64), Timer>,
-    pub timer_seq: u64,
     /// Revision at which the controllers last ran.
     pub reconciled_at: u64,
-    /// Adopted pids to hand to pidfd watchers (drained by the loop).
-    pub pending_watches: Vec<i32>,
     /// Network probes to start as tasks (drained by the loop).
     pub pending_checks: Vec<crate::agent::CheckRequest>,
     /// `drover up` is stopping everything.
     pub halting: bool,
+    /// `logs -f` streams, ended when their pod is deleted or finishes.
+    pub log_follows: log_stream::Follows,
     /// Cluster mode: the store is a mirror of etcd (`cluster.rs`).
     pub cluster: Option<cluster::ClusterSide>,
 }
@@ -88,28 +87,59 @@ impl Daemon {
         chrono::Utc::now()
     }
 
-    /// Takes what the agent asked for: timers, pid watches, events.
-    pub fn absorb(&mut self, fx: Effects) {
-        for (at, t) in fx.timers {
-            self.timer_seq += 1;
-            self.timers.insert((at, self.timer_seq), t);
+    /// Both clocks, read once for one event.
+    pub fn now() -> Now {
+        Now {
+            mono: Instant::now(),
+            wall: Self::wall(),
         }
-        self.pending_watches.extend(fx.watch);
-        self.pending_checks.extend(fx.checks);
-        let node = format!("kubelet/{}", self.opts.node_name);
+    }
+
+    /// Takes what the agent asked for: network checks to run, events.
+    pub fn absorb(&mut self, out: Outbox) {
+        self.pending_checks.extend(out.checks);
+        let source = format!("kubelet/{}", self.opts.node_name);
         let now = Self::wall();
-        for n in fx.notes {
-            self.events.record(
-                crate::api::Kind::Pod,
-                &n.pod,
-                &n.pod_uid,
-                n.warning,
-                &n.reason,
-                &n.message,
-                &node,
-                now,
-            );
+        for n in out.notes {
+            let type_ = if n.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            };
+            let event = NewEvent {
+                kind: Kind::Pod,
+                name: &n.pod,
+                uid: &n.pod_uid,
+                type_,
+                reason: &n.reason,
+                message: &n.message,
+                source: &source,
+            };
+            self.events.record(event, now);
         }
+    }
+
+    /// `drover restart pod`: false if the pod does not run on this node
+    /// or is being deleted.
+    pub fn restart_pod(&mut self, name: &str) -> bool {
+        let mut out = Outbox::default();
+        let ok = self
+            .agent
+            .restart_pod(&mut self.store, name, Self::now(), &mut out);
+        self.absorb(out);
+        ok
+    }
+
+    /// `drover kill`: how many processes of the pod were signalled.
+    pub fn kill_pod(&mut self, name: &str, signal: Signal) -> usize {
+        self.agent
+            .kill_pod(&mut self.store, name, signal, Self::now())
+    }
+
+    /// With `-o wide`: CPU and memory of each pod's processes, measured
+    /// now by the node's runtime (never stored).
+    pub fn fill_usage(&self, pod: &mut crate::api::Pod) {
+        self.agent.fill_usage(pod);
     }
 
     /// Controllers until nothing changes (bounded), then the agent.
@@ -126,12 +156,15 @@ impl Daemon {
             if !self.halting {
                 reconcile::run_controllers(&mut self.store, &mut self.events, now);
             }
-            let mut fx = Effects::default();
+            let mut out = Outbox::default();
             if !self.halting {
-                self.agent
-                    .sync(&mut self.store, Instant::now(), now, &mut fx);
+                let now = Now {
+                    mono: Instant::now(),
+                    wall: now,
+                };
+                self.agent.sync(&mut self.store, now, &mut out);
             }
-            self.absorb(fx);
+            self.absorb(out);
             // The pass itself changed the store (pods created, statuses
             // written): go round again so the controllers see it (ready
             // counts, adoption), until a pass changes nothing.

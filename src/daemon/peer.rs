@@ -106,6 +106,7 @@ pub async fn ask(
                         "text/plain; charset=utf-8"
                     },
                     body: body.to_bytes().to_vec(),
+                    follow: None,
                 },
                 Err(e) => ApiReply::error(502, format!("node {node}: reading the answer: {e}")),
             }

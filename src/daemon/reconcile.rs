@@ -19,9 +19,9 @@
 //! deadline or TTL) is not triggered by any change: [`next_wakeup`] says
 //! when the next of those is due, and the loop runs the controllers then.
 
-use super::events::EventLog;
+use super::events::{EventLog, NewEvent};
 use crate::api::job::JobRef;
-use crate::api::{annotations, CronJob, Job, Kind, Node, Object, ObjectMeta, Pod};
+use crate::api::{annotations, CronJob, EventType, Job, Kind, Node, Object, ObjectMeta, Pod};
 use crate::controllers::cronjob::{self, CronPlan};
 use crate::controllers::job::{self, JobPlan, Notice};
 use crate::controllers::replicaset::{self, ReplicaView};
@@ -198,13 +198,15 @@ fn apply_cron_plan(
     for (name, reason) in &plan.delete {
         if store.delete(Kind::Job, name).is_some() {
             events.record(
-                Kind::CronJob,
-                &meta.name,
-                &meta.uid,
-                false,
-                "SuccessfulDelete",
-                &format!("Deleted job {name} ({reason})"),
-                CRONJOB_SOURCE,
+                NewEvent {
+                    kind: Kind::CronJob,
+                    name: &meta.name,
+                    uid: &meta.uid,
+                    type_: EventType::Normal,
+                    reason: "SuccessfulDelete",
+                    message: &format!("Deleted job {name} ({reason})"),
+                    source: CRONJOB_SOURCE,
+                },
                 now,
             );
         }
@@ -245,7 +247,20 @@ fn note(
     now: DateTime<Utc>,
 ) {
     events.record(
-        kind, &meta.name, &meta.uid, n.warning, &n.reason, &n.message, source, now,
+        NewEvent {
+            kind,
+            name: &meta.name,
+            uid: &meta.uid,
+            type_: if n.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: &n.reason,
+            message: &n.message,
+            source,
+        },
+        now,
     );
 }
 
@@ -332,13 +347,15 @@ fn apply_plan(
                     true
                 });
                 events.record(
-                    kind,
-                    &owner.name,
-                    &owner.uid,
-                    false,
-                    "Adopted",
-                    &format!("Adopted pod: {name}"),
-                    source,
+                    NewEvent {
+                        kind,
+                        name: &owner.name,
+                        uid: &owner.uid,
+                        type_: EventType::Normal,
+                        reason: "Adopted",
+                        message: &format!("Adopted pod: {name}"),
+                        source,
+                    },
                     now,
                 );
             }
@@ -348,13 +365,15 @@ fn apply_plan(
                     true
                 });
                 events.record(
-                    kind,
-                    &owner.name,
-                    &owner.uid,
-                    false,
-                    "Released",
-                    &format!("Released pod: {name} (labels no longer match)"),
-                    source,
+                    NewEvent {
+                        kind,
+                        name: &owner.name,
+                        uid: &owner.uid,
+                        type_: EventType::Normal,
+                        reason: "Released",
+                        message: &format!("Released pod: {name} (labels no longer match)"),
+                        source,
+                    },
                     now,
                 );
             }
@@ -399,26 +418,30 @@ pub(super) fn apply_pod_op(
             pod.metadata.generation = 1;
             store.put(Object::Pod(pod));
             events.record(
-                kind,
-                &owner.name,
-                &owner.uid,
-                false,
-                "SuccessfulCreate",
-                &format!("Created pod: {name}"),
-                source,
+                NewEvent {
+                    kind,
+                    name: &owner.name,
+                    uid: &owner.uid,
+                    type_: EventType::Normal,
+                    reason: "SuccessfulCreate",
+                    message: &format!("Created pod: {name}"),
+                    source,
+                },
                 now,
             );
         }
         Op::DeletePod { name, reason } => {
             if mark_deleted(store, &name, now) {
                 events.record(
-                    kind,
-                    &owner.name,
-                    &owner.uid,
-                    false,
-                    "SuccessfulDelete",
-                    &format!("Deleted pod: {name} ({reason})"),
-                    source,
+                    NewEvent {
+                        kind,
+                        name: &owner.name,
+                        uid: &owner.uid,
+                        type_: EventType::Normal,
+                        reason: "SuccessfulDelete",
+                        message: &format!("Deleted pod: {name} ({reason})"),
+                        source,
+                    },
                     now,
                 );
             }
@@ -494,13 +517,15 @@ fn schedule(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
                     true
                 });
                 events.record(
-                    Kind::Pod,
-                    &name,
-                    &uid,
-                    false,
-                    "Scheduled",
-                    &format!("Successfully assigned {name} to {node}"),
-                    "scheduler",
+                    NewEvent {
+                        kind: Kind::Pod,
+                        name: &name,
+                        uid: &uid,
+                        type_: EventType::Normal,
+                        reason: "Scheduled",
+                        message: &format!("Successfully assigned {name} to {node}"),
+                        source: "scheduler",
+                    },
                     now,
                 );
             }
@@ -515,13 +540,15 @@ fn schedule(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
                 });
                 if changed {
                     events.record(
-                        Kind::Pod,
-                        &name,
-                        &uid,
-                        true,
-                        "FailedScheduling",
-                        &msg,
-                        "scheduler",
+                        NewEvent {
+                            kind: Kind::Pod,
+                            name: &name,
+                            uid: &uid,
+                            type_: EventType::Warning,
+                            reason: "FailedScheduling",
+                            message: &msg,
+                            source: "scheduler",
+                        },
                         now,
                     );
                 }

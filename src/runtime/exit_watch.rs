@@ -9,14 +9,25 @@
 //!
 //! What a pidfd cannot give for a non-child is the exit status: the agent
 //! records such an exit as "unknown".
+//!
+//! [`Watcher`] holds one pidfd per watched process, within a budget of
+//! descriptors (what is left of RLIMIT_NOFILE after a reserve for the
+//! API, logs and spawns): past it, or when the kernel refuses one
+//! (EMFILE, ENFILE, ENOMEM), a process is reported
+//! [`Watch::Unavailable`](super::Watch) and the agent looks at it again
+//! later. Running out of descriptors never reads as an exit.
+//! [`ExitEvents`] is what the daemon's loop waits on.
 
-use super::procfs;
-use crate::api::ProcessIdentity;
+use super::{procfs, Watch};
+use crate::api::{ProcessIdentity, Signal};
 use nix::errno::Errno;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
+use tokio::sync::mpsc;
 
 /// `PIDFD_SIGNAL_PROCESS_GROUP` (linux/pidfd.h, kernel 6.9+; not in libc).
 const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
@@ -102,8 +113,8 @@ impl ExitWatch {
 
     /// Sends `signal` to exactly this process (pidfd_send_signal); ESRCH
     /// (already exited) is success.
-    pub fn signal(&self, signal: i32) -> io::Result<()> {
-        self.send(signal, 0)
+    pub fn signal(&self, signal: Signal) -> io::Result<()> {
+        self.send(signal.number(), 0)
     }
 
     /// Sends `signal` to this process's group. Uses
@@ -111,7 +122,8 @@ impl ExitWatch {
     /// kernels (Debian 12's 6.1) get `kill(-pid)` after checking through
     /// the pidfd that the leader is still alive, which pins its pid (and
     /// so the pgid it leads) against reuse.
-    pub fn signal_group(&self, signal: i32) -> io::Result<()> {
+    pub fn signal_group(&self, signal: Signal) -> io::Result<()> {
+        let signal = signal.number();
         match self.send(signal, PIDFD_SIGNAL_PROCESS_GROUP) {
             Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
             other => return other,
@@ -148,5 +160,132 @@ impl ExitWatch {
             Errno::ESRCH => Ok(()),
             e => Err(e.into()),
         }
+    }
+}
+
+/// Descriptors kept for everything but pidfds: a quarter of the limit,
+/// at least this many.
+const RESERVED_FDS: u64 = 32;
+
+/// How many pidfds may be open at once under a soft RLIMIT_NOFILE of
+/// `limit`: what is left after a reserve, so that watching a thousand
+/// re-adopted processes never starves the control socket, the logs and
+/// the spawns of descriptors.
+pub fn pidfd_budget(limit: u64) -> usize {
+    let reserve = (limit / 4).max(RESERVED_FDS);
+    limit.saturating_sub(reserve).min(usize::MAX as u64) as usize
+}
+
+fn nofile_soft_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 1024;
+    }
+    lim.rlim_cur
+}
+
+/// Watches processes that are not our children, each through a pidfd
+/// and a small task that reports its exit on a channel.
+#[derive(Clone, Debug)]
+pub(crate) struct Watcher {
+    tx: mpsc::UnboundedSender<i32>,
+    rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<i32>>>>,
+    /// Pidfds open now (their tasks decrement on exit).
+    open: Arc<AtomicUsize>,
+}
+
+impl Watcher {
+    pub(crate) fn new() -> Watcher {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Watcher {
+            tx,
+            rx: Arc::new(Mutex::new(Some(rx))),
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    /// See [`super::ProcessRuntime::watch`]. Must be called inside a tokio
+    /// runtime (the daemon's).
+    pub(crate) fn watch(&self, pid: i32, identity: &ProcessIdentity) -> Watch {
+        let budget = pidfd_budget(nofile_soft_limit());
+        if self.open.load(Ordering::Relaxed) >= budget {
+            return Watch::Unavailable(io::Error::other(format!(
+                "{budget} pidfds open already (the rest of RLIMIT_NOFILE is kept for other work)"
+            )));
+        }
+        match ExitWatch::adopt(pid, identity) {
+            Ok(Some(watch)) => {
+                self.open.fetch_add(1, Ordering::Relaxed);
+                let tx = self.tx.clone();
+                let open = self.open.clone();
+                tokio::spawn(async move {
+                    let _ = watch.exited().await;
+                    drop(watch);
+                    open.fetch_sub(1, Ordering::Relaxed);
+                    let _ = tx.send(pid);
+                });
+                Watch::Watching
+            }
+            Ok(None) => Watch::Gone,
+            // EMFILE, ENFILE, ENOMEM, or no tokio runtime: not an exit.
+            Err(e) => Watch::Unavailable(e),
+        }
+    }
+
+    fn take_receiver(&self) -> Option<mpsc::UnboundedReceiver<i32>> {
+        self.rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// Something to reap: SIGCHLD came, or a watched process exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExitEvent {
+    /// Children may have exited: call `reap`.
+    Children,
+    /// A watched (non-child) process exited; its status is not ours.
+    Watched(i32),
+}
+
+/// The exits the daemon's loop waits on. One per runtime.
+pub struct ExitEvents {
+    sigchld: tokio::signal::unix::Signal,
+    watched: mpsc::UnboundedReceiver<i32>,
+}
+
+impl ExitEvents {
+    /// Installs the SIGCHLD handler. Must run inside a tokio runtime,
+    /// before the first spawn (a SIGCHLD before the handler is lost).
+    pub(crate) fn new(watcher: &Watcher) -> io::Result<ExitEvents> {
+        let watched = watcher
+            .take_receiver()
+            .ok_or_else(|| io::Error::other("the runtime's exit events were taken already"))?;
+        let sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
+        Ok(ExitEvents { sigchld, watched })
+    }
+
+    pub async fn next(&mut self) -> ExitEvent {
+        tokio::select! {
+            _ = self.sigchld.recv() => ExitEvent::Children,
+            Some(pid) = self.watched.recv() => ExitEvent::Watched(pid),
+        }
+    }
+}
+
+#[cfg(test)]
+mod budget_tests {
+    use super::pidfd_budget;
+
+    #[test]
+    fn a_quarter_of_the_limit_and_at_least_32_descriptors_are_kept() {
+        assert_eq!(pidfd_budget(1024), 768);
+        assert_eq!(pidfd_budget(128), 96);
+        assert_eq!(pidfd_budget(96), 64);
+        assert_eq!(pidfd_budget(40), 8);
+        assert_eq!(pidfd_budget(16), 0);
+        assert_eq!(pidfd_budget(1 << 20), 786_432);
     }
 }

@@ -8,6 +8,13 @@
 //! sent SIGKILL (which nothing can ignore), or when sent a signal the test
 //! declared fatal ([`FakeRuntime::dies_on`]).
 //!
+//! Spawned processes are children: their exits come out of `reap`.
+//! Processes added with [`FakeRuntime::add_process`] are not (survivors
+//! of a previous daemon, escaped grandchildren): their exits are
+//! reported only if they are watched ([`FakeRuntime::watched_exits`]),
+//! and a watch can be refused on demand ([`FakeRuntime::refuse_watches`])
+//! as when the daemon runs out of descriptors.
+//!
 //! Cgroups are pretended (available unless made with
 //! [`FakeRuntime::without_cgroups`]): pod cgroups are recorded, a spawn
 //! with `cgroup` puts the fake process in it, `kill_cgroup` kills every
@@ -20,9 +27,9 @@
 //! it in explicitly, never switch to it on `cfg!(test)`.
 
 use super::cgroup::{CgroupError, PodCgroup, ProcessCgroup, Usage};
-use super::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned};
-use crate::api::ProcessIdentity;
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use super::{ExitReason, ProcessFacts, ProcessRuntime, SpawnError, SpawnRequest, Spawned, Watch};
+use crate::api::{ProcessIdentity, ProcessUsage, Signal};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::io;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -58,13 +65,17 @@ pub enum SignalTarget {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SignalSent {
     pub target: SignalTarget,
-    pub signal: i32,
+    pub signal: Signal,
 }
 
 #[derive(Clone, Debug)]
 struct FakeProcess {
     pgid: i32,
     env: Vec<(String, String)>,
+    facts: ProcessFacts,
+    usage: ProcessUsage,
+    /// Spawned by the fake (its exit is reaped), or added.
+    child: bool,
     /// Exit queued, not reaped yet: a zombie.
     exited: bool,
     cgroup: Option<ProcessCgroup>,
@@ -78,7 +89,16 @@ struct State {
     failures: VecDeque<SpawnFailure>,
     processes: BTreeMap<i32, FakeProcess>,
     exits: VecDeque<(i32, ExitReason)>,
-    fatal: BTreeSet<i32>,
+    fatal: BTreeSet<Signal>,
+    /// Watched non-children, and their exits not yet taken.
+    watched: BTreeSet<i32>,
+    watched_exits: VecDeque<i32>,
+    /// Watches still to refuse (as with no descriptor left).
+    refuse_watches: usize,
+    /// Every watch asked for, refused ones included.
+    watch_calls: Vec<i32>,
+    /// Passes over the (fake) process table by `marked`.
+    scans: usize,
     /// None: cgroups available; Some(reason): not.
     no_cgroups: Option<String>,
     pod_cgroups: BTreeSet<PodCgroup>,
@@ -104,7 +124,12 @@ impl Default for State {
             failures: VecDeque::new(),
             processes: BTreeMap::new(),
             exits: VecDeque::new(),
-            fatal: BTreeSet::from([libc::SIGKILL]),
+            fatal: BTreeSet::from([Signal::KILL]),
+            watched: BTreeSet::new(),
+            watched_exits: VecDeque::new(),
+            refuse_watches: 0,
+            watch_calls: Vec::new(),
+            scans: 0,
             no_cgroups: None,
             pod_cgroups: BTreeSet::new(),
             cgroup_calls: Vec::new(),
@@ -121,14 +146,45 @@ impl State {
         pid
     }
 
-    /// Queues the exit of a live process (once: a zombie cannot die again).
+    /// Queues the exit of a live process (once: a zombie cannot die
+    /// again). A child's exit is for `reap`; a watched non-child's for
+    /// `watched_exits`; any other non-child just vanishes.
     fn exit(&mut self, pid: i32, reason: ExitReason) {
-        if let Some(p) = self.processes.get_mut(&pid) {
-            if !p.exited {
-                p.exited = true;
-                self.exits.push_back((pid, reason));
+        let Some(p) = self.processes.get_mut(&pid) else {
+            return;
+        };
+        if p.exited {
+            return;
+        }
+        if p.child {
+            p.exited = true;
+            self.exits.push_back((pid, reason));
+        } else {
+            self.processes.remove(&pid);
+            if self.watched.remove(&pid) {
+                self.watched_exits.push_back(pid);
             }
         }
+    }
+
+    fn insert(&mut self, env: Vec<(String, String)>, child: bool) -> i32 {
+        let pid = self.new_pid();
+        self.processes.insert(
+            pid,
+            FakeProcess {
+                pgid: pid,
+                env,
+                facts: ProcessFacts {
+                    session: pid,
+                    uid: 0,
+                },
+                usage: ProcessUsage::default(),
+                child,
+                exited: false,
+                cgroup: None,
+            },
+        );
+        pid
     }
 }
 
@@ -181,33 +237,61 @@ impl FakeRuntime {
     /// (SIGKILL always does). Example: `dies_on(SIGTERM)` for a
     /// well-behaved program; leave it out to test the grace-period
     /// escalation to SIGKILL.
-    pub fn dies_on(&self, signal: i32) {
+    pub fn dies_on(&self, signal: Signal) {
         self.state().fatal.insert(signal);
     }
 
-    /// Adds a live process the fake did not spawn: a double-forked
-    /// grandchild (give it the pod's marker in `env`), or a survivor of a
-    /// previous daemon to re-adopt. It leads its own group. Returns its pid.
+    /// Adds a live process the fake did not spawn (not a child: see the
+    /// module docs): a double-forked grandchild (give it the pod's marker
+    /// in `env`), or a survivor of a previous daemon to re-adopt. It leads
+    /// its own group and session, as uid 0. Returns its pid.
     pub fn add_process(&self, env: Vec<(String, String)>) -> i32 {
-        let mut s = self.state();
-        let pid = s.new_pid();
-        s.processes.insert(
-            pid,
-            FakeProcess {
-                pgid: pid,
-                env,
-                exited: false,
-                cgroup: None,
-            },
-        );
-        pid
+        self.state().insert(env, false)
+    }
+
+    /// Sets the session and uid a live process reports.
+    pub fn set_facts(&self, pid: i32, facts: ProcessFacts) {
+        if let Some(p) = self.state().processes.get_mut(&pid) {
+            p.facts = facts;
+        }
+    }
+
+    /// Sets the CPU and memory a live process reports.
+    pub fn set_process_usage(&self, pid: i32, usage: ProcessUsage) {
+        if let Some(p) = self.state().processes.get_mut(&pid) {
+            p.usage = usage;
+        }
+    }
+
+    /// The next `n` watches are refused ([`Watch::Unavailable`]).
+    pub fn refuse_watches(&self, n: usize) {
+        self.state().refuse_watches = n;
+    }
+
+    /// Every pid a watch was asked for, in order (refused ones too).
+    pub fn watch_calls(&self) -> Vec<i32> {
+        self.state().watch_calls.clone()
+    }
+
+    /// Exits of watched processes since the last call (what the pidfds
+    /// of the real runtime report).
+    pub fn watched_exits(&self) -> Vec<i32> {
+        self.state().watched_exits.drain(..).collect()
+    }
+
+    /// How many passes `marked` made over the process table.
+    pub fn scans(&self) -> usize {
+        self.state().scans
     }
 
     /// `add_process`, inside a process cgroup (a descendant that escaped
-    /// its group and session but not its cgroup).
+    /// its group and session but not its cgroup). Re-parented to the
+    /// daemon (a subreaper) when its parent died, it is reaped like a
+    /// child.
     pub fn add_process_in(&self, cgroup: &ProcessCgroup, env: Vec<(String, String)>) -> i32 {
-        let pid = self.add_process(env);
-        if let Some(p) = self.state().processes.get_mut(&pid) {
+        let mut s = self.state();
+        let pid = s.insert(env, true);
+        if let Some(p) = s.processes.get_mut(&pid) {
             p.cgroup = Some(cgroup.clone());
         }
         pid
@@ -221,7 +305,7 @@ impl FakeRuntime {
         if let Some(cg) = cgroup {
             *s.oom_kills.entry(cg).or_default() += 1;
         }
-        s.exit(pid, ExitReason::Signal(libc::SIGKILL));
+        s.exit(pid, ExitReason::Signal(Signal::KILL));
     }
 
     /// What `cgroup_usage` reports for `pod` from now on.
@@ -340,23 +424,17 @@ impl ProcessRuntime for FakeRuntime {
             }
             s.pod_cgroups.insert(cg.pod());
         }
-        let pid = s.new_pid();
-        s.processes.insert(
-            pid,
-            FakeProcess {
-                pgid: pid,
-                env: req.env.clone(),
-                exited: false,
-                cgroup: req.cgroup.clone(),
-            },
-        );
+        let pid = s.insert(req.env.clone(), true);
+        if let Some(p) = s.processes.get_mut(&pid) {
+            p.cgroup = req.cgroup.clone();
+        }
         Ok(Spawned {
             pid,
             identity: FakeRuntime::identity_of(pid),
         })
     }
 
-    fn signal_group(&mut self, pgid: i32, signal: i32) -> io::Result<()> {
+    fn signal_group(&mut self, pgid: i32, signal: Signal) -> io::Result<()> {
         let mut s = self.state();
         s.signals.push(SignalSent {
             target: SignalTarget::Group(pgid),
@@ -376,7 +454,7 @@ impl ProcessRuntime for FakeRuntime {
         Ok(())
     }
 
-    fn signal(&mut self, pid: i32, signal: i32) -> io::Result<()> {
+    fn signal(&mut self, pid: i32, signal: Signal) -> io::Result<()> {
         let mut s = self.state();
         s.signals.push(SignalSent {
             target: SignalTarget::Process(pid),
@@ -398,21 +476,51 @@ impl ProcessRuntime for FakeRuntime {
     }
 
     fn identity(&self, pid: i32) -> Option<ProcessIdentity> {
-        // Zombies (exit queued, not reaped) still have an identity, as in
-        // /proc.
+        // Zombies (exit queued, not reaped) have none, as for the real
+        // runtime: they ended.
         self.state()
             .processes
-            .contains_key(&pid)
+            .get(&pid)
+            .is_some_and(|p| !p.exited)
             .then(|| FakeRuntime::identity_of(pid))
     }
 
-    fn marked(&self, key: &str, value: &str) -> Vec<i32> {
+    fn facts(&self, pid: i32) -> Option<ProcessFacts> {
+        let s = self.state();
+        s.processes.get(&pid).filter(|p| !p.exited).map(|p| p.facts)
+    }
+
+    fn usage(&self, pid: i32) -> Option<ProcessUsage> {
+        let s = self.state();
+        s.processes.get(&pid).filter(|p| !p.exited).map(|p| p.usage)
+    }
+
+    fn watch(&mut self, pid: i32, identity: &ProcessIdentity) -> Watch {
+        let mut s = self.state();
+        s.watch_calls.push(pid);
+        if s.refuse_watches > 0 {
+            s.refuse_watches -= 1;
+            return Watch::Unavailable(io::Error::from_raw_os_error(libc::EMFILE));
+        }
+        let alive = s.processes.get(&pid).is_some_and(|p| !p.exited);
+        if !alive || *identity != FakeRuntime::identity_of(pid) {
+            return Watch::Gone;
+        }
+        s.watched.insert(pid);
+        Watch::Watching
+    }
+
+    fn marked(&self, key: &str, values: &HashSet<String>) -> Vec<(i32, String)> {
         // Zombies have an empty environ in /proc: not listed.
-        self.state()
-            .processes
+        let mut s = self.state();
+        s.scans += 1;
+        s.processes
             .iter()
-            .filter(|(_, p)| !p.exited && p.env.iter().any(|(k, v)| k == key && v == value))
-            .map(|(pid, _)| *pid)
+            .filter(|(_, p)| !p.exited)
+            .filter_map(|(pid, p)| {
+                let (_, v) = p.env.iter().find(|(k, v)| k == key && values.contains(v))?;
+                Some((*pid, v.clone()))
+            })
             .collect()
     }
 
@@ -454,7 +562,7 @@ impl ProcessRuntime for FakeRuntime {
         s.cgroup_calls.push(CgroupCall::Kill(cgroup.clone()));
         let members = live_in(&s, cgroup);
         for pid in members {
-            s.exit(pid, ExitReason::Signal(libc::SIGKILL));
+            s.exit(pid, ExitReason::Signal(Signal::KILL));
         }
         Ok(())
     }
@@ -550,10 +658,13 @@ mod tests {
         handle.fail_next_spawn(SpawnFailure::CommandNotFound);
         let err = rt.spawn(&req("nope")).unwrap_err();
         assert!(matches!(err, SpawnError::CommandNotFound { ref command } if command == "nope"));
-        assert_eq!(err.reason(), "StartError");
+        assert_eq!(err.reason(), crate::api::ProcessReason::StartError);
         handle.fail_next_spawn(SpawnFailure::UserNotFound);
         let err = rt.spawn(&req("x")).unwrap_err();
-        assert_eq!(err.reason(), "CreateContainerConfigError");
+        assert_eq!(
+            err.reason(),
+            crate::api::ProcessReason::CreateContainerConfigError
+        );
         assert!(rt.spawn(&req("ok")).is_ok());
         assert_eq!(handle.spawns().len(), 3, "failed spawns are recorded too");
         assert_eq!(handle.live_pids().len(), 1);
@@ -567,10 +678,7 @@ mod tests {
         rt.exit(p, ExitReason::Code(3));
         rt.exit(p, ExitReason::Code(4)); // a zombie cannot exit again
         assert!(!rt.is_alive(p));
-        assert!(
-            rt.identity(p).is_some(),
-            "zombie keeps its identity until reaped"
-        );
+        assert_eq!(rt.identity(p), None, "a zombie has ended");
         assert_eq!(rt.reap(), vec![(p, ExitReason::Code(3))]);
         assert!(rt.reap().is_empty());
         assert_eq!(rt.identity(p), None);
@@ -580,46 +688,85 @@ mod tests {
     fn signals_are_recorded_and_only_kill_and_declared_signals_kill() {
         let mut rt = FakeRuntime::new();
         let p = rt.spawn(&req("a")).unwrap().pid;
-        rt.signal_group(p, libc::SIGTERM).unwrap();
+        rt.signal_group(p, Signal::TERM).unwrap();
         assert!(rt.is_alive(p), "TERM is not fatal unless declared");
-        rt.signal_group(p, libc::SIGKILL).unwrap();
-        assert_eq!(rt.reap(), vec![(p, ExitReason::Signal(libc::SIGKILL))]);
+        rt.signal_group(p, Signal::KILL).unwrap();
+        assert_eq!(rt.reap(), vec![(p, ExitReason::Signal(Signal::KILL))]);
         let q = rt.spawn(&req("b")).unwrap().pid;
-        rt.dies_on(libc::SIGTERM);
-        rt.signal(q, libc::SIGTERM).unwrap();
-        assert_eq!(rt.reap(), vec![(q, ExitReason::Signal(libc::SIGTERM))]);
+        rt.dies_on(Signal::TERM);
+        rt.signal(q, Signal::TERM).unwrap();
+        assert_eq!(rt.reap(), vec![(q, ExitReason::Signal(Signal::TERM))]);
         assert_eq!(
             rt.signals(),
             vec![
                 SignalSent {
                     target: SignalTarget::Group(p),
-                    signal: libc::SIGTERM
+                    signal: Signal::TERM
                 },
                 SignalSent {
                     target: SignalTarget::Group(p),
-                    signal: libc::SIGKILL
+                    signal: Signal::KILL
                 },
                 SignalSent {
                     target: SignalTarget::Process(q),
-                    signal: libc::SIGTERM
+                    signal: Signal::TERM
                 },
             ]
         );
     }
 
+    fn marks(values: &[&str]) -> HashSet<String> {
+        values.iter().map(|v| v.to_string()).collect()
+    }
+
+    fn pids(found: Vec<(i32, String)>) -> Vec<i32> {
+        found.into_iter().map(|(p, _)| p).collect()
+    }
+
     #[test]
-    fn marked_finds_spawned_and_added_processes() {
+    fn marked_finds_spawned_and_added_processes_in_one_pass() {
         let mut rt = FakeRuntime::new();
         let p = rt.spawn(&req("a")).unwrap().pid;
         let g = rt.add_process(vec![("MARK".to_string(), "pod-a".to_string())]);
         let other = rt.add_process(vec![("MARK".to_string(), "pod-b".to_string())]);
-        assert_eq!(rt.marked("MARK", "pod-a"), vec![p, g]);
+        assert_eq!(pids(rt.marked("MARK", &marks(&["pod-a"]))), vec![p, g]);
         // The grandchild is in its own group: killing p's group misses it.
-        rt.signal_group(p, libc::SIGKILL).unwrap();
-        assert_eq!(rt.marked("MARK", "pod-a"), vec![g]);
-        rt.signal(g, libc::SIGKILL).unwrap();
-        assert!(rt.marked("MARK", "pod-a").is_empty());
-        assert_eq!(rt.marked("MARK", "pod-b"), vec![other]);
+        rt.signal_group(p, Signal::KILL).unwrap();
+        assert_eq!(pids(rt.marked("MARK", &marks(&["pod-a"]))), vec![g]);
+        rt.signal(g, Signal::KILL).unwrap();
+        assert!(rt.marked("MARK", &marks(&["pod-a"])).is_empty());
+        assert_eq!(
+            rt.marked("MARK", &marks(&["pod-a", "pod-b"])),
+            vec![(other, "pod-b".to_string())]
+        );
+        assert_eq!(rt.scans(), 4);
+    }
+
+    #[test]
+    fn watched_non_children_report_exits_and_watches_can_be_refused() {
+        let mut rt = FakeRuntime::new();
+        let a = rt.add_process(vec![]);
+        let b = rt.add_process(vec![]);
+        let c = rt.add_process(vec![]);
+        assert!(matches!(
+            rt.watch(a, &FakeRuntime::identity_of(a)),
+            Watch::Watching
+        ));
+        assert!(matches!(
+            rt.watch(b, &FakeRuntime::identity_of(c)),
+            Watch::Gone
+        ));
+        rt.refuse_watches(1);
+        assert!(matches!(
+            rt.watch(c, &FakeRuntime::identity_of(c)),
+            Watch::Unavailable(_)
+        ));
+        assert_eq!(rt.watch_calls(), [a, b, c]);
+        rt.exit(a, ExitReason::Code(0));
+        rt.exit(c, ExitReason::Code(0));
+        assert!(rt.reap().is_empty(), "not our children");
+        assert_eq!(rt.watched_exits(), [a], "c was not watched");
+        assert_eq!(rt.identity(c), None);
     }
 
     #[test]
@@ -652,8 +799,8 @@ mod tests {
         assert_eq!(
             reaped,
             vec![
-                (main, ExitReason::Signal(libc::SIGKILL)),
-                (escaped, ExitReason::Signal(libc::SIGKILL))
+                (main, ExitReason::Signal(Signal::KILL)),
+                (escaped, ExitReason::Signal(Signal::KILL))
             ]
         );
         rt.remove_pod_cgroup(&pod).unwrap();

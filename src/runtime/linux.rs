@@ -9,11 +9,16 @@
 use super::cgroup::{CgroupError, Cgroups, EmptyWatch, PodCgroup, ProcessCgroup, Usage};
 use super::child::{ChildError, ChildPlan, Confinement, Step};
 use super::credentials;
+use super::exit_watch::{ExitEvents, Watcher};
 use super::procfs;
 use super::rlimits::{self, Rlimit};
-use super::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned, DEFAULT_UMASK};
-use crate::api::ProcessIdentity;
+use super::{
+    ExitReason, ProcessFacts, ProcessRuntime, SpawnError, SpawnRequest, Spawned, Watch,
+    DEFAULT_UMASK,
+};
+use crate::api::{ProcessIdentity, ProcessUsage, Signal};
 use nix::errno::Errno;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd};
@@ -31,6 +36,8 @@ pub struct LinuxRuntime {
     /// CPUs this process may use: threads for `spawn_many`.
     cores: usize,
     cgroups: Arc<Cgroups>,
+    /// Pidfds of processes that are not our children.
+    watcher: Watcher,
 }
 
 impl LinuxRuntime {
@@ -53,11 +60,18 @@ impl LinuxRuntime {
             dev_null: Arc::new(dev_null),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             cgroups: Arc::new(cgroups),
+            watcher: Watcher::new(),
         }
     }
 
     pub fn cgroups(&self) -> &Cgroups {
         &self.cgroups
+    }
+
+    /// The exits to wait for (SIGCHLD, watched processes): once per
+    /// runtime, inside the tokio runtime, before the first spawn.
+    pub fn exit_events(&self) -> io::Result<ExitEvents> {
+        ExitEvents::new(&self.watcher)
     }
 }
 
@@ -240,20 +254,20 @@ impl ProcessRuntime for LinuxRuntime {
         })
     }
 
-    fn signal_group(&mut self, pgid: i32, signal: i32) -> io::Result<()> {
+    fn signal_group(&mut self, pgid: i32, signal: Signal) -> io::Result<()> {
         // kill(-1) would signal every process we may signal and kill(0) our
         // own group: never let a bad pgid get there.
         if pgid <= 1 {
             return Err(invalid(format!("refusing to signal process group {pgid}")));
         }
-        send(-pgid, signal)
+        send(-pgid, signal.number())
     }
 
-    fn signal(&mut self, pid: i32, signal: i32) -> io::Result<()> {
+    fn signal(&mut self, pid: i32, signal: Signal) -> io::Result<()> {
         if pid <= 1 {
             return Err(invalid(format!("refusing to signal pid {pid}")));
         }
-        send(pid, signal)
+        send(pid, signal.number())
     }
 
     fn reap(&mut self) -> Vec<(i32, ExitReason)> {
@@ -270,8 +284,28 @@ impl ProcessRuntime for LinuxRuntime {
         procfs::identity(pid, &self.boot_id)
     }
 
-    fn marked(&self, key: &str, value: &str) -> Vec<i32> {
-        procfs::marked(key, value)
+    fn facts(&self, pid: i32) -> Option<ProcessFacts> {
+        let st = procfs::stat(pid).filter(|s| !s.is_zombie())?;
+        Some(ProcessFacts {
+            session: st.session,
+            uid: procfs::real_uid(pid)?,
+        })
+    }
+
+    fn usage(&self, pid: i32) -> Option<ProcessUsage> {
+        let st = procfs::stat(pid).filter(|s| !s.is_zombie())?;
+        Some(ProcessUsage {
+            cpu_seconds: (st.utime + st.stime) as f64 / clock_ticks_per_second(),
+            memory_bytes: st.rss_pages * page_size(),
+        })
+    }
+
+    fn watch(&mut self, pid: i32, identity: &ProcessIdentity) -> Watch {
+        self.watcher.watch(pid, identity)
+    }
+
+    fn marked(&self, key: &str, values: &HashSet<String>) -> Vec<(i32, String)> {
+        procfs::marked(key, values)
     }
 
     fn marked_leaders(&self, key: &str, prefix: &str) -> Vec<(i32, String)> {
@@ -316,6 +350,26 @@ impl ProcessRuntime for LinuxRuntime {
 
     fn cgroup_of(&self, pid: i32) -> Option<ProcessCgroup> {
         self.cgroups.process_of(pid)
+    }
+}
+
+fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 {
+        n as f64
+    } else {
+        100.0
+    }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
     }
 }
 
@@ -375,7 +429,7 @@ pub(crate) fn decode_status(status: i32) -> Option<ExitReason> {
     if libc::WIFEXITED(status) {
         Some(ExitReason::Code(libc::WEXITSTATUS(status)))
     } else if libc::WIFSIGNALED(status) {
-        Some(ExitReason::Signal(libc::WTERMSIG(status)))
+        Some(ExitReason::Signal(Signal::from_raw(libc::WTERMSIG(status))))
     } else {
         None
     }

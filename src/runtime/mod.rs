@@ -7,13 +7,16 @@
 //!
 //! - [`LinuxRuntime`] (linux.rs): the real thing;
 //!   [`FakeRuntime`] (fake.rs): the test double.
+//! - [`inotify::Inotify`] (inotify.rs): an inotify fd on tokio's reactor,
+//!   for the log readers (registering an fd with tokio is `unsafe`).
 //! - [`ExitWatch`] (exit_watch.rs): pidfd-based exit notification and
 //!   race-free signalling for processes that are not our children
-//!   (re-adopted after a daemon restart).
+//!   (re-adopted after a daemon restart); [`ExitEvents`]: the stream the
+//!   daemon's loop waits on (SIGCHLD, and exits of watched processes).
 //! - [`become_subreaper`], [`boot_id`], [`is_same_process`]: daemon start
 //!   and re-adoption. [`procfs`]: /proc readers ([`procfs::stat`] gives
 //!   state, ppid, pgid of a pid).
-//! - [`parse_signal`], [`signal_name`] (signals.rs): user-facing names.
+//! - signals.rs: checks `api::Signal`'s table against libc.
 //! - [`user_env`] (credentials.rs): HOME/USER/LOGNAME/SHELL for the agent
 //!   to put into a process's env.
 //! - [`cgroup`]: a cgroup per pod, a child per process: limits
@@ -37,6 +40,7 @@ mod child;
 mod credentials;
 pub mod exit_watch;
 pub mod fake;
+pub mod inotify;
 pub mod linux;
 pub mod memory;
 pub mod procfs;
@@ -47,14 +51,15 @@ mod tests;
 
 pub use cgroup::{CgroupError, Cgroups, EmptyWatch, PodCgroup, ProcessCgroup, Usage};
 pub use credentials::user_env;
-pub use exit_watch::ExitWatch;
+pub use exit_watch::{ExitEvent, ExitEvents, ExitWatch};
 pub use fake::FakeRuntime;
 pub use linux::{become_subreaper, boot_id, is_same_process, LinuxRuntime};
 pub use rlimits::RLIMIT_NAMES;
-pub use signals::{parse_signal, signal_name};
 
-use crate::api::{ProcessIdentity, Resources, RlimitValue, Umask};
-use std::collections::BTreeMap;
+use crate::api::{
+    ProcessIdentity, ProcessReason, ProcessUsage, Resources, RlimitValue, Signal, Umask,
+};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 /// Everything needed to start one process. `argv` and `env` are final
@@ -101,7 +106,7 @@ pub struct Spawned {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ExitReason {
     Code(i32),
-    Signal(i32),
+    Signal(Signal),
 }
 
 impl ExitReason {
@@ -109,7 +114,7 @@ impl ExitReason {
     pub fn exit_code(self) -> i32 {
         match self {
             ExitReason::Code(c) => c,
-            ExitReason::Signal(s) => 128 + s,
+            ExitReason::Signal(s) => 128 + s.number(),
         }
     }
 
@@ -171,14 +176,49 @@ pub enum SpawnError {
 
 impl SpawnError {
     /// The waiting reason Kubernetes would show for this failure.
-    pub fn reason(&self) -> &'static str {
+    pub fn reason(&self) -> ProcessReason {
         match self {
             SpawnError::UserNotFound { .. } | SpawnError::GroupNotFound { .. } => {
-                "CreateContainerConfigError"
+                ProcessReason::CreateContainerConfigError
             }
-            _ => "StartError",
+            SpawnError::CommandNotFound { .. }
+            | SpawnError::PermissionDenied { .. }
+            | SpawnError::WorkingDir { .. }
+            | SpawnError::LogFile { .. }
+            | SpawnError::Io { .. }
+            | SpawnError::LimitsUnavailable { .. }
+            | SpawnError::Cgroup { .. }
+            | SpawnError::Rlimit { .. }
+            | SpawnError::ProcessLimit { .. } => ProcessReason::StartError,
         }
     }
+}
+
+/// Where a live process belongs, as the kernel says: what the notify
+/// socket checks a sender against (never what the sender says of itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessFacts {
+    /// Its session id. Every process the runtime starts leads its own
+    /// session, so the session of a pod process's descendants is that
+    /// process's pid (unless they called setsid themselves).
+    pub session: i32,
+    /// Its real uid.
+    pub uid: u32,
+}
+
+/// What [`ProcessRuntime::watch`] achieved.
+#[derive(Debug)]
+pub enum Watch {
+    /// Its exit will be reported (an [`ExitEvent::Watched`] for the real
+    /// runtime).
+    Watching,
+    /// It is not the recorded process any more (exited, pid reused).
+    Gone,
+    /// It cannot be watched now (no descriptor left: EMFILE, ENFILE,
+    /// ENOMEM, or the runtime keeps the rest for other work). It may well
+    /// be alive: the caller must look again later, and never take this as
+    /// an exit.
+    Unavailable(std::io::Error),
 }
 
 /// The door to the OS. `&mut self` because a fake records calls.
@@ -192,17 +232,28 @@ pub trait ProcessRuntime {
         reqs.iter().map(|r| self.spawn(r)).collect()
     }
     /// Signals a whole process group (`kill(-pgid, sig)`); ESRCH is Ok.
-    fn signal_group(&mut self, pgid: i32, signal: i32) -> std::io::Result<()>;
+    fn signal_group(&mut self, pgid: i32, signal: Signal) -> std::io::Result<()>;
     /// Signals one process; ESRCH is Ok.
-    fn signal(&mut self, pid: i32, signal: i32) -> std::io::Result<()>;
+    fn signal(&mut self, pid: i32, signal: Signal) -> std::io::Result<()>;
     /// Reaps every exited child without blocking (waitpid(-1, WNOHANG)
     /// until nothing is left), including orphans re-parented to us.
     fn reap(&mut self) -> Vec<(i32, ExitReason)>;
-    /// The identity of a live pid, None if it does not exist.
+    /// The identity of a live pid, None if it does not exist (or is a
+    /// zombie: it ended, whoever reaps it).
     fn identity(&self, pid: i32) -> Option<ProcessIdentity>;
-    /// Pids of live processes whose environment contains `KEY=VALUE`
-    /// (how double-forked descendants of a pod are found).
-    fn marked(&self, key: &str, value: &str) -> Vec<i32>;
+    /// Session and uid of a live pid.
+    fn facts(&self, pid: i32) -> Option<ProcessFacts>;
+    /// CPU time and resident memory of a live pid, now.
+    fn usage(&self, pid: i32) -> Option<ProcessUsage>;
+    /// Starts watching a process that is not our child (re-adopted after
+    /// a daemon restart): its exit is then reported although no SIGCHLD
+    /// will come. Checks `identity` after taking hold of the process, so
+    /// a pid reused meanwhile is [`Watch::Gone`], not watched.
+    fn watch(&mut self, pid: i32, identity: &ProcessIdentity) -> Watch;
+    /// Live processes whose `KEY` variable holds one of `values`, with
+    /// the value (how double-forked descendants of stopped runs are
+    /// found): one pass for the whole set.
+    fn marked(&self, key: &str, values: &HashSet<String>) -> Vec<(i32, String)>;
     /// Live session leaders whose `KEY` value starts with `prefix`, with
     /// the value: the main processes a daemon started, found again after
     /// it restarted.

@@ -1,11 +1,13 @@
-//! Reading `/proc`: process identity (start time + boot id), state, and the
-//! environment scan that finds a pod's descendants by their marker variable.
+//! Reading `/proc`: process identity (start time + boot id), state, owner
+//! and usage, and the environment scan that finds a pod's descendants by
+//! their marker variable.
 //!
 //! Read-only: nothing here signals or waits. Every reader tolerates a
 //! process vanishing between `readdir` and `open` (that is the normal case
 //! on a busy host, not an error).
 
 use crate::api::ProcessIdentity;
+use std::collections::HashSet;
 use std::fs;
 use std::io::Read;
 
@@ -20,10 +22,15 @@ pub struct ProcStat {
     pub pgrp: i32,
     /// Field 6: session id.
     pub session: i32,
+    /// Fields 14 and 15: CPU time in user and kernel mode, clock ticks.
+    pub utime: u64,
+    pub stime: u64,
     /// Field 22: start time in clock ticks since boot. Together with the
     /// boot id it names one process for the lifetime of the machine, which
     /// a pid alone does not (pids are reused).
     pub start_ticks: u64,
+    /// Field 24: resident set size, pages.
+    pub rss_pages: u64,
 }
 
 impl ProcStat {
@@ -44,7 +51,10 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         ppid: fields.get(1)?.parse().ok()?,
         pgrp: fields.get(2)?.parse().ok()?,
         session: fields.get(3)?.parse().ok()?,
+        utime: fields.get(11)?.parse().ok()?,
+        stime: fields.get(12)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
+        rss_pages: fields.get(21)?.parse().ok()?,
     })
 }
 
@@ -94,31 +104,55 @@ pub fn is_same_process(pid: i32, identity: &ProcessIdentity) -> bool {
     }
 }
 
+/// The real uid of a process: the first number of the `Uid:` line of
+/// `/proc/PID/status`.
+pub fn real_uid(pid: i32) -> Option<u32> {
+    if pid <= 0 {
+        return None;
+    }
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_real_uid(&text)
+}
+
+/// `Uid:\treal\teffective\tsaved\tfs` -> real.
+pub fn parse_real_uid(status: &str) -> Option<u32> {
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Whether a NUL-separated environment block holds exactly `entry`.
 pub fn environ_contains(environ: &[u8], entry: &[u8]) -> bool {
     environ.split(|b| *b == 0).any(|e| e == entry)
 }
 
-/// Pids (other than our own) whose `/proc/PID/environ` holds exactly
-/// `KEY=VALUE`. Processes we may not read, and ones that vanish, are
-/// skipped. Zombies have an empty environ and are never listed.
-pub fn marked(key: &str, value: &str) -> Vec<i32> {
-    let entry = format!("{key}={value}");
+/// Live processes (other than our own) whose `KEY` variable holds one of
+/// `values`, with the value: one pass over /proc for any number of
+/// markers, so a batch of stopped runs costs one scan, not one each.
+/// Processes we may not read, and ones that vanish, are skipped. Zombies
+/// have an empty environ and are never listed.
+pub fn marked(key: &str, values: &HashSet<String>) -> Vec<(i32, String)> {
+    if values.is_empty() {
+        return Vec::new();
+    }
+    let prefix = format!("{key}=");
     let me = std::process::id() as i32;
     let Ok(dir) = fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let mut pids: Vec<i32> = dir
+    let mut found: Vec<(i32, String)> = dir
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| *pid != me)
-        .filter(|pid| {
-            fs::read(format!("/proc/{pid}/environ"))
-                .map(|env| environ_contains(&env, entry.as_bytes()))
-                .unwrap_or(false)
+        .filter_map(|pid| {
+            let env = fs::read(format!("/proc/{pid}/environ")).ok()?;
+            let value = env
+                .split(|b| *b == 0)
+                .find_map(|e| e.strip_prefix(prefix.as_bytes()))?;
+            let value = std::str::from_utf8(value).ok()?;
+            values.contains(value).then(|| (pid, value.to_string()))
         })
         .collect();
-    pids.sort_unstable();
-    pids
+    found.sort_unstable();
+    found
 }
 
 /// Live session leaders (pid == sid; every process the runtime starts is
@@ -163,6 +197,18 @@ mod tests {
         assert_eq!(s.state, 'R');
         assert_eq!((s.ppid, s.pgrp, s.session), (7, 4242, 4242));
         assert_eq!(s.start_ticks, 987654);
+        assert_eq!((s.utime, s.stime, s.rss_pages), (1, 2, 10));
+    }
+
+    #[test]
+    fn real_uid_is_the_first_uid() {
+        let status = "Name:\tsleep\nUid:\t1001\t0\t0\t0\nGid:\t5\t5\t5\t5\n";
+        assert_eq!(parse_real_uid(status), Some(1001));
+        assert_eq!(parse_real_uid("Name:\tx\n"), None);
+        assert_eq!(
+            real_uid(std::process::id() as i32),
+            Some(nix::unistd::getuid().as_raw())
+        );
     }
 
     #[test]

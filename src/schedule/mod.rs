@@ -10,7 +10,8 @@
 //!   `@annually`, `@monthly`, `@weekly`, `@daily`, `@midnight`, `@hourly`;
 //! - 6 fields with seconds first (`*/10 * * * * *`).
 //!
-//! Time zones are IANA names (`Europe/Berlin`), UTC when none is given.
+//! Time zones are IANA names (`Europe/Berlin`), UTC when none is given,
+//! read from the system's tz database ([`zone`]).
 //! Daylight saving time is handled as cronie does it: a local time that is
 //! skipped (spring forward) runs once right after the gap, a local time
 //! that happens twice (fall back) runs once; schedules that fire at least
@@ -21,10 +22,12 @@
 //! at it.
 
 use chrono::{DateTime, TimeZone, Utc};
-use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 use std::fmt;
+pub use zone::Zone;
+
+mod zone;
 
 /// A parsed schedule, as written.
 #[derive(Clone, Debug)]
@@ -259,7 +262,7 @@ impl Schedule {
     }
 
     /// The first scheduled instant strictly after `t`, in zone `tz`.
-    pub fn next_after(&self, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn next_after(&self, tz: Zone, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = floor_second(t).with_timezone(&tz);
         self.cron
             .find_next_occurrence(&local, false)
@@ -268,7 +271,7 @@ impl Schedule {
     }
 
     /// The last scheduled instant at or before `t`, in zone `tz`.
-    pub fn last_at_or_before(&self, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    pub fn last_at_or_before(&self, tz: Zone, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let local = floor_second(t).with_timezone(&tz);
         self.cron
             .find_previous_occurrence(&local, true)
@@ -277,7 +280,7 @@ impl Schedule {
     }
 
     /// The next `n` instants after `t` (for `describe cronjob`).
-    pub fn upcoming(&self, tz: Tz, t: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
+    pub fn upcoming(&self, tz: Zone, t: DateTime<Utc>, n: usize) -> Vec<DateTime<Utc>> {
         let mut out = Vec::with_capacity(n);
         let mut at = t;
         while out.len() < n {
@@ -295,40 +298,44 @@ impl Schedule {
 
 /// The first scheduled instant strictly after `t` (the module's contract,
 /// as a free function: `next_after(schedule, tz, t)`).
-pub fn next_after(schedule: &Schedule, tz: Tz, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+pub fn next_after(schedule: &Schedule, tz: Zone, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
     schedule.next_after(tz, t)
 }
 
 /// Parses an IANA time zone name, suggesting the closest one when it is
 /// unknown (also the right capitalisation: `europe/berlin`).
-pub fn parse_time_zone(name: &str) -> Result<Tz, ScheduleError> {
-    if let Ok(tz) = name.parse::<Tz>() {
-        return Ok(tz);
-    }
-    let mut err = ScheduleError::new(format!("unknown time zone \"{name}\""));
-    let lower = name.to_ascii_lowercase();
-    let exact = chrono_tz::TZ_VARIANTS
-        .iter()
-        .find(|tz| tz.name().to_ascii_lowercase() == lower);
-    let guess = match exact {
-        Some(tz) => Some(tz.name().to_string()),
-        None => {
-            let names: Vec<&str> = chrono_tz::TZ_VARIANTS.iter().map(|t| t.name()).collect();
-            closest(name, &names).map(str::to_string)
+pub fn parse_time_zone(name: &str) -> Result<Zone, ScheduleError> {
+    let err = match Zone::named(name) {
+        Ok(zone) => return Ok(zone),
+        Err(e @ zone::ZoneError::Unreadable { .. }) => {
+            return Err(ScheduleError::new(e.to_string()))
         }
+        Err(e @ zone::ZoneError::Unknown(_)) => ScheduleError::new(e.to_string()),
     };
-    err = match guess {
+    let known = zone::names();
+    let names: Vec<&str> = known.iter().map(String::as_str).collect();
+    if names.len() <= 1 {
+        return Err(err.help(
+            "no time zone database (/usr/share/zoneinfo/tzdata.zi): install tzdata, or use \"UTC\"",
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    let guess = names
+        .iter()
+        .find(|n| n.to_ascii_lowercase() == lower)
+        .copied()
+        .or_else(|| closest(name, &names));
+    Err(match guess {
         Some(g) => err.help(format!("did you mean \"{g}\"?")),
         None => err.help("use an IANA name such as \"Europe/Berlin\" or \"UTC\""),
-    };
-    Err(err)
+    })
 }
 
 /// The zone of a CronJob: its `time_zone`, else UTC.
-pub fn zone_or_utc(name: Option<&str>) -> Result<Tz, ScheduleError> {
+pub fn zone_or_utc(name: Option<&str>) -> Result<Zone, ScheduleError> {
     match name {
         Some(n) => parse_time_zone(n),
-        None => Ok(Tz::UTC),
+        None => Ok(Zone::utc()),
     }
 }
 
@@ -482,14 +489,21 @@ fn croner_message(e: &croner::errors::CronError) -> String {
 /// The candidate nearest to `word` by edit distance, if near enough.
 fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
+    let len = w.chars().count();
+    let limit = (len / 3).max(1);
     let mut best: Option<(usize, &str)> = None;
     for c in candidates {
+        // The distance is at least the difference in length: skip what
+        // cannot be near enough without the quadratic comparison (a long
+        // garbage time zone was compared with all ~600 zone names).
+        if c.chars().count().abs_diff(len) > limit {
+            continue;
+        }
         let d = levenshtein(&w, &c.to_ascii_lowercase());
         if best.is_none_or(|(bd, _)| d < bd) {
             best = Some((d, c));
         }
     }
-    let limit = (w.chars().count() / 3).max(1);
     best.filter(|(d, _)| *d <= limit).map(|(_, c)| c)
 }
 

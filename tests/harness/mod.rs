@@ -63,6 +63,9 @@ pub struct TestDaemon {
     uids: Mutex<BTreeSet<String>>,
     /// Every process pid this test has seen in a pod status.
     pids: Mutex<BTreeSet<u32>>,
+    /// RLIMIT_NOFILE (soft and hard) of the daemon from the next launch
+    /// on: how tests run out of descriptors.
+    pub nofile: Option<u64>,
 }
 
 /// What `start_with` can vary.
@@ -120,6 +123,7 @@ impl TestDaemon {
             ports: (first, first + PORT_BLOCK - 1),
             uids: Mutex::new(BTreeSet::new()),
             pids: Mutex::new(BTreeSet::new()),
+            nofile: None,
         };
         std::fs::create_dir_all(d.units_dir()).unwrap();
         std::fs::create_dir_all(d.path("files")).unwrap();
@@ -225,6 +229,22 @@ impl TestDaemon {
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .process_group(0);
+        if let Some(n) = self.nofile {
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         let child = cmd.spawn().expect("spawning drover daemon");
         let child_pid = child.id();
         let previous = self.daemon_pid.take();
@@ -715,7 +735,7 @@ pub fn main_pid(p: &Pod) -> u32 {
 
 pub fn waiting_reason(p: &Pod, idx: usize) -> Option<String> {
     match &p.status.processes.get(idx)?.state {
-        ProcessState::Waiting { reason, .. } => Some(reason.clone()),
+        ProcessState::Waiting { reason, .. } => Some(reason.to_string()),
         _ => None,
     }
 }

@@ -3,6 +3,7 @@
 //! shared with `stream_all`; it must not block on anything but reading the
 //! file, and must not decide when to look (inotify events do).
 
+use std::ffi::OsString;
 use std::fs::{self, File};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
@@ -13,6 +14,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 
 use super::inotify::{Watcher, POD_MASK};
 use super::{rotated_path, tail_file};
+use crate::runtime::inotify::WatchDescriptor;
 
 /// At most this much is read (and held) per step.
 const CHUNK: usize = 64 * 1024;
@@ -164,79 +166,146 @@ fn read_chunk(file: &File, pos: u64, max: u64, buf: &mut Vec<u8>) -> io::Result<
 }
 
 /// Writes the last `tail_lines` lines of PATH (all of it with None), then
-/// every byte appended to it, forever, like `tail -F`.
-///
-/// Survives rotation by copy-truncate (nothing written before the truncate
-/// is lost) and new runs (PATH renamed to .previous.log and created again:
-/// follows the new file from its start). A PATH that does not exist yet is
-/// waited for; a missing directory is `NotFound`. Returns Ok when the log is
-/// deleted (the pod was removed), and the writer's error when `out` fails
-/// (the client went away).
+/// every byte appended to it, like `tail -F`; see [`Follow`].
 pub async fn follow<W: AsyncWrite + Unpin>(
     path: &Path,
     tail_lines: Option<usize>,
     out: &mut W,
 ) -> io::Result<()> {
-    let name = path
-        .file_name()
-        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "log path has no file name"))?;
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    // Watch before opening, so no write between the two goes unnoticed.
-    let watcher = Watcher::new()?;
-    // IN_DELETE: only removing the pod deletes a log (new runs rename it).
-    let dir_wd = watcher.add(dir, POD_MASK | AddWatchFlags::IN_DELETE)?;
+    Follow::open(path, tail_lines)?
+        .run(out, std::future::pending())
+        .await
+}
 
-    let mut tailer = Tailer::new(path.to_path_buf());
-    match File::open(path) {
-        Ok(file) => {
-            // With no limit the tailer streams the whole file in chunks
-            // instead of `tail` loading it at once.
-            let pos = match tail_lines {
-                None => 0,
-                Some(n) => {
-                    let (bytes, end) = tail_file(&file, Some(n), super::TAIL_BLOCK)?;
-                    out.write_all(&bytes).await?;
-                    end
-                }
-            };
-            tailer.attach(file, pos)?;
+/// One log being followed (`logs -f`), set up in two steps so that a
+/// server can refuse a follow (a missing directory) before it answers,
+/// and stream after: [`Follow::open`] watches and reads the tail,
+/// [`Follow::run`] writes it and everything appended after.
+///
+/// Survives rotation by copy-truncate (nothing written before the truncate
+/// is lost) and new runs (PATH renamed to .previous.log and created again:
+/// follows the new file from its start). A PATH that does not exist yet is
+/// waited for.
+pub struct Follow {
+    watcher: Watcher,
+    dir_wd: WatchDescriptor,
+    name: OsString,
+    tailer: Tailer,
+    /// The tail read by `open`, written first by `run`.
+    head: Vec<u8>,
+}
+
+impl Follow {
+    /// Watches PATH's directory, then opens PATH and reads its last
+    /// `tail_lines` lines. A missing directory is `NotFound`. Must be
+    /// called inside a tokio runtime.
+    pub fn open(path: &Path, tail_lines: Option<usize>) -> io::Result<Follow> {
+        let name = path
+            .file_name()
+            .ok_or_else(|| {
+                io::Error::new(io::ErrorKind::InvalidInput, "log path has no file name")
+            })?
+            .to_owned();
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        // Watch before opening, so no write between the two goes unnoticed.
+        let watcher = Watcher::new()?;
+        // IN_DELETE: only removing the pod deletes a log (new runs rename it).
+        let dir_wd = watcher.add_watch(dir, POD_MASK | AddWatchFlags::IN_DELETE)?;
+
+        let mut tailer = Tailer::new(path.to_path_buf());
+        let mut head = Vec::new();
+        match File::open(path) {
+            Ok(file) => {
+                // With no limit the tailer streams the whole file in chunks
+                // instead of `tail` loading it at once.
+                let pos = match tail_lines {
+                    None => 0,
+                    Some(n) => {
+                        let (bytes, end) = tail_file(&file, Some(n), super::TAIL_BLOCK)?;
+                        head = bytes;
+                        end
+                    }
+                };
+                tailer.attach(file, pos)?;
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
+        Ok(Follow {
+            watcher,
+            dir_wd,
+            name,
+            tailer,
+            head,
+        })
     }
 
-    let mut buf = Vec::new();
-    loop {
-        while tailer.step(&mut buf)? != Step::Idle {
-            out.write_all(&buf).await?;
-        }
-        buf.clear();
-        out.flush().await?;
-        // Sleep until something happens to our file; other processes of
-        // the pod write in the same directory.
-        let mut wake = false;
-        while !wake {
-            for ev in watcher.next_batch().await? {
-                let ours = ev.name.as_deref() == Some(name);
-                // The log was deleted, or its directory is gone (IN_IGNORED
-                // comes only if no file in it is open, so the delete is the
-                // signal to rely on): deliver what is left, then stop.
-                let gone = (ours && ev.mask.contains(AddWatchFlags::IN_DELETE))
-                    || (ev.wd == dir_wd && ev.mask.contains(AddWatchFlags::IN_IGNORED));
-                if gone {
-                    while tailer.step(&mut buf)? != Step::Idle {
-                        out.write_all(&buf).await?;
+    /// Writes the tail, then every byte appended, until the log is deleted
+    /// (the pod was removed) or `end` completes (the caller knows no more
+    /// output will come: the pod finished); either way what is already in
+    /// the file is delivered first, then Ok. The writer's error when `out`
+    /// fails (the client went away).
+    pub async fn run<W: AsyncWrite + Unpin>(
+        self,
+        out: &mut W,
+        end: impl std::future::Future<Output = ()>,
+    ) -> io::Result<()> {
+        let Follow {
+            watcher,
+            dir_wd,
+            name,
+            mut tailer,
+            head,
+        } = self;
+        out.write_all(&head).await?;
+        drop(head);
+        let mut end = std::pin::pin!(end);
+        let mut buf = Vec::new();
+        loop {
+            while tailer.step(&mut buf)? != Step::Idle {
+                out.write_all(&buf).await?;
+            }
+            buf.clear();
+            out.flush().await?;
+            // Sleep until something happens to our file; other processes of
+            // the pod write in the same directory.
+            let mut wake = false;
+            while !wake {
+                let events = tokio::select! {
+                    events = watcher.next_batch() => events?,
+                    () = &mut end => return drain(&mut tailer, &mut buf, out).await,
+                };
+                for ev in events {
+                    let ours = ev.name.as_deref() == Some(name.as_os_str());
+                    // The log was deleted, or its directory is gone
+                    // (IN_IGNORED comes only if no file in it is open, so
+                    // the delete is the signal to rely on): deliver what is
+                    // left, then stop.
+                    let gone = (ours && ev.mask.contains(AddWatchFlags::IN_DELETE))
+                        || (ev.wd == dir_wd && ev.mask.contains(AddWatchFlags::IN_IGNORED));
+                    if gone {
+                        return drain(&mut tailer, &mut buf, out).await;
                     }
-                    out.flush().await?;
-                    return Ok(());
+                    wake |= ours || ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW);
                 }
-                wake |= ours || ev.mask.contains(AddWatchFlags::IN_Q_OVERFLOW);
             }
         }
     }
+}
+
+/// Writes what is left to read, then flushes.
+async fn drain<W: AsyncWrite + Unpin>(
+    tailer: &mut Tailer,
+    buf: &mut Vec<u8>,
+    out: &mut W,
+) -> io::Result<()> {
+    while tailer.step(buf)? != Step::Idle {
+        out.write_all(buf).await?;
+    }
+    out.flush().await
 }
 
 #[cfg(test)]
@@ -342,6 +411,53 @@ mod tests {
         let err = follow(&tmp.path().join("no/p.log"), None, &mut tokio::io::sink())
             .await
             .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[tokio::test]
+    async fn follow_ends_when_told_after_delivering_what_was_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("p.log");
+        let mut w = writer(&path);
+        w.write_all(b"a\nb\n").unwrap();
+        let f = Follow::open(&path, Some(1)).unwrap();
+        // Written after open, before run: still delivered.
+        w.write_all(b"c\n").unwrap();
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel::<()>();
+        let (mut out, mut rd) = tokio::io::duplex(1 << 16);
+        let followed = f.run(&mut out, async {
+            let _ = end_rx.await;
+        });
+        let script = async {
+            let mut seen = Vec::new();
+            expect_output(&mut rd, &mut seen, "b\nc\n").await;
+            // The last words and the end arrive together: the words first.
+            w.write_all(b"last\n").unwrap();
+            drop(end_tx);
+            seen
+        };
+        let (result, mut seen) = tokio::time::timeout(Duration::from_secs(10), async {
+            tokio::join!(followed, script)
+        })
+        .await
+        .expect("follow did not end when told to");
+        result.unwrap();
+        drop(out);
+        rd.read_to_end(&mut seen).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&seen), "b\nc\nlast\n");
+    }
+
+    #[test]
+    fn opening_in_a_missing_folder_is_not_found() {
+        let tmp = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        let err = Follow::open(&tmp.path().join("no/p.log"), None)
+            .err()
+            .unwrap();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
     }
 

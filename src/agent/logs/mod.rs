@@ -13,8 +13,9 @@
 //! - readers (`tail`, `follow`, `stream_all`) only read the files, and are
 //!   woken by inotify, never by timers: an idle node causes zero wakeups.
 //!
-//! This module owns the layout of ROOT and the files in it. It must not open
-//! the files for the processes (the runtime does) nor spawn processes.
+//! This module owns the layout of ROOT and the files in it, and removes the
+//! folders no pod owns (`collect.rs`). It must not open the files for the
+//! processes (the runtime does) nor spawn processes.
 //!
 //! Layout of one process's files:
 //!
@@ -30,12 +31,14 @@ use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+mod collect;
 mod follow;
 mod inotify;
 mod rotate;
 mod stream;
 
-pub use follow::follow;
+pub use collect::{ClaimError, LogDirClaim};
+pub use follow::{follow, Follow};
 pub use rotate::{rotate_if_needed, watch_sizes};
 pub use stream::stream_all;
 

@@ -72,7 +72,7 @@ pub async fn watch_sizes(dir: LogDir) {
 async fn run_watch_sizes(dir: &LogDir) -> io::Result<()> {
     fs::create_dir_all(&dir.root)?;
     let watcher = Watcher::new()?;
-    let root_wd = watcher.add(&dir.root, ROOT_MASK)?;
+    let root_wd = watcher.add_watch(&dir.root, ROOT_MASK)?;
     let mut pods: HashMap<WatchDescriptor, PathBuf> = HashMap::new();
     let mut touched = BTreeSet::new();
     // Logs that exist now may already be too big.
@@ -131,7 +131,7 @@ fn watch_pod(
     pods: &mut HashMap<WatchDescriptor, PathBuf>,
     touched: &mut BTreeSet<PathBuf>,
 ) {
-    let entries = watcher.add(&pod_dir, POD_MASK).and_then(|wd| {
+    let entries = watcher.add_watch(&pod_dir, POD_MASK).and_then(|wd| {
         pods.insert(wd, pod_dir.clone());
         fs::read_dir(&pod_dir)
     });

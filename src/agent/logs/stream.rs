@@ -32,7 +32,7 @@ pub async fn stream_all<F: FnMut(&str, &str, &[u8])>(
 ) -> io::Result<()> {
     fs::create_dir_all(root)?;
     let watcher = Watcher::new()?;
-    let root_wd = watcher.add(root, ROOT_MASK | AddWatchFlags::IN_DELETE)?;
+    let root_wd = watcher.add_watch(root, ROOT_MASK | AddWatchFlags::IN_DELETE)?;
     let mut logs = Logs::default();
     logs.scan_root(&watcher, root, Start::End)?;
     let mut buf = Vec::new();
@@ -133,7 +133,7 @@ impl Logs {
     ) -> Vec<(String, String)> {
         let dir = root.join(pod);
         let mask = POD_MASK | AddWatchFlags::IN_DELETE;
-        let entries = watcher.add(&dir, mask).and_then(|wd| {
+        let entries = watcher.add_watch(&dir, mask).and_then(|wd| {
             self.pods.insert(wd, pod.to_string());
             Ok((wd, fs::read_dir(&dir)?))
         });

@@ -1,30 +1,37 @@
 //! The executor of the node agent: turns pods bound to this node into
 //! running processes and keeps them that way.
 //!
-//! It owns the per-process runtime facts the store does not hold (which
-//! phase a process is in, its timers' generations) and writes everything
-//! users see into the pod's status. It talks to the OS only through
-//! [`ProcessRuntime`], and never reads a clock: `now` (monotonic, for
-//! timers) and `wall` (for timestamps users see) are arguments, so tests
-//! drive it with a fake runtime and made-up time.
+//! It holds each process's state ([`Process`]) and feeds it events; what
+//! happens is decided by the pure [`step`](super::process::step), and
+//! this module only applies the effects: spawns (batched), signals,
+//! sweeps, timers, probes, status writes, events. What is per pod lives
+//! here too: which processes start when, ports, the pod's phase, removal
+//! once a deleted pod's processes all stopped.
 //!
-//! What it asks the daemon loop to do comes back as [`Effects`]: timers to
-//! arm, adopted pids to watch through a pidfd, events to record.
+//! It talks to the OS only through [`ProcessRuntime`] and never reads a
+//! clock: [`Now`] is an argument, so tests drive it with the fake runtime
+//! and made-up time. What it asks the daemon loop to do comes back in an
+//! [`Outbox`]: events to record, network checks to run, pods removed.
 
 use super::backoff::BackoffConfig;
-use super::env::{self, EnvInputs};
 use super::logs::LogDir;
-use super::ports;
-use super::probe::{Check, ProbeKind, ProbeState};
-use crate::api::{Pod, PodPhase, ProcessState, ProcessStatus, RestartPolicy, TerminatedState};
-use crate::runtime::{ExitReason, ProcessRuntime, SpawnError, SpawnRequest, Spawned};
+use super::probe::{Check, ProbeKind};
+use super::process::{Event, Now, Phase, Process, Rules};
+use super::timers::{TimerKey, TimerQueue};
+use crate::api::{Pod, PodPhase, ProcessState, ProcessStatus, Signal};
+use crate::runtime::ProcessRuntime;
 use crate::store::Store;
-use chrono::{DateTime, Utc};
 use std::collections::{HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-const SIGTERM: i32 = 15;
-const SIGKILL: i32 = 9;
+mod dispatch;
+mod log_removal;
+mod notify;
+mod probes;
+mod recover;
+mod sweep;
+#[cfg(test)]
+mod tests;
 
 pub struct AgentConfig {
     pub node_name: String,
@@ -33,31 +40,16 @@ pub struct AgentConfig {
     /// Variables every process inherits (PATH, LANG, ...).
     pub base_env: Vec<(String, String)>,
     /// Check that an allocated port is really free on the host (off in
-    /// tests of the state machine).
+    /// tests of the executor).
     pub probe_port_is_free: bool,
     /// NOTIFY_SOCKET for processes with `notify = true`.
     pub notify_socket: Option<std::path::PathBuf>,
     /// This daemon's instance id (persisted in its state dir), part of
     /// every process's marker.
     pub instance: String,
-}
-
-/// A timer the agent asked for. `gen` makes stale timers harmless: a
-/// process whose phase moved on has a newer generation.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Timer {
-    /// The CrashLoopBackOff delay is over: start again.
-    Backoff { pod: String, idx: usize, gen: u64 },
-    /// The termination grace period is over: SIGKILL.
-    Grace { pod: String, idx: usize, gen: u64 },
-    /// A stopped run's escaped descendants (by marker) get SIGKILL.
-    Sweep { marker: String },
-    /// Time to run a probe (and to arm the next one).
-    Probe(ProbeKey),
-    /// An exec probe ran past its timeout.
-    ProbeTimeout { pid: i32 },
-    /// Time to check that a `watchdog` process pinged (WATCHDOG=1).
-    Watchdog { pod: String, idx: usize, gen: u64 },
+    /// Remove deleted pods' logs on a thread of their own (the daemon);
+    /// off: at once (tests).
+    pub background_log_removal: bool,
 }
 
 /// Something worth an event on the pod.
@@ -70,12 +62,9 @@ pub struct Note {
     pub message: String,
 }
 
+/// What the agent asks of the daemon's loop.
 #[derive(Debug, Default)]
-pub struct Effects {
-    pub timers: Vec<(Instant, Timer)>,
-    /// Pids adopted after a daemon restart: not our children, so their exit
-    /// is learned through a pidfd, not SIGCHLD.
-    pub watch: Vec<i32>,
+pub struct Outbox {
     pub notes: Vec<Note>,
     /// Pods whose processes all stopped after deletion and that were
     /// removed from the store.
@@ -92,100 +81,26 @@ pub struct CheckRequest {
     pub check: Check,
 }
 
-/// Which probe of which run a result belongs to (`gen` tells a stale
-/// result from a previous run apart).
+/// Which probe of which run a result belongs to (`run` tells a result of
+/// an earlier run apart).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ProbeKey {
     pub pod: String,
+    /// Tells a pod re-created under the same name apart.
+    pub uid: String,
     pub idx: usize,
     pub kind: ProbeKind,
-    pub gen: u64,
+    pub run: u64,
 }
 
-impl Effects {
-    fn note(&mut self, pod: &Pod, warning: bool, reason: &str, message: String) {
-        self.notes.push(Note {
-            pod: pod.metadata.name.clone(),
-            pod_uid: pod.metadata.uid.clone(),
-            warning,
-            reason: reason.into(),
-            message,
-        });
-    }
-}
-
-/// Why a running process is being stopped, and what comes after.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Then {
-    /// Start it again at once (`drover restart pod`).
-    Restart { reason: String },
-    /// Leave it stopped (pod deleted, or `drover up` shutting down).
-    Finish,
-    /// A liveness or startup probe failed: what follows is up to the
-    /// restart policy and the backoff, as for a crash.
-    Failed { reason: String, message: String },
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Phase {
-    /// Should be started at the next sync.
-    Idle,
-    Running {
-        pid: i32,
-    },
-    Backoff,
-    /// SIGTERM sent to the group; SIGKILL follows when the grace timer
-    /// fires (`killed`).
-    Stopping {
-        pid: i32,
-        then: Then,
-        killed: bool,
-    },
-    /// Will not run again.
-    Done,
-}
-
-#[derive(Debug)]
-struct Proc {
-    phase: Phase,
-    gen: u64,
-    /// Restarts in a row, for the backoff.
-    consecutive: u32,
-    started: Option<Instant>,
-    /// Probe results of the current run, by `ProbeKind::index()`.
-    probes: [ProbeState; 3],
-    /// A check of that kind is running (the next period skips, rather
-    /// than piling checks on a hung server).
-    probe_inflight: [bool; 3],
-    /// The startup probe succeeded (or there is none): liveness and
-    /// readiness may run.
-    startup_done: bool,
-    /// Last WATCHDOG=1 of this run.
-    last_ping: Option<Instant>,
-    /// READY=1 came and the watchdog timer runs.
-    watchdog_armed: bool,
-}
-
-impl Proc {
-    fn new() -> Proc {
-        Proc {
-            phase: Phase::Idle,
-            gen: 0,
-            consecutive: 0,
-            started: None,
-            probes: Default::default(),
-            probe_inflight: [false; 3],
-            startup_done: false,
-            last_ping: None,
-            watchdog_armed: false,
-        }
-    }
-}
-
+/// A pod's processes, as this node supervises them.
 #[derive(Debug)]
 struct PodRt {
     uid: String,
-    procs: Vec<Proc>,
+    procs: Vec<Process>,
+    /// The session each live run leads (what notify senders are matched
+    /// against), by process index.
+    sessions: Vec<Option<i32>>,
     /// Set once the pod is being stopped for good.
     stopping: bool,
 }
@@ -194,24 +109,35 @@ pub struct Agent<R: ProcessRuntime> {
     rt: R,
     cfg: AgentConfig,
     pods: HashMap<String, PodRt>,
+    /// Main pids -> (pod, process index).
     by_pid: HashMap<i32, (String, usize)>,
+    /// Sessions of live runs -> (pod, process index).
+    by_session: HashMap<i32, (String, usize)>,
     /// Exec probes running now.
     probe_pids: HashMap<i32, ProbeKey>,
+    timers: TimerQueue,
+    sweeper: sweep::Sweeper,
+    /// Spawns gathered while handling events, started as one batch.
+    pending_spawns: Vec<(String, usize, crate::runtime::SpawnRequest)>,
+    log_remover: log_removal::LogRemover,
 }
 
 impl<R: ProcessRuntime> Agent<R> {
     pub fn new(rt: R, cfg: AgentConfig) -> Agent<R> {
+        let log_remover =
+            log_removal::LogRemover::new(cfg.logs.clone(), cfg.background_log_removal);
         Agent {
+            log_remover,
             rt,
             cfg,
             pods: HashMap::new(),
             by_pid: HashMap::new(),
+            by_session: HashMap::new(),
             probe_pids: HashMap::new(),
+            timers: TimerQueue::default(),
+            sweeper: sweep::Sweeper::default(),
+            pending_spawns: Vec::new(),
         }
-    }
-
-    pub fn runtime(&mut self) -> &mut R {
-        &mut self.rt
     }
 
     pub fn config(&self) -> &AgentConfig {
@@ -227,10 +153,15 @@ impl<R: ProcessRuntime> Agent<R> {
         self.by_pid.contains_key(&pid)
     }
 
+    /// When the agent's next timer is due.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.timers.next_due()
+    }
+
     /// Brings every pod bound to this node in line with the store: new
     /// pods start (or are re-adopted after a daemon restart), deleted pods
-    /// stop, idle processes start, vanished pods are stopped.
-    pub fn sync(&mut self, store: &mut Store, now: Instant, wall: DateTime<Utc>, fx: &mut Effects) {
+    /// stop, waiting processes start, vanished pods are stopped.
+    pub fn sync(&mut self, store: &mut Store, now: Now, out: &mut Outbox) {
         let node = self.cfg.node_name.clone();
         let mine: Vec<String> = store
             .pods()
@@ -238,13 +169,9 @@ impl<R: ProcessRuntime> Agent<R> {
             .filter(|p| self.needs_attention(p))
             .map(|p| p.metadata.name.clone())
             .collect();
-        // Processes to start are gathered over every pod and started as
-        // one batch: the runtime may start them in parallel.
-        let mut batch = Vec::new();
         for name in mine {
-            self.sync_pod(store, &name, now, wall, fx, &mut batch);
+            self.sync_pod(store, &name, now, out);
         }
-        self.start_batch(store, batch, now, wall, fx);
         // A pod that left the store without being stopped (e.g. the store
         // was edited by hand): stop its processes, nobody will see them.
         let gone: Vec<String> = self
@@ -254,15 +181,17 @@ impl<R: ProcessRuntime> Agent<R> {
             .cloned()
             .collect();
         for name in gone {
-            if let Some(rt) = self.pods.remove(&name) {
-                for p in rt.procs {
-                    if let Phase::Running { pid } | Phase::Stopping { pid, .. } = p.phase {
-                        let _ = self.rt.signal_group(pid, SIGKILL);
-                        self.by_pid.remove(&pid);
-                    }
-                }
+            let pids: Vec<i32> = self.pods[&name]
+                .procs
+                .iter()
+                .filter_map(|p| p.pid())
+                .collect();
+            self.forget(&name);
+            for pid in pids {
+                let _ = self.rt.signal_group(pid, Signal::KILL);
             }
         }
+        self.flush(store, now, out);
     }
 
     fn needs_attention(&self, pod: &Pod) -> bool {
@@ -270,21 +199,13 @@ impl<R: ProcessRuntime> Agent<R> {
             None => true,
             Some(rt) => {
                 (pod.metadata.deletion_timestamp.is_some() && !rt.stopping)
-                    || rt.procs.iter().any(|p| p.phase == Phase::Idle)
+                    || rt.procs.iter().any(|p| p.phase == Phase::Waiting)
                     || rt.uid != pod.metadata.uid
             }
         }
     }
 
-    fn sync_pod(
-        &mut self,
-        store: &mut Store,
-        name: &str,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-        batch: &mut Vec<(String, usize, SpawnRequest)>,
-    ) {
+    fn sync_pod(&mut self, store: &mut Store, name: &str, now: Now, out: &mut Outbox) {
         let Some(pod) = store.pod(name) else { return };
         // A pod re-created under the same name is a different pod.
         if self
@@ -294,607 +215,127 @@ impl<R: ProcessRuntime> Agent<R> {
         {
             self.forget(name);
         }
-        let taken = if pod.status.ports.is_empty() && !pod.spec.ports.is_empty() {
-            taken_ports(store, &self.cfg.node_name, name)
-        } else {
-            HashSet::new()
-        };
         if !self.pods.contains_key(name) {
-            let rt = self.adopt_or_prepare(store, name, now, wall, fx);
-            self.pods.insert(name.to_string(), rt);
+            self.first_sight(store, name, now, out);
         }
         let deleting = store
             .pod(name)
             .is_some_and(|p| p.metadata.deletion_timestamp.is_some());
         if deleting {
-            self.stop_pod(store, name, now, fx);
+            self.stop_pod(store, name, now, out);
             return;
         }
-        store.update_pod(name, |pod| {
-            if pod.is_terminal() {
-                return false;
-            }
-            if pod.status.ports.is_empty() && !pod.spec.ports.is_empty() {
-                let check = self.cfg.probe_port_is_free;
-                match ports::allocate(&pod.spec.ports, &taken, |p| {
-                    !check || ports::tcp_port_is_free(p)
-                }) {
-                    Ok(p) => pod.status.ports = p,
-                    Err(msg) => {
-                        pod.status.reason = Some("PortsUnavailable".into());
-                        pod.status.message = Some(msg.clone());
-                        fx.note(pod, true, "FailedScheduling", msg);
-                        return true;
-                    }
-                }
-            }
-            let idle: Vec<usize> = self.pods[name]
-                .procs
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.phase == Phase::Idle)
-                .map(|(i, _)| i)
-                .collect();
-            for idx in idle {
-                if let Some(req) = self.prepare_start(pod, idx, now, wall, fx) {
-                    batch.push((name.to_string(), idx, req));
-                }
-            }
-            true
-        });
-    }
-
-    /// Starts what `sync` gathered, then records each outcome in its pod.
-    fn start_batch(
-        &mut self,
-        store: &mut Store,
-        batch: Vec<(String, usize, SpawnRequest)>,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) {
-        if batch.is_empty() {
+        if !self.allocate_ports(store, name, out) {
             return;
         }
-        let (keys, reqs): (Vec<(String, usize)>, Vec<SpawnRequest>) = batch
-            .into_iter()
-            .map(|(name, idx, req)| ((name, idx), req))
-            .unzip();
-        let results = self.rt.spawn_many(&reqs);
-        for ((name, idx), result) in keys.into_iter().zip(results) {
-            store.update_pod(&name, |pod| {
-                self.finish_start(pod, idx, result, now, wall, fx);
-                true
-            });
+        let waiting: Vec<usize> = self.pods[name]
+            .procs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.phase == Phase::Waiting)
+            .map(|(i, _)| i)
+            .collect();
+        for idx in waiting {
+            self.dispatch(store, name, idx, Event::Start, now, out);
         }
     }
 
-    /// First sight of a pod: a fresh one gets idle processes; one whose
+    /// First sight of a pod: a fresh one gets waiting processes; one whose
     /// status names live pids (the daemon restarted) has them re-adopted,
     /// after checking the pid still is the process we started.
-    fn adopt_or_prepare(
-        &mut self,
-        store: &mut Store,
-        name: &str,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) -> PodRt {
+    fn first_sight(&mut self, store: &mut Store, name: &str, now: Now, out: &mut Outbox) {
         let pod = store.pod(name).expect("pod exists");
+        let n = pod.spec.processes.len();
         let mut rt = PodRt {
             uid: pod.metadata.uid.clone(),
-            procs: pod.spec.processes.iter().map(|_| Proc::new()).collect(),
+            procs: (0..n).map(|_| Process::new()).collect(),
+            sessions: vec![None; n],
             stopping: false,
         };
         if pod.is_terminal() {
             for p in &mut rt.procs {
                 p.phase = Phase::Done;
             }
-            return rt;
+            self.pods.insert(name.to_string(), rt);
+            return;
         }
-        let mut lost: Vec<usize> = vec![];
-        for (idx, status) in pod.status.processes.iter().enumerate().take(rt.procs.len()) {
+        let mut found = vec![];
+        for (idx, status) in pod.status.processes.iter().enumerate().take(n) {
+            let started_at = match status.state {
+                ProcessState::Running { started_at } => Some(started_at),
+                ProcessState::Waiting { .. } | ProcessState::Terminated(_) => None,
+            };
             let (Some(pid), Some(identity)) = (status.pid, status.identity.as_ref()) else {
                 continue;
             };
             let pid = pid as i32;
-            let alive = self.rt.identity(pid).as_ref() == Some(identity);
-            let proc = &mut rt.procs[idx];
-            if alive {
-                proc.phase = Phase::Running { pid };
-                let ran = match status.state {
-                    ProcessState::Running { started_at } => {
-                        (wall - started_at).to_std().unwrap_or_default()
-                    }
-                    _ => Duration::ZERO,
-                };
-                proc.started = now.checked_sub(ran).or(Some(now));
-                self.by_pid.insert(pid, (name.to_string(), idx));
-                fx.watch.push(pid);
-                probes::arm(proc, name, idx, &pod.spec.processes[idx], now, fx);
-            } else if matches!(status.state, ProcessState::Running { .. }) {
-                lost.push(idx);
+            if self.rt.identity(pid).as_ref() == Some(identity) {
+                let started_at = started_at.unwrap_or(now.wall);
+                found.push((
+                    idx,
+                    Event::Adopted {
+                        pid,
+                        identity: identity.clone(),
+                        started_at,
+                    },
+                ));
+            } else if started_at.is_some() {
+                found.push((idx, Event::Lost { started_at }));
             }
         }
-        if !lost.is_empty() {
-            store.update_pod(name, |pod| {
-                for idx in lost {
-                    let started_at = match pod.status.processes[idx].state {
-                        ProcessState::Running { started_at } => Some(started_at),
-                        _ => None,
-                    };
-                    let t = TerminatedState {
-                        exit_code: None,
-                        signal: None,
-                        reason: "Unknown".into(),
-                        message: Some(
-                            "the process ended while the drover daemon was not running".into(),
-                        ),
-                        started_at,
-                        finished_at: wall,
-                    };
-                    let pname = pod.spec.processes[idx].name.clone();
-                    fx.note(
-                        pod,
-                        true,
-                        "ProcessLost",
-                        format!("process {pname} ended while the daemon was down"),
-                    );
-                    self.after_run(pod, &mut rt, idx, t, None, Duration::ZERO, now, fx);
-                }
-                true
-            });
+        self.pods.insert(name.to_string(), rt);
+        for (idx, event) in found {
+            self.dispatch(store, name, idx, event, now, out);
         }
-        rt
+    }
+
+    /// Ports from the pod's ranges, once. False if none were free (the
+    /// pod waits; the reason is in its status).
+    fn allocate_ports(&mut self, store: &mut Store, name: &str, out: &mut Outbox) -> bool {
+        let Some(pod) = store.pod(name) else {
+            return false;
+        };
+        if pod.is_terminal() || !pod.status.ports.is_empty() || pod.spec.ports.is_empty() {
+            return !pod.is_terminal();
+        }
+        let taken = taken_ports(store, &self.cfg.node_name, name);
+        let check = self.cfg.probe_port_is_free;
+        let mut ok = true;
+        store.update_pod(name, |pod| {
+            match super::ports::allocate(&pod.spec.ports, &taken, |p| {
+                !check || super::ports::tcp_port_is_free(p)
+            }) {
+                Ok(p) => pod.status.ports = p,
+                Err(msg) => {
+                    pod.status.reason = Some("PortsUnavailable".into());
+                    pod.status.message = Some(msg.clone());
+                    out.notes.push(note(pod, true, "FailedScheduling", msg));
+                    ok = false;
+                }
+            }
+            true
+        });
+        ok
     }
 
     fn forget(&mut self, name: &str) {
         if let Some(rt) = self.pods.remove(name) {
-            for p in rt.procs {
-                if let Phase::Running { pid } | Phase::Stopping { pid, .. } = p.phase {
+            for p in &rt.procs {
+                if let Some(pid) = p.pid() {
                     self.by_pid.remove(&pid);
                 }
             }
-        }
-    }
-
-    /// Starts process `idx` of `pod` (its runtime entry must exist).
-    fn start(
-        &mut self,
-        pod: &mut Pod,
-        idx: usize,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) {
-        if let Some(req) = self.prepare_start(pod, idx, now, wall, fx) {
-            let result = self.rt.spawn(&req);
-            self.finish_start(pod, idx, result, now, wall, fx);
-        }
-    }
-
-    /// Everything before the spawn of process `idx`: its environment, its
-    /// argv, a fresh log. None if that already failed (recorded as a
-    /// failed start, with the usual backoff).
-    fn prepare_start(
-        &mut self,
-        pod: &mut Pod,
-        idx: usize,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) -> Option<SpawnRequest> {
-        ensure_status(pod);
-        let name = pod.metadata.name.clone();
-        let spec = &pod.spec.processes[idx];
-        let environment = self.process_env(pod, idx);
-        let argv = env::expand_argv(&spec.command, &environment);
-        let st = &pod.status.processes[idx];
-        let first_run = st.restart_count == 0 && st.last_state.is_none() && !st.started;
-        let log = if first_run {
-            self.cfg.logs.first_run(&name, &spec.name)
-        } else {
-            self.cfg.logs.start_run(&name, &spec.name)
-        };
-        let log = log.map_err(|source| SpawnError::LogFile {
-            path: self.cfg.logs.current(&name, &spec.name),
-            source,
-        });
-        match log {
-            Ok(log_path) => Some(SpawnRequest {
-                argv,
-                env: environment,
-                working_dir: spec.working_dir.clone(),
-                user: spec.user.clone(),
-                group: spec.group.clone(),
-                log_path,
-                ..Default::default()
-            }),
-            Err(err) => {
-                self.start_failed(pod, idx, err, now, wall, fx);
-                None
+            self.timers.cancel_pod(name, &rt.uid, rt.procs.len());
+            for s in rt.sessions.into_iter().flatten() {
+                self.by_session.remove(&s);
             }
-        }
-    }
-
-    /// Records how the spawn of process `idx` went.
-    fn finish_start(
-        &mut self,
-        pod: &mut Pod,
-        idx: usize,
-        result: Result<Spawned, SpawnError>,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) {
-        let name = pod.metadata.name.clone();
-        let spec = pod.spec.processes[idx].clone();
-        match result {
-            Ok(spawned) => {
-                let rt = self.pods.get_mut(&name).expect("runtime entry");
-                let proc = &mut rt.procs[idx];
-                proc.phase = Phase::Running { pid: spawned.pid };
-                proc.started = Some(now);
-                proc.gen += 1;
-                probes::arm(proc, &name, idx, &spec, now, fx);
-                self.by_pid.insert(spawned.pid, (name.clone(), idx));
-                let st = &mut pod.status.processes[idx];
-                st.pid = Some(spawned.pid as u32);
-                st.identity = Some(spawned.identity);
-                st.state = ProcessState::Running { started_at: wall };
-                st.started = true;
-                // Without readiness or startup probes, or READY=1 to wait
-                // for, a running process is ready.
-                st.ready = spec.readiness.is_none() && spec.startup.is_none() && !spec.notify;
-                pod.status.phase = PodPhase::Running;
-                pod.status.start_time.get_or_insert(wall);
-                pod.status.reason = None;
-                pod.status.message = None;
-                fx.note(
-                    pod,
-                    false,
-                    "Started",
-                    format!("Started process {}", spec.name),
-                );
-            }
-            Err(err) => self.start_failed(pod, idx, err, now, wall, fx),
-        }
-    }
-
-    /// A start that failed before exec (missing binary, unknown user):
-    /// the process counts as having run and failed, with a reason users
-    /// can act on, and is retried per restart policy with backoff so a
-    /// typo is visible rather than a silent crash loop.
-    fn start_failed(
-        &mut self,
-        pod: &mut Pod,
-        idx: usize,
-        err: SpawnError,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) {
-        let pname = pod.spec.processes[idx].name.clone();
-        fx.note(
-            pod,
-            true,
-            "Failed",
-            format!("Error: {err} (process {pname})"),
-        );
-        let t = TerminatedState {
-            exit_code: Some(128),
-            signal: None,
-            reason: err.reason().into(),
-            message: Some(err.to_string()),
-            started_at: None,
-            finished_at: wall,
-        };
-        let name = pod.metadata.name.clone();
-        let mut rt = self.pods.remove(&name).expect("runtime entry");
-        self.after_run(
-            pod,
-            &mut rt,
-            idx,
-            t,
-            Some(err.to_string()),
-            Duration::ZERO,
-            now,
-            fx,
-        );
-        self.pods.insert(name, rt);
-    }
-
-    /// A child was reaped (or an adopted process's pidfd fired, `exit` is
-    /// then None: its status is not ours to read).
-    pub fn on_exit(
-        &mut self,
-        store: &mut Store,
-        pid: i32,
-        exit: Option<ExitReason>,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) -> bool {
-        if let Some(key) = self.probe_pids.remove(&pid) {
-            let _ = self.rt.signal_group(pid, SIGKILL);
-            let result = probes::exec_result(exit);
-            self.on_probe_result(store, key, result, now, wall, fx);
-            return true;
-        }
-        let Some((name, idx)) = self.by_pid.remove(&pid) else {
-            return false;
-        };
-        // Whatever the main process left in its group goes with it, as
-        // systemd does for a service's control group.
-        let _ = self.rt.signal_group(pid, SIGKILL);
-        let Some(mut rt) = self.pods.remove(&name) else {
-            return true;
-        };
-        store.update_pod(&name, |pod| {
-            ensure_status(pod);
-            let started_at = match pod.status.processes[idx].state {
-                ProcessState::Running { started_at } => Some(started_at),
-                _ => None,
-            };
-            let ran_for = rt.procs[idx]
-                .started
-                .map(|s| now.saturating_duration_since(s))
-                .unwrap_or_default();
-            let (exit_code, signal) = match exit {
-                Some(ExitReason::Code(c)) => (Some(c), None),
-                Some(ExitReason::Signal(s)) => (Some(128 + s), Some(s)),
-                None => (None, None),
-            };
-            let phase = rt.procs[idx].phase.clone();
-            match phase {
-                Phase::Stopping { then, .. } => {
-                    let reason = match (&then, exit) {
-                        (Then::Restart { reason }, _) => reason.clone(),
-                        (Then::Failed { reason, .. }, _) => reason.clone(),
-                        (Then::Finish, Some(ExitReason::Code(0))) => "Completed".into(),
-                        (Then::Finish, _) => "Killed".into(),
-                    };
-                    let message = match &then {
-                        Then::Failed { message, .. } => Some(message.clone()),
-                        _ => None,
-                    };
-                    let t = TerminatedState {
-                        exit_code,
-                        signal,
-                        reason,
-                        message,
-                        started_at,
-                        finished_at: wall,
-                    };
-                    // Descendants that left the process group (double
-                    // fork + setsid) still carry this run's marker: they
-                    // get SIGTERM now and SIGKILL when the grace period
-                    // ends, without holding up the restart or the removal
-                    // (the next run has a different marker).
-                    let marker = run_marker(&self.cfg.instance, pod, &rt.uid, idx);
-                    let leftovers = self.rt.marked(env::MARKER, &marker);
-                    if !leftovers.is_empty() {
-                        for p in &leftovers {
-                            let _ = self.rt.signal(*p, SIGTERM);
-                        }
-                        let grace = pod.spec.termination_grace_period.as_duration();
-                        fx.timers.push((now + grace, Timer::Sweep { marker }));
-                    }
-                    if let Then::Failed { .. } = then {
-                        self.after_run(pod, &mut rt, idx, t, None, ran_for, now, fx);
-                        update_phase(pod, &rt);
-                        return true;
-                    }
-                    set_terminated(pod, idx, t);
-                    rt.procs[idx].gen += 1;
-                    match then {
-                        Then::Restart { .. } => {
-                            pod.status.processes[idx].restart_count += 1;
-                            rt.procs[idx].phase = Phase::Idle;
-                            self.pods
-                                .insert(name.clone(), std::mem::replace(&mut rt, empty_rt()));
-                            self.start(pod, idx, now, wall, fx);
-                            rt = self.pods.remove(&name).expect("runtime entry");
-                        }
-                        Then::Finish | Then::Failed { .. } => rt.procs[idx].phase = Phase::Done,
-                    }
-                }
-                _ => {
-                    let reason = match exit {
-                        Some(ExitReason::Code(0)) => "Completed",
-                        Some(_) => "Error",
-                        None => "Unknown",
-                    };
-                    let t = TerminatedState {
-                        exit_code,
-                        signal,
-                        reason: reason.into(),
-                        message: None,
-                        started_at,
-                        finished_at: wall,
-                    };
-                    self.after_run(pod, &mut rt, idx, t, None, ran_for, now, fx);
-                }
-            }
-            update_phase(pod, &rt);
-            true
-        });
-        let finished = rt.stopping && rt.procs.iter().all(|p| p.phase == Phase::Done);
-        self.pods.insert(name.clone(), rt);
-        if finished {
-            self.finish_pod(store, &name, fx);
-        }
-        true
-    }
-
-    /// Decides what follows a run that ended on its own (or never began):
-    /// restart now, restart after a backoff, or stay terminated.
-    #[allow(clippy::too_many_arguments)]
-    fn after_run(
-        &mut self,
-        pod: &mut Pod,
-        rt: &mut PodRt,
-        idx: usize,
-        t: TerminatedState,
-        start_error: Option<String>,
-        ran_for: Duration,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
-        let wall = t.finished_at;
-        ensure_status(pod);
-        let failed = t.exit_code != Some(0);
-        let restart = !rt.stopping
-            && match pod.spec.restart_policy {
-                RestartPolicy::Always => true,
-                RestartPolicy::OnFailure => failed,
-                RestartPolicy::Never => false,
-            };
-        let pname = pod.spec.processes[idx].name.clone();
-        let proc = &mut rt.procs[idx];
-        proc.gen += 1;
-        if !restart {
-            proc.phase = Phase::Done;
-            set_terminated(pod, idx, t);
-            update_phase(pod, rt);
-            return;
-        }
-        let (delay, consecutive) = self.cfg.backoff.next_delay(proc.consecutive, ran_for);
-        proc.consecutive = consecutive;
-        let st = &mut pod.status.processes[idx];
-        st.last_state = Some(t);
-        st.pid = None;
-        st.identity = None;
-        st.ready = false;
-        if delay.is_zero() {
-            // Counted when it happens, as Kubernetes shows restarts done.
-            st.restart_count += 1;
-            proc.phase = Phase::Idle;
-            let name = pod.metadata.name.clone();
-            // start() needs the runtime entry in the map.
-            self.pods
-                .insert(name.clone(), std::mem::replace(rt, empty_rt()));
-            self.start(pod, idx, now, wall, fx);
-            *rt = self.pods.remove(&name).expect("runtime entry");
-        } else {
-            proc.phase = Phase::Backoff;
-            let reason = match &start_error {
-                Some(_)
-                    if st
-                        .last_state
-                        .as_ref()
-                        .is_some_and(|l| l.reason == "CreateContainerConfigError") =>
-                {
-                    "CreateContainerConfigError"
-                }
-                _ => "CrashLoopBackOff",
-            };
-            let message = match start_error {
-                Some(e) => format!(
-                    "{e}; back-off {} restarting process={pname} pod={}",
-                    crate::api::duration::format_duration(delay),
-                    pod.metadata.name
-                ),
-                None => format!(
-                    "back-off {} restarting failed process={pname} pod={}",
-                    crate::api::duration::format_duration(delay),
-                    pod.metadata.name
-                ),
-            };
-            st.state = ProcessState::Waiting {
-                reason: reason.into(),
-                message: Some(message.clone()),
-            };
-            fx.note(
-                pod,
-                true,
-                "BackOff",
-                format!("Back-off restarting failed process {pname}"),
-            );
-            fx.timers.push((
-                now + delay,
-                Timer::Backoff {
-                    pod: pod.metadata.name.clone(),
-                    idx,
-                    gen: proc.gen,
-                },
-            ));
-        }
-        update_phase(pod, rt);
-    }
-
-    pub fn on_timer(
-        &mut self,
-        store: &mut Store,
-        timer: Timer,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) {
-        match timer {
-            Timer::Backoff { pod, idx, gen } => {
-                let current = self
-                    .pods
-                    .get(&pod)
-                    .and_then(|rt| rt.procs.get(idx))
-                    .map(|p| (p.gen, p.phase.clone()));
-                if current != Some((gen, Phase::Backoff)) {
-                    return;
-                }
-                store.update_pod(&pod, |p| {
-                    ensure_status(p);
-                    p.status.processes[idx].restart_count += 1;
-                    self.start(p, idx, now, wall, fx);
-                    true
-                });
-            }
-            Timer::Grace { pod, idx, gen } => {
-                let Some(rt) = self.pods.get_mut(&pod) else {
-                    return;
-                };
-                let Some(proc) = rt.procs.get_mut(idx) else {
-                    return;
-                };
-                if proc.gen != gen {
-                    return;
-                }
-                let Phase::Stopping {
-                    pid,
-                    then,
-                    killed: false,
-                } = proc.phase.clone()
-                else {
-                    return;
-                };
-                proc.phase = Phase::Stopping {
-                    pid,
-                    then,
-                    killed: true,
-                };
-                let uid = rt.uid.clone();
-                let _ = self.rt.signal_group(pid, SIGKILL);
-                if let Some(p) = store.pod(&pod) {
-                    let marker = run_marker(&self.cfg.instance, p, &uid, idx);
-                    for p in self.rt.marked(env::MARKER, &marker) {
-                        let _ = self.rt.signal(p, SIGKILL);
-                    }
-                }
-            }
-            Timer::Sweep { marker } => {
-                for p in self.rt.marked(env::MARKER, &marker) {
-                    let _ = self.rt.signal(p, SIGKILL);
-                }
-            }
-            Timer::Probe(key) => self.probe_due(store, key, now, fx),
-            Timer::Watchdog { pod, idx, gen } => self.watchdog_due(store, &pod, idx, gen, now, fx),
-            Timer::ProbeTimeout { pid } => self.probe_timed_out(store, pid, now, wall, fx),
         }
     }
 
     /// Stops every process of a pod for good: SIGTERM to each process
-    /// group now, SIGKILL after the grace period. The pod leaves the store
+    /// tree now, SIGKILL after the grace period. The pod leaves the store
     /// once everything exited (if it is being deleted).
-    pub fn stop_pod(&mut self, store: &mut Store, name: &str, now: Instant, fx: &mut Effects) {
+    pub fn stop_pod(&mut self, store: &mut Store, name: &str, now: Now, out: &mut Outbox) {
         let Some(pod) = store.pod(name) else { return };
         let grace = pod.spec.termination_grace_period.as_duration();
         let Some(rt) = self.pods.get_mut(name) else {
@@ -904,196 +345,179 @@ impl<R: ProcessRuntime> Agent<R> {
             return;
         }
         rt.stopping = true;
-        let mut signalled = vec![];
-        for (idx, proc) in rt.procs.iter_mut().enumerate() {
-            proc.gen += 1;
-            match proc.phase {
-                Phase::Running { pid } => {
-                    proc.phase = Phase::Stopping {
-                        pid,
-                        then: Then::Finish,
-                        killed: false,
-                    };
-                    signalled.push((pid, idx, proc.gen));
-                }
-                Phase::Stopping { .. } => {}
-                Phase::Idle | Phase::Backoff | Phase::Done => proc.phase = Phase::Done,
-            }
-        }
-        for (pid, idx, gen) in &signalled {
-            let _ = self.rt.signal_group(*pid, SIGTERM);
-            fx.timers.push((
-                now + grace,
-                Timer::Grace {
-                    pod: name.to_string(),
-                    idx: *idx,
-                    gen: *gen,
-                },
+        if rt.procs.iter().any(Process::is_live) {
+            out.notes.push(note(
+                pod,
+                false,
+                "Killing",
+                format!(
+                    "Stopping processes (grace period {})",
+                    crate::api::duration::format_duration(grace)
+                ),
             ));
         }
-        if let Some(pod) = store.pod(name) {
-            if !signalled.is_empty() {
-                let pod = pod.clone();
-                fx.note(
-                    &pod,
-                    false,
-                    "Killing",
-                    format!(
-                        "Stopping processes (grace period {})",
-                        crate::api::duration::format_duration(grace)
-                    ),
-                );
-            }
+        for idx in 0..rt.procs.len() {
+            self.dispatch(store, name, idx, Event::Stop, now, out);
         }
-        let all_done = self.pods[name].procs.iter().all(|p| p.phase == Phase::Done);
-        if all_done {
-            self.finish_pod(store, name, fx);
-        }
+        self.finish_if_done(store, name, out);
+        self.flush(store, now, out);
     }
 
     /// `drover restart pod`: stop each running process (SIGTERM, grace,
-    /// SIGKILL) and start it again at once; the restart counts.
+    /// SIGKILL) and start it again at once; the restart counts. False if
+    /// the pod is not supervised here or is being stopped.
     pub fn restart_pod(
         &mut self,
         store: &mut Store,
         name: &str,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
+        now: Now,
+        out: &mut Outbox,
     ) -> bool {
         let Some(pod) = store.pod(name) else {
             return false;
         };
-        let grace = pod.spec.termination_grace_period.as_duration();
-        if self.pods.get(name).is_some_and(|rt| !rt.stopping) {
-            let pod = pod.clone();
-            fx.note(
-                &pod,
-                false,
-                "Killing",
-                format!(
-                    "Restarting processes (grace period {})",
-                    crate::api::duration::format_duration(grace)
-                ),
-            );
-        }
-        let Some(rt) = self.pods.get_mut(name) else {
+        let Some(rt) = self.pods.get(name) else {
             return false;
         };
         if rt.stopping {
             return false;
         }
-        let mut idle = false;
-        for (idx, proc) in rt.procs.iter_mut().enumerate() {
-            proc.gen += 1;
-            proc.consecutive = 0;
-            match proc.phase {
-                Phase::Running { pid } => {
-                    proc.phase = Phase::Stopping {
-                        pid,
-                        then: Then::Restart {
-                            reason: "Restarted".into(),
-                        },
-                        killed: false,
-                    };
-                    let _ = self.rt.signal_group(pid, SIGTERM);
-                    fx.timers.push((
-                        now + grace,
-                        Timer::Grace {
-                            pod: name.to_string(),
-                            idx,
-                            gen: proc.gen,
-                        },
-                    ));
-                }
-                Phase::Backoff | Phase::Done => {
-                    proc.phase = Phase::Idle;
-                    idle = true;
-                }
-                Phase::Idle | Phase::Stopping { .. } => {}
-            }
+        let grace = pod.spec.termination_grace_period.as_duration();
+        out.notes.push(note(
+            pod,
+            false,
+            "Killing",
+            format!(
+                "Restarting processes (grace period {})",
+                crate::api::duration::format_duration(grace)
+            ),
+        ));
+        for idx in 0..rt.procs.len() {
+            self.dispatch(store, name, idx, Event::Restart, now, out);
         }
-        if idle {
+        if self.pods[name]
+            .procs
+            .iter()
+            .any(|p| p.phase == Phase::Waiting)
+        {
             store.update_pod(name, |pod| {
-                if pod.status.phase == PodPhase::Succeeded || pod.status.phase == PodPhase::Failed {
+                if pod.is_terminal() {
                     pod.status.phase = PodPhase::Running;
                 }
                 true
             });
-            self.sync(store, now, wall, fx);
+            self.sync(store, now, out);
         }
+        self.flush(store, now, out);
         true
     }
 
-    /// `drover kill pod --signal S`: signal each running process group.
-    pub fn kill_pod(&mut self, name: &str, signal: i32) -> usize {
+    /// `drover kill pod --signal S`: signal each running process tree.
+    /// Returns how many were signalled.
+    pub fn kill_pod(&mut self, store: &mut Store, name: &str, signal: Signal, now: Now) -> usize {
         let Some(rt) = self.pods.get(name) else {
             return 0;
         };
-        let pids: Vec<i32> = rt
-            .procs
-            .iter()
-            .filter_map(|p| match p.phase {
-                Phase::Running { pid } | Phase::Stopping { pid, .. } => Some(pid),
-                _ => None,
-            })
-            .collect();
-        for pid in &pids {
-            let _ = self.rt.signal_group(*pid, signal);
+        let live = rt.procs.iter().filter(|p| p.is_live()).count();
+        let mut out = Outbox::default();
+        for idx in 0..rt.procs.len() {
+            self.dispatch(store, name, idx, Event::Kill(signal), now, &mut out);
         }
-        pids.len()
+        live
     }
 
     /// `drover up` on Ctrl-C: stop every pod, keep them in the store.
     /// Returns whether anything still has to exit.
-    pub fn halt_all(&mut self, store: &mut Store, now: Instant, fx: &mut Effects) -> bool {
+    pub fn halt_all(&mut self, store: &mut Store, now: Now, out: &mut Outbox) -> bool {
         let names: Vec<String> = self.pods.keys().cloned().collect();
         for name in names {
-            self.stop_pod(store, &name, now, fx);
+            self.stop_pod(store, &name, now, out);
         }
         self.anything_running()
     }
 
-    pub fn anything_running(&self) -> bool {
-        self.pods.values().any(|rt| {
-            rt.procs
-                .iter()
-                .any(|p| matches!(p.phase, Phase::Running { .. } | Phase::Stopping { .. }))
-        })
+    /// A second Ctrl-C: SIGKILL to everything still running.
+    pub fn kill_all(&mut self) {
+        let pids: Vec<i32> = self.by_pid.keys().copied().collect();
+        for pid in pids {
+            let _ = self.rt.signal_group(pid, Signal::KILL);
+        }
     }
 
-    fn finish_pod(&mut self, store: &mut Store, name: &str, fx: &mut Effects) {
+    pub fn anything_running(&self) -> bool {
+        self.pods
+            .values()
+            .any(|rt| rt.procs.iter().any(Process::is_live))
+    }
+
+    /// CPU and memory of each running process of `pod`, measured now.
+    pub fn fill_usage(&self, pod: &mut Pod) {
+        if pod.status.node_name.as_deref() != Some(self.cfg.node_name.as_str()) {
+            return;
+        }
+        for st in &mut pod.status.processes {
+            st.usage = st
+                .pid
+                .filter(|p| self.by_pid.contains_key(&(*p as i32)))
+                .and_then(|p| self.rt.usage(p as i32));
+        }
+    }
+
+    /// Once a stopping pod's processes are all done: a deleted pod
+    /// leaves the store (and its logs go).
+    fn finish_if_done(&mut self, store: &mut Store, name: &str, out: &mut Outbox) {
+        let Some(rt) = self.pods.get(name) else {
+            return;
+        };
+        if !rt.stopping || rt.procs.iter().any(|p| p.phase != Phase::Done) {
+            return;
+        }
         let deleting = store
             .pod(name)
             .is_some_and(|p| p.metadata.deletion_timestamp.is_some());
         if deleting {
             self.forget(name);
             store.delete(crate::api::Kind::Pod, name);
-            let _ = self.cfg.logs.remove_pod(name);
-            fx.removed.push(name.to_string());
+            self.log_remover.remove(name);
+            out.removed.push(name.to_string());
+        }
+    }
+
+    /// The rules of process `idx` of `pod`, from its spec.
+    fn rules(&self, pod: &Pod, idx: usize) -> Rules {
+        let spec = &pod.spec.processes[idx];
+        let timing = |p: &Option<crate::api::Probe>| p.as_ref().map(Into::into);
+        let liveness_period = spec
+            .liveness
+            .as_ref()
+            .map(|p| p.period.as_duration())
+            .unwrap_or_default();
+        Rules {
+            pod: pod.metadata.name.clone(),
+            process: spec.name.clone(),
+            restart: pod.spec.restart_policy,
+            grace: pod.spec.termination_grace_period.as_duration(),
+            backoff: self.cfg.backoff,
+            notify: spec.notify,
+            watchdog: spec.watchdog.map(|w| w.as_duration()),
+            probes: [
+                timing(&spec.startup),
+                timing(&spec.liveness),
+                timing(&spec.readiness),
+            ],
+            liveness_spread: probes::spread(&pod.metadata.name, idx, liveness_period),
         }
     }
 }
 
-fn empty_rt() -> PodRt {
-    PodRt {
-        uid: String::new(),
-        procs: vec![],
-        stopping: false,
+fn note(pod: &Pod, warning: bool, reason: &str, message: String) -> Note {
+    Note {
+        pod: pod.metadata.name.clone(),
+        pod_uid: pod.metadata.uid.clone(),
+        warning,
+        reason: reason.into(),
+        message,
     }
-}
-
-/// The marker value of the run of process `idx` now recorded in `pod`:
-/// `POD_UID/PROCESS/RESTART_COUNT`, so each run's descendants are told
-/// apart from the next run's.
-fn run_marker(instance: &str, pod: &Pod, uid: &str, idx: usize) -> String {
-    let restarts = pod
-        .status
-        .processes
-        .get(idx)
-        .map(|p| p.restart_count)
-        .unwrap_or(0);
-    env::marker_value(instance, uid, &pod.spec.processes[idx].name, restarts)
 }
 
 /// One status entry per process, in spec order.
@@ -1108,28 +532,24 @@ fn ensure_status(pod: &mut Pod) {
                 old.iter()
                     .find(|o| o.name == s.name)
                     .cloned()
-                    .unwrap_or_else(|| ProcessStatus::waiting(&s.name, "ContainerCreating"))
+                    .unwrap_or_else(|| {
+                        ProcessStatus::waiting(
+                            &s.name,
+                            crate::api::ProcessReason::ContainerCreating,
+                        )
+                    })
             })
             .collect();
     }
 }
 
-fn set_terminated(pod: &mut Pod, idx: usize, t: TerminatedState) {
-    let st = &mut pod.status.processes[idx];
-    st.pid = None;
-    st.identity = None;
-    st.ready = false;
-    st.last_state = Some(t.clone());
-    st.state = ProcessState::Terminated(t);
-}
-
 /// Pod phase from its processes (Kubernetes): terminal once every process
 /// is done for good, Succeeded only if all exited 0.
-fn update_phase(pod: &mut Pod, rt: &PodRt) {
-    if rt.procs.iter().all(|p| p.phase == Phase::Done) && !rt.procs.is_empty() {
+fn update_phase(pod: &mut Pod, procs: &[Process]) {
+    if procs.iter().all(|p| p.phase == Phase::Done) && !procs.is_empty() {
         let all_ok = pod.status.processes.iter().all(|p| match &p.state {
             ProcessState::Terminated(t) => t.exit_code == Some(0),
-            _ => false,
+            ProcessState::Running { .. } | ProcessState::Waiting { .. } => false,
         });
         pod.status.phase = if all_ok {
             PodPhase::Succeeded
@@ -1154,11 +574,31 @@ fn taken_ports(store: &Store, node: &str, except: &str) -> HashSet<u16> {
         .collect()
 }
 
-mod probes;
+/// The marker value of the run of process `idx` now recorded in `pod`:
+/// `INSTANCE/POD_UID/PROCESS/RESTART_COUNT`, so each run's descendants
+/// are told apart from the next run's.
+fn run_marker(instance: &str, pod: &Pod, idx: usize) -> String {
+    let restarts = pod
+        .status
+        .processes
+        .get(idx)
+        .map(|p| p.restart_count)
+        .unwrap_or(0);
+    super::env::marker_value(
+        instance,
+        &pod.metadata.uid,
+        &pod.spec.processes[idx].name,
+        restarts,
+    )
+}
 
-mod notify;
-
-mod recover;
-
-#[cfg(test)]
-mod tests;
+impl TimerKey {
+    fn of(name: &str, uid: &str, idx: usize, kind: super::process::TimerKind) -> TimerKey {
+        TimerKey::Process {
+            pod: name.to_string(),
+            uid: uid.to_string(),
+            idx,
+            kind,
+        }
+    }
+}

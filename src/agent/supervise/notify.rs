@@ -1,194 +1,192 @@
-//! The agent's side of sd_notify: READY=1 marks a `notify = true` process
-//! ready, STATUS= is shown by `describe`, WATCHDOG=1 pings keep a
-//! `watchdog` process alive (a missed ping is a liveness failure, like
-//! systemd's WatchdogSec), MAINPID= moves supervision to another pid.
+//! Who may speak for a pod process over sd_notify, decided from kernel
+//! facts only (issue 10): the sender's pid and uid as SCM_CREDENTIALS
+//! stamped them, and its session as /proc says.
+//!
+//! - The sender must be in the process's own tree: the process itself,
+//!   or a process of the session it leads (every process drover starts
+//!   leads its own session; `systemd-notify` run from its shell script is
+//!   in it). A cgroup per pod will replace the session.
+//! - It must run as the process's user, or as root.
+//! - MAINPID= is honoured only for a process of that same session running
+//!   as that same user, as systemd does; never for a process elsewhere.
+//!
+//! Anything else is dropped with a warning. A process that left the
+//! session (setsid, a classic double-forking daemon) cannot notify until
+//! pods have cgroups: `pid_file` is the way for those.
 
 use super::*;
 use crate::agent::notify::{Notification, NotifyMsg};
+use crate::agent::process::Notice;
+use crate::runtime::ProcessFacts;
+
+/// Why a message is not taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The sender is in no supervised process's session (or is gone).
+    NotInAPodTree,
+    /// In the tree, but running as another user.
+    WrongUser { sender: u32, owner: u32 },
+}
+
+/// Whether a sender may speak for a run: same session, and the run's
+/// user or root. `sender_uid` is the kernel-stamped one.
+pub fn authorize(
+    sender_uid: u32,
+    sender: Option<ProcessFacts>,
+    run_session: i32,
+    owner_uid: u32,
+) -> Result<(), Refusal> {
+    match sender {
+        Some(f) if f.session == run_session => {}
+        _ => return Err(Refusal::NotInAPodTree),
+    }
+    if sender_uid == owner_uid || sender_uid == 0 {
+        Ok(())
+    } else {
+        Err(Refusal::WrongUser {
+            sender: sender_uid,
+            owner: owner_uid,
+        })
+    }
+}
+
+/// Whether `MAINPID=` may name `target`: in the run's session, as the
+/// run's user.
+pub fn may_become_main(target: Option<ProcessFacts>, run_session: i32, owner_uid: u32) -> bool {
+    target.is_some_and(|t| t.session == run_session && t.uid == owner_uid)
+}
 
 impl<R: ProcessRuntime> Agent<R> {
-    /// Which pod process a notification comes from: its main pid, or the
-    /// marker a helper (`systemd-notify`) inherited from it.
-    fn notify_sender(&self, store: &Store, n: &Notification) -> Option<(String, usize)> {
-        if let Some(found) = self.by_pid.get(&n.pid) {
-            return Some(found.clone());
-        }
-        let (instance, uid, process, _run) = env::parse_marker(n.marker.as_deref()?)?;
-        if instance != self.cfg.instance {
-            return None;
-        }
-        let (name, _) = self.pods.iter().find(|(_, rt)| rt.uid == uid)?;
-        let pod = store.pod(name)?;
-        let idx = pod.spec.processes.iter().position(|p| p.name == process)?;
-        Some((name.clone(), idx))
-    }
-
-    pub fn on_notify(
-        &mut self,
-        store: &mut Store,
-        n: Notification,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
-    ) {
-        let Some((name, idx)) = self.notify_sender(store, &n) else {
-            tracing::debug!("notify message from pid {} that runs no pod process", n.pid);
+    pub fn on_notify(&mut self, store: &mut Store, n: Notification, now: Now, out: &mut Outbox) {
+        // The main process itself needs no /proc lookup (and cannot have
+        // vanished in between).
+        let main = self.by_pid.get(&n.pid).cloned();
+        let sender = self.rt.facts(n.pid);
+        let found = main.clone().or_else(|| {
+            sender
+                .as_ref()
+                .and_then(|f| self.by_session.get(&f.session).cloned())
+        });
+        let Some((name, idx)) = found else {
+            tracing::warn!(
+                "notify message from pid {} (uid {}) dropped: not a process of any pod",
+                n.pid,
+                n.uid
+            );
             return;
         };
-        let Some(pod) = store.pod(&name) else { return };
-        let spec = pod.spec.processes[idx].clone();
-        let grace = pod.spec.termination_grace_period.as_duration();
-        if !spec.notify {
-            tracing::debug!(
-                "notify message for {name}/{} ignored: notify is off",
-                spec.name
+        let Some(pid) = self.pods.get(&name).and_then(|rt| rt.procs[idx].pid()) else {
+            return;
+        };
+        let session = self.pods[&name].sessions[idx].unwrap_or(pid);
+        let Some(owner) = self.rt.facts(pid).map(|f| f.uid) else {
+            return;
+        };
+        let sender = if main.is_some() {
+            Some(ProcessFacts {
+                session,
+                uid: n.uid,
+            })
+        } else {
+            sender
+        };
+        if let Err(refusal) = authorize(n.uid, sender, session, owner) {
+            tracing::warn!(
+                "notify message from pid {} (uid {}) for pod {name} dropped: {refusal:?}",
+                n.pid,
+                n.uid
             );
             return;
         }
         for msg in n.messages {
-            match msg {
-                NotifyMsg::Ready => {
-                    if let (Some(w), Some(proc)) = (
-                        spec.watchdog,
-                        self.pods
-                            .get_mut(&name)
-                            .and_then(|rt| rt.procs.get_mut(idx)),
-                    ) {
-                        if !proc.watchdog_armed && matches!(proc.phase, Phase::Running { .. }) {
-                            proc.watchdog_armed = true;
-                            proc.last_ping = Some(now);
-                            fx.timers.push((
-                                now + w.as_duration(),
-                                Timer::Watchdog {
-                                    pod: name.clone(),
-                                    idx,
-                                    gen: proc.gen,
-                                },
-                            ));
+            let notice = match msg {
+                NotifyMsg::Ready => Notice::Ready,
+                NotifyMsg::Status(text) => Notice::Status(text),
+                NotifyMsg::Watchdog => Notice::Watchdog,
+                NotifyMsg::WatchdogTrigger => Notice::WatchdogTrigger,
+                NotifyMsg::MainPid(target) => {
+                    let facts = self.rt.facts(target);
+                    let identity = self.rt.identity(target);
+                    match identity {
+                        Some(identity) if may_become_main(facts, session, owner) => {
+                            Notice::MainPid {
+                                pid: target,
+                                identity,
+                            }
+                        }
+                        _ => {
+                            tracing::warn!(
+                                "MAINPID={target} from pid {} for pod {name} refused: \
+                                 not a process of that pod running as its user",
+                                n.pid
+                            );
+                            continue;
                         }
                     }
-                    if spec.readiness.is_none() {
-                        store.update_pod(&name, |p| {
-                            let st = &mut p.status.processes[idx];
-                            let changed = !st.ready;
-                            st.ready = true;
-                            changed
-                        });
-                    }
                 }
-                NotifyMsg::Status(text) => {
-                    store.update_pod(&name, |p| {
-                        let st = &mut p.status.processes[idx];
-                        let changed = st.notify_status.as_deref() != Some(text.as_str());
-                        st.notify_status = Some(text);
-                        changed
-                    });
-                }
-                NotifyMsg::Watchdog => {
-                    if let Some(proc) = self
-                        .pods
-                        .get_mut(&name)
-                        .and_then(|rt| rt.procs.get_mut(idx))
-                    {
-                        proc.last_ping = Some(now);
-                    }
-                }
-                NotifyMsg::WatchdogTrigger => {
-                    self.fail_running(
-                        store,
-                        &name,
-                        idx,
-                        "WatchdogTimeout".into(),
-                        "the process asked for a watchdog restart (WATCHDOG=trigger)".into(),
-                        "triggered its watchdog",
-                        grace,
-                        now,
-                        fx,
-                    );
-                    return;
-                }
-                NotifyMsg::MainPid(new) => self.move_main_pid(store, &name, idx, new),
-                NotifyMsg::Other(_) => {}
-            }
+                NotifyMsg::Other(_) => continue,
+            };
+            self.dispatch(store, &name, idx, Event::Notify(notice), now, out);
         }
-        let _ = wall;
+        self.flush(store, now, out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(session: i32, uid: u32) -> Option<ProcessFacts> {
+        Some(ProcessFacts { session, uid })
     }
 
-    /// MAINPID=N: N is now the process drover supervises (a daemon that
-    /// forked). The old main's exit is then not a failure.
-    fn move_main_pid(&mut self, store: &mut Store, name: &str, idx: usize, new: i32) {
-        let Some(rt) = self.pods.get_mut(name) else {
-            return;
-        };
-        let Some(proc) = rt.procs.get_mut(idx) else {
-            return;
-        };
-        let Phase::Running { pid: old } = proc.phase else {
-            return;
-        };
-        if old == new {
-            return;
+    #[test]
+    fn senders_are_judged_by_session_and_uid() {
+        // (sender uid, sender facts, run session, owner uid) -> verdict
+        let cases = [
+            (1000, facts(500, 1000), 500, 1000, Ok(())),
+            (0, facts(500, 0), 500, 1000, Ok(())),
+            (
+                1001,
+                facts(500, 1001),
+                500,
+                1000,
+                Err(Refusal::WrongUser {
+                    sender: 1001,
+                    owner: 1000,
+                }),
+            ),
+            (
+                1000,
+                facts(600, 1000),
+                500,
+                1000,
+                Err(Refusal::NotInAPodTree),
+            ),
+            (1000, None, 500, 1000, Err(Refusal::NotInAPodTree)),
+            (0, facts(600, 0), 500, 0, Err(Refusal::NotInAPodTree)),
+        ];
+        for (uid, sender, session, owner, want) in cases {
+            assert_eq!(
+                authorize(uid, sender, session, owner),
+                want,
+                "{uid} {sender:?} {session} {owner}"
+            );
         }
-        let Some(identity) = self.rt.identity(new) else {
-            return;
-        };
-        proc.phase = Phase::Running { pid: new };
-        self.by_pid.remove(&old);
-        self.by_pid.insert(new, (name.to_string(), idx));
-        store.update_pod(name, |p| {
-            let st = &mut p.status.processes[idx];
-            st.pid = Some(new as u32);
-            st.identity = Some(identity);
-            true
-        });
     }
 
-    /// The watchdog interval passed: pinged since? Then look again one
-    /// interval after that ping; else it is hung.
-    pub(super) fn watchdog_due(
-        &mut self,
-        store: &mut Store,
-        name: &str,
-        idx: usize,
-        gen: u64,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
-        let Some(pod) = store.pod(name) else { return };
-        let Some(interval) = pod.spec.processes.get(idx).and_then(|s| s.watchdog) else {
-            return;
-        };
-        let interval = interval.as_duration();
-        let grace = pod.spec.termination_grace_period.as_duration();
-        let Some(proc) = self.pods.get_mut(name).and_then(|rt| rt.procs.get_mut(idx)) else {
-            return;
-        };
-        if proc.gen != gen || !matches!(proc.phase, Phase::Running { .. }) {
-            return;
-        }
-        let last = proc.last_ping.unwrap_or(now);
-        if last + interval > now {
-            fx.timers.push((
-                last + interval,
-                Timer::Watchdog {
-                    pod: name.to_string(),
-                    idx,
-                    gen,
-                },
-            ));
-            return;
-        }
-        let text = crate::api::duration::format_duration(interval);
-        self.fail_running(
-            store,
-            name,
-            idx,
-            "WatchdogTimeout".into(),
-            format!("watchdog timeout: no WATCHDOG=1 within {text}"),
-            "missed its watchdog",
-            grace,
-            now,
-            fx,
+    #[test]
+    fn mainpid_must_be_of_the_same_tree_and_user() {
+        assert!(may_become_main(facts(500, 1000), 500, 1000));
+        assert!(!may_become_main(facts(1, 0), 500, 1000), "init, root");
+        assert!(
+            !may_become_main(facts(500, 0), 500, 1000),
+            "root in the tree"
         );
+        assert!(
+            !may_become_main(facts(600, 1000), 500, 1000),
+            "same user, elsewhere"
+        );
+        assert!(!may_become_main(None, 500, 1000), "gone");
     }
 }

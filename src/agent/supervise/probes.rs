@@ -1,12 +1,14 @@
-//! The agent's probe handling: arming probe timers for each run, starting
-//! checks (exec through the runtime, HTTP/TCP as effects for the daemon
-//! to run as tasks), and acting on results: readiness flips `ready`,
-//! a failed startup or liveness probe stops the process (SIGTERM, grace,
-//! SIGKILL) and hands it to the restart policy and backoff as a failure.
+//! Running probe checks for the state machine: exec probes through the
+//! runtime (their exit is reaped like any child's, their timeout is a
+//! timer), HTTP and TCP checks handed to the daemon as tasks. Results go
+//! back to the process as `Event::Probe`.
 
 use super::*;
-use crate::agent::probe::{self, ProbeResult, Verdict};
+use crate::agent::env::{self, EnvInputs};
+use crate::agent::probe::{self, ProbeResult};
 use crate::api::{Probe, ProcessSpec};
+use crate::runtime::{ExitReason, SpawnRequest};
+use std::time::Duration;
 
 fn spec_probe(spec: &ProcessSpec, kind: ProbeKind) -> Option<&Probe> {
     match kind {
@@ -16,50 +18,12 @@ fn spec_probe(spec: &ProcessSpec, kind: ProbeKind) -> Option<&Probe> {
     }
 }
 
-/// A fresh run: results start over; the startup probe runs first (after
-/// its initial delay) and gates the other two.
-pub(super) fn arm(
-    proc: &mut Proc,
-    pod: &str,
-    idx: usize,
-    spec: &ProcessSpec,
-    now: Instant,
-    fx: &mut Effects,
-) {
-    proc.probes = Default::default();
-    proc.probe_inflight = [false; 3];
-    proc.startup_done = spec.startup.is_none();
-    // The watchdog starts with READY=1, as systemd's does for Type=notify.
-    proc.last_ping = None;
-    proc.watchdog_armed = false;
-    let kinds: &[ProbeKind] = if proc.startup_done {
-        &[ProbeKind::Liveness, ProbeKind::Readiness]
-    } else {
-        &[ProbeKind::Startup]
-    };
-    for kind in kinds {
-        if let Some(p) = spec_probe(spec, *kind) {
-            let key = ProbeKey {
-                pod: pod.to_string(),
-                idx,
-                kind: *kind,
-                gen: proc.gen,
-            };
-            let mut at = now + p.initial_delay.as_duration();
-            if *kind == ProbeKind::Liveness {
-                at += spread(pod, idx, p.period.as_duration());
-            }
-            fx.timers.push((at, Timer::Probe(key)));
-        }
-    }
-}
-
 /// A fixed offset within one period, different for each pod: pods created
 /// together (a ReplicaSet of 1000) would otherwise probe in lock-step, a
 /// burst of checks every period. Only liveness is spread: a readiness
 /// check that comes early makes a pod ready sooner, a liveness check
 /// within its first period is as good as at its start.
-fn spread(pod: &str, idx: usize, period: Duration) -> Duration {
+pub(super) fn spread(pod: &str, idx: usize, period: Duration) -> Duration {
     // FNV-1a: stable across runs and versions, unlike std's hasher.
     let mut h: u64 = 0xcbf29ce484222325;
     for b in pod.bytes().chain([idx as u8]) {
@@ -81,10 +45,7 @@ pub(super) fn exec_result(exit: Option<ExitReason>) -> ProbeResult {
             message: format!("command exited with {c}"),
         },
         Some(ExitReason::Signal(s)) => ProbeResult::Failure {
-            message: format!(
-                "command was killed by {}",
-                crate::runtime::signals::signal_name(s)
-            ),
+            message: format!("command was killed by {s}"),
         },
         None => ProbeResult::Failure {
             message: "command ended with an unknown status".into(),
@@ -131,57 +92,43 @@ impl<R: ProcessRuntime> Agent<R> {
         environment
     }
 
-    /// A probe's period came round: arm the next one, then run this one
-    /// unless the previous check is still going.
-    pub(super) fn probe_due(
+    /// Starts one check of probe `kind` of process `idx`. An event to feed
+    /// back at once if the check could not even start (it failed).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn start_probe(
         &mut self,
-        store: &mut Store,
-        key: ProbeKey,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
-        let Some(pod) = store.pod(&key.pod) else {
-            return;
+        store: &Store,
+        name: &str,
+        idx: usize,
+        kind: ProbeKind,
+        run: u64,
+        now: Now,
+        out: &mut Outbox,
+    ) -> Option<Event> {
+        let pod = store.pod(name)?;
+        let spec = pod.spec.processes.get(idx)?;
+        let probe = spec_probe(spec, kind)?;
+        let failed = |message: String| {
+            Some(Event::Probe {
+                kind,
+                run,
+                result: ProbeResult::Failure { message },
+            })
         };
-        let Some(spec) = pod.spec.processes.get(key.idx) else {
-            return;
+        let key = ProbeKey {
+            pod: name.to_string(),
+            uid: pod.metadata.uid.clone(),
+            idx,
+            kind,
+            run,
         };
-        let Some(probe) = spec_probe(spec, key.kind).cloned() else {
-            return;
-        };
-        let Some(rt) = self.pods.get_mut(&key.pod) else {
-            return;
-        };
-        let Some(proc) = rt.procs.get_mut(key.idx) else {
-            return;
-        };
-        if proc.gen != key.gen || !matches!(proc.phase, Phase::Running { .. }) {
-            return;
-        }
-        if key.kind == ProbeKind::Startup && proc.startup_done {
-            return;
-        }
-        fx.timers
-            .push((now + probe.period.as_duration(), Timer::Probe(key.clone())));
-        let k = key.kind.index();
-        if proc.probe_inflight[k] {
-            return;
-        }
-        let check = match probe::resolve(&probe, &pod.status.ports) {
+        let check = match probe::resolve(probe, &pod.status.ports) {
             Ok(c) => c,
-            Err(message) => {
-                let wall = pod
-                    .status
-                    .start_time
-                    .unwrap_or(pod.metadata.creation_timestamp);
-                self.on_probe_result(store, key, ProbeResult::Failure { message }, now, wall, fx);
-                return;
-            }
+            Err(message) => return failed(message),
         };
-        proc.probe_inflight[k] = true;
         match check {
             Check::Exec { command, timeout } => {
-                let environment = self.process_env(pod, key.idx);
+                let environment = self.process_env(pod, idx);
                 let req = SpawnRequest {
                     argv: env::expand_argv(&command, &environment),
                     env: environment,
@@ -194,42 +141,35 @@ impl<R: ProcessRuntime> Agent<R> {
                 match self.rt.spawn(&req) {
                     Ok(spawned) => {
                         self.probe_pids.insert(spawned.pid, key);
-                        fx.timers
-                            .push((now + timeout, Timer::ProbeTimeout { pid: spawned.pid }));
-                    }
-                    Err(e) => {
-                        let wall = pod
-                            .status
-                            .start_time
-                            .unwrap_or(pod.metadata.creation_timestamp);
-                        let message = e.to_string();
-                        self.on_probe_result(
-                            store,
-                            key,
-                            ProbeResult::Failure { message },
-                            now,
-                            wall,
-                            fx,
+                        self.timers.arm(
+                            TimerKey::ProbeTimeout { pid: spawned.pid },
+                            now.mono + timeout,
+                            run,
                         );
+                        None
                     }
+                    Err(e) => failed(e.to_string()),
                 }
             }
-            check => fx.checks.push(CheckRequest { key, check }),
+            check => {
+                out.checks.push(CheckRequest { key, check });
+                None
+            }
         }
     }
 
+    /// An exec probe ran past its timeout: killed, and a failure.
     pub(super) fn probe_timed_out(
         &mut self,
         store: &mut Store,
         pid: i32,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
+        now: Now,
+        out: &mut Outbox,
     ) {
         let Some(key) = self.probe_pids.remove(&pid) else {
             return;
         };
-        let _ = self.rt.signal_group(pid, SIGKILL);
+        let _ = self.rt.signal_group(pid, Signal::KILL);
         let timeout = store
             .pod(&key.pod)
             .and_then(|p| p.spec.processes.get(key.idx))
@@ -240,164 +180,44 @@ impl<R: ProcessRuntime> Agent<R> {
             "command timed out after {}",
             crate::api::duration::format_duration(timeout)
         );
-        self.on_probe_result(store, key, ProbeResult::Failure { message }, now, wall, fx);
+        self.on_probe_result(store, key, ProbeResult::Failure { message }, now, out);
     }
 
-    /// A check finished. Stale results (an older run) are dropped.
+    /// An exec probe exited (reaped).
+    pub(super) fn exec_probe_ended(
+        &mut self,
+        store: &mut Store,
+        pid: i32,
+        key: ProbeKey,
+        exit: Option<ExitReason>,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        self.timers.cancel(&TimerKey::ProbeTimeout { pid });
+        // Whatever the check left in its group goes with it.
+        let _ = self.rt.signal_group(pid, Signal::KILL);
+        self.on_probe_result(store, key, exec_result(exit), now, out);
+    }
+
+    /// A check finished. Results of an earlier run are dropped by the
+    /// state machine.
     pub fn on_probe_result(
         &mut self,
         store: &mut Store,
         key: ProbeKey,
         result: ProbeResult,
-        now: Instant,
-        wall: DateTime<Utc>,
-        fx: &mut Effects,
+        now: Now,
+        out: &mut Outbox,
     ) {
-        let Some(pod) = store.pod(&key.pod) else {
-            return;
-        };
-        let Some(spec) = pod.spec.processes.get(key.idx).cloned() else {
-            return;
-        };
-        let Some(probe) = spec_probe(&spec, key.kind).cloned() else {
-            return;
-        };
-        let grace = probe
-            .termination_grace_period
-            .unwrap_or(pod.spec.termination_grace_period)
-            .as_duration();
-        let Some(rt) = self.pods.get_mut(&key.pod) else {
-            return;
-        };
-        let Some(proc) = rt.procs.get_mut(key.idx) else {
-            return;
-        };
-        if proc.gen != key.gen {
+        if self.pods.get(&key.pod).is_none_or(|rt| rt.uid != key.uid) {
             return;
         }
-        let k = key.kind.index();
-        proc.probe_inflight[k] = false;
-        if !matches!(proc.phase, Phase::Running { .. }) {
-            return;
-        }
-        if let ProbeResult::Failure { message } = &result {
-            let pod = store.pod(&key.pod).expect("checked").clone();
-            fx.note(
-                &pod,
-                true,
-                "Unhealthy",
-                format!("{} probe failed: {message}", key.kind),
-            );
-        }
-        let verdict = proc.probes[k].record(&probe, result);
-        match (key.kind, verdict) {
-            (_, Verdict::Unchanged) => {}
-            (ProbeKind::Readiness, v) => {
-                let ready = v == Verdict::BecameHealthy;
-                store.update_pod(&key.pod, |p| {
-                    let st = &mut p.status.processes[key.idx];
-                    let changed = st.ready != ready;
-                    st.ready = ready;
-                    changed
-                });
-            }
-            (ProbeKind::Startup, Verdict::BecameHealthy) => {
-                proc.startup_done = true;
-                let gen = proc.gen;
-                for kind in [ProbeKind::Liveness, ProbeKind::Readiness] {
-                    if let Some(p) = spec_probe(&spec, kind) {
-                        let at = proc
-                            .started
-                            .map(|s| s + p.initial_delay.as_duration())
-                            .unwrap_or(now)
-                            .max(now);
-                        let key = ProbeKey {
-                            pod: key.pod.clone(),
-                            idx: key.idx,
-                            kind,
-                            gen,
-                        };
-                        fx.timers.push((at, Timer::Probe(key)));
-                    }
-                }
-                if spec.readiness.is_none() && !spec.notify {
-                    store.update_pod(&key.pod, |p| {
-                        p.status.processes[key.idx].ready = true;
-                        true
-                    });
-                }
-            }
-            (ProbeKind::Liveness, Verdict::BecameHealthy) => {}
-            (
-                kind @ (ProbeKind::Liveness | ProbeKind::Startup),
-                Verdict::BecameUnhealthy { message },
-            ) => {
-                let reason = format!("{kind}ProbeFailed");
-                let message = format!("{kind} probe failed: {message}");
-                let what = format!("failed {} probe", kind.to_string().to_lowercase());
-                self.fail_running(
-                    store, &key.pod, key.idx, reason, message, &what, grace, now, fx,
-                );
-            }
-        }
-        let _ = wall;
-    }
-
-    /// A running process judged broken (liveness, startup, watchdog): stop
-    /// it like any stop (SIGTERM to the group, SIGKILL after the grace
-    /// period); its exit then goes to the restart policy and the backoff as
-    /// a failure with this reason.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn fail_running(
-        &mut self,
-        store: &mut Store,
-        pod_name: &str,
-        idx: usize,
-        reason: String,
-        message: String,
-        what: &str,
-        grace: Duration,
-        now: Instant,
-        fx: &mut Effects,
-    ) {
-        let Some(rt) = self.pods.get_mut(pod_name) else {
-            return;
+        let event = Event::Probe {
+            kind: key.kind,
+            run: key.run,
+            result,
         };
-        let Some(proc) = rt.procs.get_mut(idx) else {
-            return;
-        };
-        let Phase::Running { pid } = proc.phase else {
-            return;
-        };
-        proc.gen += 1;
-        proc.phase = Phase::Stopping {
-            pid,
-            then: Then::Failed { reason, message },
-            killed: false,
-        };
-        let gen = proc.gen;
-        let _ = self.rt.signal_group(pid, SIGTERM);
-        fx.timers.push((
-            now + grace,
-            Timer::Grace {
-                pod: pod_name.to_string(),
-                idx,
-                gen,
-            },
-        ));
-        let Some(pod) = store.pod(pod_name).cloned() else {
-            return;
-        };
-        let pname = &pod.spec.processes[idx].name;
-        fx.note(
-            &pod,
-            false,
-            "Killing",
-            format!("Process {pname} {what}, will be restarted"),
-        );
-        store.update_pod(pod_name, |p| {
-            p.status.processes[idx].ready = false;
-            true
-        });
+        self.dispatch(store, &key.pod, key.idx, event, now, out);
+        self.flush(store, now, out);
     }
 }

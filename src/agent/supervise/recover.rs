@@ -9,10 +9,10 @@ use super::*;
 
 impl<R: ProcessRuntime> Agent<R> {
     /// Call once at start, before the first [`Agent::sync`].
-    pub fn recover(&mut self, store: &mut Store, wall: DateTime<Utc>, fx: &mut Effects) {
+    pub fn recover(&mut self, store: &mut Store, now: Now, out: &mut Outbox) {
         let prefix = format!("{}/", self.cfg.instance);
-        for (pid, value) in self.rt.marked_leaders(env::MARKER, &prefix) {
-            let Some((_, uid, process, run)) = env::parse_marker(&value) else {
+        for (pid, value) in self.rt.marked_leaders(super::super::env::MARKER, &prefix) {
+            let Some((_, uid, process, run)) = super::super::env::parse_marker(&value) else {
                 continue;
             };
             let found = store.pods().find_map(|p| {
@@ -25,42 +25,55 @@ impl<R: ProcessRuntime> Agent<R> {
             let identity = self.rt.identity(pid);
             let (Some((name, idx)), Some(identity)) = (found, identity) else {
                 tracing::warn!("stopping pid {pid} ({value}): its pod is gone");
-                let _ = self.rt.signal_group(pid, SIGKILL);
+                let _ = self.rt.signal_group(pid, Signal::KILL);
                 continue;
             };
-            store.update_pod(&name, |pod| {
-                ensure_status(pod);
-                let st = &mut pod.status.processes[idx];
-                if st.pid == Some(pid as u32) && st.identity.as_ref() == Some(&identity) {
-                    return false;
-                }
-                let older = st.restart_count > run;
-                if older {
-                    // A run older than the recorded one: not ours to keep.
-                    return false;
-                }
-                st.pid = Some(pid as u32);
-                st.identity = Some(identity.clone());
-                st.restart_count = run;
-                st.started = true;
-                st.state = ProcessState::Running { started_at: wall };
-                pod.status.phase = PodPhase::Running;
-                fx.note(
-                    pod,
-                    false,
-                    "Recovered",
-                    format!(
-                        "Found process {process} (pid {pid}) started before the daemon restarted"
-                    ),
-                );
-                true
-            });
+            // A recorded process that still runs is the pod's (this one is
+            // a descendant that called setsid, or a copy of the marker: an
+            // environment variable is no proof): left alone.
+            let recorded_alive = store
+                .pod(&name)
+                .and_then(|p| p.status.processes.get(idx))
+                .and_then(|st| Some((st.pid?, st.identity.clone()?)))
+                .is_some_and(|(p, id)| self.rt.identity(p as i32) == Some(id));
+            if recorded_alive {
+                continue;
+            }
+            let mut taken = false;
+            {
+                store.update_pod(&name, |pod| {
+                    ensure_status(pod);
+                    let st = &mut pod.status.processes[idx];
+                    if st.restart_count > run {
+                        // A run older than the recorded one: not ours to keep.
+                        return false;
+                    }
+                    st.pid = Some(pid as u32);
+                    st.identity = Some(identity.clone());
+                    st.restart_count = run;
+                    st.started = true;
+                    st.state = ProcessState::Running {
+                        started_at: now.wall,
+                    };
+                    pod.status.phase = PodPhase::Running;
+                    out.notes.push(note(
+                        pod,
+                        false,
+                        "Recovered",
+                        format!(
+                            "Found process {process} (pid {pid}) started before the daemon restarted"
+                        ),
+                    ));
+                    taken = true;
+                    true
+                });
+            }
             let recorded = store
                 .pod(&name)
                 .and_then(|p| p.status.processes.get(idx))
                 .and_then(|s| s.pid);
-            if recorded != Some(pid as u32) {
-                let _ = self.rt.signal_group(pid, SIGKILL);
+            if !taken && recorded != Some(pid as u32) {
+                let _ = self.rt.signal_group(pid, Signal::KILL);
             }
         }
     }

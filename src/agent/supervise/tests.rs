@@ -1,20 +1,23 @@
-//! Tier-2 tests of the agent: the real state machine against the fake
-//! runtime and made-up time. No processes, no sleeping.
+//! Tier-2 tests of the agent: the executor and the state machine against
+//! the fake runtime and made-up time. No processes, no sleeping.
 
 use super::*;
+use crate::agent::env;
+use crate::agent::notify::{Notification, NotifyMsg};
 use crate::api::{
-    Dur, Object, ObjectMeta, PodSpec, PodStatus, PortRange, PortRequest, ProcessSpec,
+    Dur, Object, ObjectMeta, PodSpec, PodStatus, PortRange, PortRequest, ProcessIdentity,
+    ProcessReason, ProcessSpec, ProcessUsage, RestartPolicy,
 };
 use crate::runtime::fake::{SignalSent, SignalTarget, SpawnFailure};
-use crate::runtime::FakeRuntime;
-use chrono::TimeZone;
+use crate::runtime::{ExitReason, FakeRuntime, ProcessFacts};
+use chrono::{DateTime, TimeZone, Utc};
+use std::time::Duration;
 
 struct World {
     fake: FakeRuntime,
     agent: Agent<FakeRuntime>,
     store: Store,
-    now: Instant,
-    wall: DateTime<Utc>,
+    now: Now,
     _logs: tempfile::TempDir,
 }
 
@@ -22,23 +25,17 @@ fn process(name: &str) -> ProcessSpec {
     ProcessSpec {
         name: name.into(),
         command: vec!["server".into(), "--port=${PORT_HTTP}".into()],
-        user: None,
-        group: None,
-        working_dir: None,
-        env: Default::default(),
-        notify: false,
-        watchdog: None,
-        liveness: None,
-        readiness: None,
-        startup: None,
         ..Default::default()
     }
 }
 
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap()
+}
+
 fn pod(name: &str, policy: RestartPolicy) -> Pod {
-    let t = Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap();
     Pod {
-        metadata: ObjectMeta::new(name, t),
+        metadata: ObjectMeta::new(name, t0()),
         spec: PodSpec {
             node_selector: Default::default(),
             restart_policy: policy,
@@ -60,6 +57,13 @@ fn pod(name: &str, policy: RestartPolicy) -> Pod {
     }
 }
 
+fn notify_pod(name: &str) -> Pod {
+    let mut p = pod(name, RestartPolicy::Always);
+    p.spec.processes[0].notify = true;
+    p.spec.processes[0].watchdog = Some(Dur::secs(2));
+    p
+}
+
 impl World {
     fn new() -> World {
         let fake = FakeRuntime::new();
@@ -72,16 +76,19 @@ impl World {
                 backoff: BackoffConfig::default(),
                 base_env: vec![("PATH".into(), "/bin".into())],
                 probe_port_is_free: false,
-                notify_socket: Some("/run/test/notify.sock".into()),
+                notify_socket: Some("/run/test/drover.sock.notify".into()),
                 instance: "test".into(),
+                background_log_removal: false,
             },
         );
         World {
             fake,
             agent,
             store: Store::new(),
-            now: Instant::now(),
-            wall: Utc.with_ymd_and_hms(2026, 11, 27, 12, 0, 0).unwrap(),
+            now: Now {
+                mono: Instant::now(),
+                wall: t0(),
+            },
             _logs: logs,
         }
     }
@@ -90,66 +97,93 @@ impl World {
         self.store.put(Object::Pod(p));
     }
 
-    fn sync(&mut self) -> Effects {
-        let mut fx = Effects::default();
-        self.agent
-            .sync(&mut self.store, self.now, self.wall, &mut fx);
-        fx
+    fn sync(&mut self) -> Outbox {
+        let mut out = Outbox::default();
+        self.agent.sync(&mut self.store, self.now, &mut out);
+        out
     }
 
-    fn advance(&mut self, secs: u64) {
-        self.now += Duration::from_secs(secs);
-        self.wall += chrono::Duration::seconds(secs as i64);
+    fn advance(&mut self, d: Duration) {
+        self.now.mono += d;
+        self.now.wall += chrono::Duration::from_std(d).unwrap();
     }
 
-    /// Reaps what the fake queued and feeds it to the agent.
-    fn reap(&mut self) -> Effects {
-        let mut fx = Effects::default();
-        for (pid, exit) in self.fake.reap_now() {
-            self.agent.on_exit(
-                &mut self.store,
-                pid,
-                Some(exit),
-                self.now,
-                self.wall,
-                &mut fx,
-            );
+    /// Moves time to the next timer and fires what is due.
+    fn next_timer(&mut self) -> Outbox {
+        let at = self.agent.next_deadline().expect("a timer is armed");
+        if at > self.now.mono {
+            self.advance(at - self.now.mono);
         }
-        fx
+        self.fire()
     }
 
-    fn fire(&mut self, t: Timer) -> Effects {
-        let mut fx = Effects::default();
-        self.agent
-            .on_timer(&mut self.store, t, self.now, self.wall, &mut fx);
-        fx
+    fn fire(&mut self) -> Outbox {
+        let mut out = Outbox::default();
+        self.agent.fire_timers(&mut self.store, self.now, &mut out);
+        out
+    }
+
+    /// Reaps what the fake queued, and exits of watched processes.
+    fn reap(&mut self) -> Outbox {
+        let mut out = Outbox::default();
+        self.agent.reap(&mut self.store, self.now, &mut out);
+        for pid in self.fake.watched_exits() {
+            self.agent
+                .on_adopted_exit(&mut self.store, pid, self.now, &mut out);
+        }
+        out
+    }
+
+    fn notify(&mut self, pid: i32, uid: u32, text: &[u8]) -> Outbox {
+        let mut out = Outbox::default();
+        let n = Notification {
+            pid,
+            uid,
+            messages: crate::agent::notify::parse(text),
+        };
+        self.agent.on_notify(&mut self.store, n, self.now, &mut out);
+        out
+    }
+
+    fn delete(&mut self, name: &str) -> Outbox {
+        self.store.update_pod(name, |p| {
+            p.metadata.deletion_timestamp = Some(t0());
+            true
+        });
+        self.sync()
     }
 
     fn pod(&self, name: &str) -> &Pod {
         self.store.pod(name).expect("pod in store")
     }
 
+    fn status(&self, name: &str) -> &ProcessStatus {
+        &self.pod(name).status.processes[0]
+    }
+
     fn pid(&self, name: &str) -> i32 {
-        self.pod(name).status.processes[0].pid.expect("running") as i32
+        self.status(name).pid.expect("running") as i32
     }
 }
 
-trait ReapNow {
-    fn reap_now(&self) -> Vec<(i32, ExitReason)>;
+fn waiting(st: &ProcessStatus) -> (ProcessReason, String) {
+    match &st.state {
+        ProcessState::Waiting { reason, message } => {
+            (reason.clone(), message.clone().unwrap_or_default())
+        }
+        other => panic!("expected waiting, got {other:?}"),
+    }
 }
 
-impl ReapNow for FakeRuntime {
-    fn reap_now(&self) -> Vec<(i32, ExitReason)> {
-        let mut me = self.clone();
-        ProcessRuntime::reap(&mut me)
-    }
+fn sent(target: SignalTarget, signal: Signal) -> SignalSent {
+    SignalSent { target, signal }
 }
 
 #[test]
 fn a_new_pod_is_started_with_its_environment_and_ports() {
     let mut w = World::new();
     w.add(pod("web-1", RestartPolicy::Always));
-    w.sync();
+    let out = w.sync();
     let spawns = w.fake.spawns();
     assert_eq!(spawns.len(), 1);
     let env = &spawns[0].env;
@@ -157,6 +191,7 @@ fn a_new_pod_is_started_with_its_environment_and_ports() {
     assert_eq!(get("DROVER_POD_NAME").as_deref(), Some("web-1"));
     assert_eq!(get("DROVER_NODE_NAME").as_deref(), Some("n1"));
     assert_eq!(get("PORT_HTTP").as_deref(), Some("8080"));
+    assert_eq!(get("NOTIFY_SOCKET"), None, "only with notify = true");
     assert_eq!(spawns[0].argv, ["server", "--port=8080"]);
     let p = w.pod("web-1");
     assert_eq!(p.status.phase, PodPhase::Running);
@@ -165,6 +200,20 @@ fn a_new_pod_is_started_with_its_environment_and_ports() {
         p.status.processes[0].state,
         ProcessState::Running { .. }
     ));
+    assert!(out.notes.iter().any(|n| n.reason == "Started"));
+}
+
+#[test]
+fn many_pods_start_as_one_batch() {
+    let mut w = World::new();
+    for i in 0..5 {
+        let mut p = pod(&format!("p{i}"), RestartPolicy::Always);
+        p.spec.ports.clear();
+        w.add(p);
+    }
+    w.sync();
+    assert_eq!(w.fake.spawns().len(), 5);
+    assert!(w.store.pods().all(|p| p.status.phase == PodPhase::Running));
 }
 
 #[test]
@@ -185,39 +234,39 @@ fn crash_loop_restarts_at_once_then_backs_off() {
     w.sync();
     let first = w.pid("web-1");
     w.fake.exit(first, ExitReason::Code(1));
-    let fx = w.reap();
-    // First restart: immediate.
+    w.reap();
+    // First restart: immediate, no timer.
     assert_eq!(w.fake.spawns().len(), 2);
-    assert!(fx.timers.is_empty());
-    let st = &w.pod("web-1").status.processes[0];
+    assert_eq!(w.agent.next_deadline(), None);
+    let st = w.status("web-1");
     assert_eq!(st.restart_count, 1);
     assert_eq!(st.last_state.as_ref().unwrap().exit_code, Some(1));
+    assert_eq!(
+        w.fake.signals(),
+        [sent(SignalTarget::Group(first), Signal::KILL)],
+        "what the process left in its group goes with it"
+    );
     // Second crash: 10s backoff, CrashLoopBackOff shown.
     let second = w.pid("web-1");
-    w.fake.exit(second, ExitReason::Signal(9));
-    let fx = w.reap();
+    w.fake.exit(second, ExitReason::Signal(Signal::KILL));
+    let out = w.reap();
     assert_eq!(w.fake.spawns().len(), 2, "no spawn during backoff");
-    let st = &w.pod("web-1").status.processes[0];
+    let st = w.status("web-1");
     assert_eq!(st.restart_count, 1, "a restart counts when it happens");
     assert_eq!(st.last_state.as_ref().unwrap().exit_code, Some(137));
     assert_eq!(st.last_state.as_ref().unwrap().signal, Some(9));
-    match &st.state {
-        ProcessState::Waiting { reason, message } => {
-            assert_eq!(reason, "CrashLoopBackOff");
-            assert!(
-                message.as_ref().unwrap().contains("back-off 10s"),
-                "{message:?}"
-            );
-        }
-        other => panic!("expected waiting, got {other:?}"),
-    }
+    let (reason, message) = waiting(st);
+    assert_eq!(reason, ProcessReason::CrashLoopBackOff);
+    assert!(message.contains("back-off 10s"), "{message:?}");
     assert_eq!(w.pod("web-1").display_status(), "CrashLoopBackOff");
-    let (at, timer) = fx.timers[0].clone();
-    assert_eq!(at, w.now + Duration::from_secs(10));
-    w.advance(10);
-    w.fire(timer);
+    assert!(out.notes.iter().any(|n| n.reason == "BackOff" && n.warning));
+    assert_eq!(
+        w.agent.next_deadline(),
+        Some(w.now.mono + Duration::from_secs(10))
+    );
+    w.next_timer();
     assert_eq!(w.fake.spawns().len(), 3);
-    assert_eq!(w.pod("web-1").status.processes[0].restart_count, 2);
+    assert_eq!(w.status("web-1").restart_count, 2);
     assert_eq!(w.pod("web-1").status.phase, PodPhase::Running);
 }
 
@@ -250,30 +299,25 @@ fn deleting_a_pod_terms_then_kills_after_the_grace_period_then_removes_it() {
     w.add(pod("web-1", RestartPolicy::Always));
     w.sync();
     let pid = w.pid("web-1");
-    w.store.update_pod("web-1", |p| {
-        p.metadata.deletion_timestamp = Some(Utc::now());
-        true
-    });
-    let fx = w.sync();
+    let out = w.delete("web-1");
     assert_eq!(
         w.fake.signals(),
-        [SignalSent {
-            target: SignalTarget::Group(pid),
-            signal: SIGTERM
-        }]
+        [sent(SignalTarget::Group(pid), Signal::TERM)]
     );
-    let (at, timer) = fx.timers[0].clone();
-    assert_eq!(at, w.now + Duration::from_secs(30));
+    assert!(out.notes.iter().any(|n| n.reason == "Killing"));
+    assert_eq!(
+        w.agent.next_deadline(),
+        Some(w.now.mono + Duration::from_secs(30))
+    );
     // The process ignores SIGTERM: the grace timer escalates.
-    w.advance(30);
-    w.fire(timer);
-    assert!(w.fake.signals().contains(&SignalSent {
-        target: SignalTarget::Group(pid),
-        signal: SIGKILL
-    }));
+    w.next_timer();
+    assert!(w
+        .fake
+        .signals()
+        .contains(&sent(SignalTarget::Group(pid), Signal::KILL)));
     assert!(!w.fake.is_alive(pid), "SIGKILL always kills");
-    let fx = w.reap();
-    assert_eq!(fx.removed, ["web-1"]);
+    let out = w.reap();
+    assert_eq!(out.removed, ["web-1"]);
     assert!(w.store.pod("web-1").is_none());
     assert_eq!(w.fake.spawns().len(), 1, "a deleted pod is not restarted");
 }
@@ -281,33 +325,32 @@ fn deleting_a_pod_terms_then_kills_after_the_grace_period_then_removes_it() {
 #[test]
 fn a_well_behaved_process_stops_on_sigterm_without_a_kill() {
     let mut w = World::new();
-    w.fake.dies_on(SIGTERM);
+    w.fake.dies_on(Signal::TERM);
     w.add(pod("web-1", RestartPolicy::Always));
     w.sync();
-    w.store.update_pod("web-1", |p| {
-        p.metadata.deletion_timestamp = Some(Utc::now());
-        true
-    });
-    let fx = w.sync();
-    let timer = fx.timers[0].1.clone();
-    let fx2 = w.reap();
-    assert_eq!(fx2.removed, ["web-1"]);
-    // The stale grace timer does nothing.
-    w.fire(timer);
+    w.delete("web-1");
+    let out = w.reap();
+    assert_eq!(out.removed, ["web-1"]);
+    // The grace timer went with the pod: what is left is one look for
+    // escaped descendants, soon, and then nothing.
+    assert!(w.agent.next_deadline() < Some(w.now.mono + Duration::from_secs(1)));
+    w.next_timer();
+    assert_eq!(w.agent.next_deadline(), None);
     assert!(!w
         .fake
         .signals()
         .iter()
-        .any(|s| s.signal == SIGKILL && matches!(s.target, SignalTarget::Process(_))));
+        .any(|s| s.signal == Signal::KILL && matches!(s.target, SignalTarget::Process(_))));
 }
 
 #[test]
 fn escaped_descendants_are_found_by_marker_and_killed() {
     let mut w = World::new();
-    w.fake.dies_on(SIGTERM);
+    w.fake.dies_on(Signal::TERM);
     w.add(pod("web-1", RestartPolicy::Always));
     w.sync();
     let uid = w.pod("web-1").metadata.uid.clone();
+    // A grandchild that left the group, and ignores SIGTERM.
     let grandchild = w.fake.add_process(vec![(
         env::MARKER.into(),
         env::marker_value("test", &uid, "main", 0),
@@ -317,26 +360,50 @@ fn escaped_descendants_are_found_by_marker_and_killed() {
         env::MARKER.into(),
         env::marker_value("test", &uid, "main", 7),
     )]);
-    w.store.update_pod("web-1", |p| {
-        p.metadata.deletion_timestamp = Some(Utc::now());
-        true
-    });
-    w.sync();
-    let fx = w.reap();
-    // The pod goes at once; the escaped grandchild got SIGTERM and a sweep
-    // is due at the end of the grace period.
-    assert_eq!(fx.removed, ["web-1"]);
-    assert!(w.fake.signals().contains(&SignalSent {
-        target: SignalTarget::Process(grandchild),
-        signal: SIGTERM
-    }));
-    let (at, sweep) = fx.timers[0].clone();
-    assert_eq!(at, w.now + Duration::from_secs(30));
-    assert!(matches!(sweep, Timer::Sweep { .. }));
-    w.advance(30);
-    w.fire(sweep);
+    let scans = w.fake.scans();
+    w.delete("web-1");
+    let out = w.reap();
+    // The pod goes at once; the exit itself scanned nothing.
+    assert_eq!(out.removed, ["web-1"]);
+    assert_eq!(w.fake.scans(), scans, "no /proc scan on the exit path");
+    // The sweep comes in its batch: SIGTERM, then SIGKILL after the grace
+    // period.
+    w.next_timer();
+    assert!(w
+        .fake
+        .signals()
+        .contains(&sent(SignalTarget::Process(grandchild), Signal::TERM)));
+    w.next_timer();
     assert!(!w.fake.is_alive(grandchild));
     assert!(w.fake.is_alive(stranger));
+    assert_eq!(w.fake.scans(), scans + 2);
+    assert_eq!(w.agent.next_deadline(), None);
+}
+
+#[test]
+fn a_hundred_stopped_pods_cost_one_sweep() {
+    let mut w = World::new();
+    w.fake.dies_on(Signal::TERM);
+    for i in 0..100 {
+        let mut p = pod(&format!("p{i}"), RestartPolicy::Always);
+        p.spec.ports.clear();
+        w.add(p);
+    }
+    w.sync();
+    let names: Vec<String> = w.store.pods().map(|p| p.metadata.name.clone()).collect();
+    for n in &names {
+        w.store.update_pod(n, |p| {
+            p.metadata.deletion_timestamp = Some(t0());
+            true
+        });
+    }
+    w.sync();
+    let out = w.reap();
+    assert_eq!(out.removed.len(), 100);
+    assert_eq!(w.fake.scans(), 0);
+    w.next_timer();
+    assert_eq!(w.fake.scans(), 1, "one pass for all hundred");
+    assert_eq!(w.agent.next_deadline(), None, "nothing escaped: done");
 }
 
 #[test]
@@ -347,25 +414,31 @@ fn a_missing_user_is_reported_not_looped() {
     let mut p = pod("p", RestartPolicy::Always);
     p.spec.processes[0].user = Some("nosuchuser".into());
     w.add(p);
-    let fx = w.sync();
+    let out = w.sync();
     // One immediate retry, then a backoff with the reason shown.
     assert_eq!(w.fake.spawns().len(), 2);
-    assert_eq!(fx.timers.len(), 1);
-    let st = &w.pod("p").status.processes[0];
-    match &st.state {
-        ProcessState::Waiting { reason, message } => {
-            assert_eq!(reason, "CreateContainerConfigError");
-            assert!(
-                message.as_ref().unwrap().contains("nosuchuser"),
-                "{message:?}"
-            );
-        }
-        other => panic!("expected waiting, got {other:?}"),
-    }
-    assert!(fx
+    assert!(w.agent.next_deadline().is_some());
+    let (reason, message) = waiting(w.status("p"));
+    assert_eq!(reason, ProcessReason::CreateContainerConfigError);
+    assert!(message.contains("nosuchuser"), "{message:?}");
+    let last = w.status("p").last_state.clone().unwrap();
+    assert_eq!(last.exit_code, Some(128), "as before, in the JSON");
+    assert!(out
         .notes
         .iter()
         .any(|n| n.warning && n.message.contains("does not exist")));
+}
+
+fn recorded(pid: i32, restarts: u32, wall: DateTime<Utc>) -> ProcessStatus {
+    ProcessStatus {
+        pid: Some(pid as u32),
+        identity: Some(FakeRuntime::identity_of(pid)),
+        restart_count: restarts,
+        started: true,
+        ready: true,
+        state: ProcessState::Running { started_at: wall },
+        ..ProcessStatus::waiting("main", "x")
+    }
 }
 
 #[test]
@@ -374,24 +447,15 @@ fn a_restarted_daemon_adopts_live_processes_and_records_lost_ones() {
     let live = w.fake.add_process(vec![]);
     let mut a = pod("alive", RestartPolicy::Always);
     a.status.phase = PodPhase::Running;
-    a.status.processes = vec![ProcessStatus {
-        pid: Some(live as u32),
-        identity: Some(FakeRuntime::identity_of(live)),
-        restart_count: 4,
-        started: true,
-        ready: true,
-        state: ProcessState::Running { started_at: w.wall },
-        ..ProcessStatus::waiting("main", "x")
-    }];
+    a.status.processes = vec![recorded(live, 4, w.now.wall)];
     let mut l = a.clone();
-    l.metadata = ObjectMeta::new("lost", w.wall);
-    l.status.processes[0].pid = Some(4242);
-    l.status.processes[0].identity = Some(FakeRuntime::identity_of(4242));
+    l.metadata = ObjectMeta::new("lost", w.now.wall);
+    l.status.processes = vec![recorded(4242, 4, w.now.wall)];
     w.add(a);
     w.add(l);
-    let fx = w.sync();
+    w.sync();
     // The live one is watched, not started again; the lost one restarts.
-    assert_eq!(fx.watch, [live]);
+    assert_eq!(w.fake.watch_calls(), [live]);
     assert_eq!(w.fake.spawns().len(), 1);
     assert_eq!(
         w.fake.spawns()[0]
@@ -402,34 +466,111 @@ fn a_restarted_daemon_adopts_live_processes_and_records_lost_ones() {
             .1,
         "lost"
     );
-    assert_eq!(w.pod("alive").status.processes[0].restart_count, 4);
-    let lost = &w.pod("lost").status.processes[0];
+    assert_eq!(w.status("alive").restart_count, 4);
+    let lost = w.status("lost");
     assert_eq!(lost.restart_count, 5);
     assert_eq!(lost.last_state.as_ref().unwrap().reason, "Unknown");
     // The adopted process's exit arrives through its pidfd, without status.
-    let mut fx = Effects::default();
+    w.fake.exit(live, ExitReason::Code(0));
+    w.reap();
+    assert_eq!(w.status("alive").restart_count, 5);
+    let last = w.status("alive").last_state.clone().unwrap();
+    assert_eq!(
+        (last.reason, last.exit_code),
+        (ProcessReason::Unknown, None)
+    );
+}
+
+/// Issue 9: a re-adopted process the daemon cannot watch (no descriptor
+/// left) is still supervised, never taken for dead.
+#[test]
+fn an_adopted_process_that_cannot_be_watched_is_polled_not_killed() {
+    let mut w = World::new();
+    let pids: Vec<i32> = (0..3).map(|_| w.fake.add_process(vec![])).collect();
+    for (i, pid) in pids.iter().enumerate() {
+        let mut p = pod(&format!("p{i}"), RestartPolicy::Always);
+        p.spec.ports.clear();
+        p.status.phase = PodPhase::Running;
+        p.status.processes = vec![recorded(*pid, 0, w.now.wall)];
+        w.add(p);
+    }
+    // Out of descriptors for two of them.
+    w.fake.refuse_watches(2);
+    w.sync();
+    assert!(w.fake.signals().is_empty(), "nothing was signalled");
+    assert!(w.fake.spawns().is_empty(), "nothing was started again");
+    for pid in &pids {
+        assert!(w.fake.is_alive(*pid));
+    }
+    // A recheck finds them alive (and now watchable): still nothing.
+    w.next_timer();
+    assert!(w.fake.signals().is_empty());
+    assert_eq!(w.fake.watch_calls().len(), 5, "three, then the two again");
+    assert_eq!(
+        w.agent.next_deadline(),
+        None,
+        "watched now: no more polling"
+    );
     assert!(w
-        .agent
-        .on_exit(&mut w.store, live, None, w.now, w.wall, &mut fx));
-    assert_eq!(w.pod("alive").status.processes[0].restart_count, 5);
+        .store
+        .pods()
+        .all(|p| p.status.processes[0].restart_count == 0));
+
+    // Still out of descriptors, and one of them dies: the recheck sees it.
+    let mut w = World::new();
+    let pid = w.fake.add_process(vec![]);
+    let mut p = pod("q", RestartPolicy::Always);
+    p.spec.ports.clear();
+    p.status.processes = vec![recorded(pid, 0, w.now.wall)];
+    w.add(p);
+    w.fake.refuse_watches(100);
+    w.sync();
+    w.next_timer();
+    w.next_timer();
+    assert!(w.fake.spawns().is_empty(), "alive: not restarted");
+    w.fake.exit(pid, ExitReason::Code(0));
+    w.reap();
+    assert!(w.fake.spawns().is_empty(), "no pidfd, so no report");
+    w.next_timer();
+    assert_eq!(w.fake.spawns().len(), 1, "the recheck found it gone");
+    assert_eq!(w.status("q").restart_count, 1);
 }
 
 #[test]
 fn restart_pod_stops_and_starts_again_counting_a_restart() {
     let mut w = World::new();
-    w.fake.dies_on(SIGTERM);
+    w.fake.dies_on(Signal::TERM);
     w.add(pod("p", RestartPolicy::Always));
     w.sync();
-    let mut fx = Effects::default();
-    assert!(w
-        .agent
-        .restart_pod(&mut w.store, "p", w.now, w.wall, &mut fx));
+    let mut out = Outbox::default();
+    assert!(w.agent.restart_pod(&mut w.store, "p", w.now, &mut out));
     w.reap();
     assert_eq!(w.fake.spawns().len(), 2);
-    let st = &w.pod("p").status.processes[0];
+    let st = w.status("p");
     assert_eq!(st.restart_count, 1);
     assert_eq!(st.last_state.as_ref().unwrap().exit_code, Some(143));
     assert_eq!(st.last_state.as_ref().unwrap().reason, "Restarted");
+    // Being deleted: refused.
+    w.delete("p");
+    let mut out = Outbox::default();
+    assert!(!w.agent.restart_pod(&mut w.store, "p", w.now, &mut out));
+}
+
+#[test]
+fn kill_signals_each_running_process_group() {
+    let mut w = World::new();
+    w.add(pod("p", RestartPolicy::Always));
+    w.sync();
+    let pid = w.pid("p");
+    assert_eq!(w.agent.kill_pod(&mut w.store, "p", Signal::HUP, w.now), 1);
+    assert_eq!(
+        w.fake.signals(),
+        [sent(SignalTarget::Group(pid), Signal::HUP)]
+    );
+    assert_eq!(
+        w.agent.kill_pod(&mut w.store, "nope", Signal::HUP, w.now),
+        0
+    );
 }
 
 #[test]
@@ -452,12 +593,210 @@ fn recover_records_unrecorded_processes_and_stops_strays() {
         env::MARKER.into(),
         env::marker_value("other", &uid, "main", 0),
     )]);
-    let mut fx = Effects::default();
-    w.agent.recover(&mut w.store, w.wall, &mut fx);
-    let fx = w.sync();
+    let mut out = Outbox::default();
+    w.agent.recover(&mut w.store, w.now, &mut out);
+    w.sync();
     assert!(w.fake.spawns().is_empty(), "no duplicate was started");
-    assert_eq!(fx.watch, [unrecorded]);
+    assert_eq!(w.fake.watch_calls(), [unrecorded]);
     assert_eq!(w.pid("web-1"), unrecorded);
     assert!(!w.fake.is_alive(stray));
     assert!(w.fake.is_alive(foreign));
+}
+
+#[test]
+fn a_copied_marker_does_not_replace_a_recorded_live_process() {
+    let mut w = World::new();
+    let real = w.fake.add_process(vec![]);
+    let mut p = pod("web-1", RestartPolicy::Always);
+    p.status.processes = vec![recorded(real, 0, w.now.wall)];
+    let uid = p.metadata.uid.clone();
+    w.add(p);
+    let copy = w.fake.add_process(vec![(
+        env::MARKER.into(),
+        env::marker_value("test", &uid, "main", 0),
+    )]);
+    let mut out = Outbox::default();
+    w.agent.recover(&mut w.store, w.now, &mut out);
+    w.sync();
+    assert_eq!(w.pid("web-1"), real);
+    assert!(w.fake.is_alive(copy), "not ours to kill either");
+}
+
+// ---- sd_notify ------------------------------------------------------------
+
+/// A notify pod running as uid 1000, and a helper in its session.
+fn notify_world() -> (World, i32, i32) {
+    let mut w = World::new();
+    w.add(notify_pod("svc"));
+    w.sync();
+    let main = w.pid("svc");
+    w.fake.set_facts(
+        main,
+        ProcessFacts {
+            session: main,
+            uid: 1000,
+        },
+    );
+    let helper = w.fake.add_process(vec![]);
+    w.fake.set_facts(
+        helper,
+        ProcessFacts {
+            session: main,
+            uid: 1000,
+        },
+    );
+    (w, main, helper)
+}
+
+#[test]
+fn notify_from_the_process_and_its_session_is_heard() {
+    let (mut w, main, helper) = notify_world();
+    assert!(!w.status("svc").ready, "not ready before READY=1");
+    w.notify(helper, 1000, b"READY=1\nSTATUS=serving");
+    assert!(w.status("svc").ready);
+    assert_eq!(w.status("svc").notify_status.as_deref(), Some("serving"));
+    // Pings keep the watchdog quiet; a missed one restarts.
+    w.advance(Duration::from_secs(1));
+    w.notify(main, 1000, b"WATCHDOG=1");
+    w.next_timer();
+    assert_eq!(w.fake.signals(), [], "pinged within the interval");
+    w.next_timer();
+    assert_eq!(
+        w.fake.signals(),
+        [sent(SignalTarget::Group(main), Signal::TERM)]
+    );
+}
+
+/// Issue 10: a forged WATCHDOG=trigger from another user, or from a
+/// process outside the pod's tree, changes nothing; even a forged
+/// environment (the old marker) does not help.
+#[test]
+fn notify_from_outside_the_tree_or_as_another_user_is_dropped() {
+    let (mut w, main, _) = notify_world();
+    let uid = w.pod("svc").metadata.uid.clone();
+    let outsider = w.fake.add_process(vec![(
+        env::MARKER.into(),
+        env::marker_value("test", &uid, "main", 0),
+    )]);
+    w.fake.set_facts(
+        outsider,
+        ProcessFacts {
+            session: outsider,
+            uid: 1000,
+        },
+    );
+    let other_user = w.fake.add_process(vec![]);
+    w.fake.set_facts(
+        other_user,
+        ProcessFacts {
+            session: main,
+            uid: 1001,
+        },
+    );
+    for (pid, uid) in [(outsider, 1000), (other_user, 1001), (999_999, 1000)] {
+        w.notify(pid, uid, b"READY=1\nWATCHDOG=trigger\nSTATUS=forged");
+    }
+    let st = w.status("svc");
+    assert!(!st.ready);
+    assert_eq!(st.notify_status, None);
+    assert!(w.fake.signals().is_empty(), "no restart");
+    // Root may speak for any process of the tree.
+    let root_helper = w.fake.add_process(vec![]);
+    w.fake.set_facts(
+        root_helper,
+        ProcessFacts {
+            session: main,
+            uid: 0,
+        },
+    );
+    w.notify(root_helper, 0, b"STATUS=from root");
+    assert_eq!(w.status("svc").notify_status.as_deref(), Some("from root"));
+}
+
+/// Issue 10: MAINPID= naming a process outside the pod, or one of
+/// another user, is refused: `kill` and `delete` never reach it.
+#[test]
+fn mainpid_is_honoured_only_inside_the_tree_as_the_pods_user() {
+    let (mut w, main, helper) = notify_world();
+    let unrelated_root = w.fake.add_process(vec![]);
+    let same_user_elsewhere = w.fake.add_process(vec![]);
+    w.fake.set_facts(
+        same_user_elsewhere,
+        ProcessFacts {
+            session: same_user_elsewhere,
+            uid: 1000,
+        },
+    );
+    let root_in_tree = w.fake.add_process(vec![]);
+    w.fake.set_facts(
+        root_in_tree,
+        ProcessFacts {
+            session: main,
+            uid: 0,
+        },
+    );
+    for target in [unrelated_root, same_user_elsewhere, root_in_tree] {
+        w.notify(main, 1000, format!("MAINPID={target}").as_bytes());
+        assert_eq!(w.pid("svc"), main, "MAINPID={target} refused");
+    }
+    w.agent.kill_pod(&mut w.store, "svc", Signal::HUP, w.now);
+    assert_eq!(
+        w.fake.signals(),
+        [sent(SignalTarget::Group(main), Signal::HUP)]
+    );
+    // The legitimate one: a process of the tree, as the pod's user.
+    w.notify(main, 1000, format!("MAINPID={helper}").as_bytes());
+    assert_eq!(w.pid("svc"), helper);
+    assert_eq!(
+        w.status("svc").identity,
+        Some(FakeRuntime::identity_of(helper))
+    );
+    // The old main's exit is not a failure now; the new one's is.
+    w.fake.exit(main, ExitReason::Code(0));
+    w.reap();
+    assert_eq!(w.fake.spawns().len(), 1);
+}
+
+#[test]
+fn notify_is_parsed_from_what_systemd_sends() {
+    assert_eq!(
+        crate::agent::notify::parse(b"READY=1\nMAINPID=7"),
+        [NotifyMsg::Ready, NotifyMsg::MainPid(7)]
+    );
+}
+
+// ---- usage ------------------------------------------------------------------
+
+#[test]
+fn usage_is_measured_for_running_processes_of_this_node() {
+    let mut w = World::new();
+    w.add(pod("p", RestartPolicy::Always));
+    w.sync();
+    let pid = w.pid("p");
+    let used = ProcessUsage {
+        cpu_seconds: 1.5,
+        memory_bytes: 4 << 20,
+    };
+    w.fake.set_process_usage(pid, used);
+    let mut p = w.pod("p").clone();
+    w.agent.fill_usage(&mut p);
+    assert_eq!(p.status.processes[0].usage, Some(used));
+    assert_eq!(w.pod("p").status.processes[0].usage, None, "never stored");
+    let mut elsewhere = p.clone();
+    elsewhere.status.node_name = Some("n2".into());
+    elsewhere.status.processes[0].usage = None;
+    w.agent.fill_usage(&mut elsewhere);
+    assert_eq!(elsewhere.status.processes[0].usage, None);
+}
+
+#[test]
+fn identity_is_what_the_fake_reports() {
+    // Guards the fixtures above: a recorded identity matches a live fake.
+    let w = World::new();
+    let pid = w.fake.add_process(vec![]);
+    let id: ProcessIdentity = FakeRuntime::identity_of(pid);
+    assert_eq!(
+        crate::runtime::ProcessRuntime::identity(&w.fake, pid),
+        Some(id)
+    );
 }

@@ -65,7 +65,7 @@ fn memory_hog_is_oom_killed_and_counted_as_such() {
     let limit = fs::read_to_string(sb.cgroup_file(Controller::Memory, &hog, limit_file)).unwrap();
     assert_eq!(limit.trim(), (48u64 << 20).to_string());
     let exit = sb.wait_exit(pid);
-    assert_eq!(exit, ExitReason::Signal(libc::SIGKILL), "log: {}", sb.log());
+    assert_eq!(exit, ExitReason::Signal(Signal::KILL), "log: {}", sb.log());
     assert_eq!(exit.exit_code(), 137);
     assert_eq!(
         sb.rt.oom_kills(&hog).unwrap(),
@@ -78,8 +78,8 @@ fn memory_hog_is_oom_killed_and_counted_as_such() {
     let other = pod.process("other").unwrap();
     let req = limited(&sb, &pod, "other", &["sleep", "1000"], memory(48 << 20));
     let pid = sb.spawn(&req).unwrap().pid;
-    sb.rt.signal(pid, libc::SIGKILL).unwrap();
-    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(libc::SIGKILL));
+    sb.rt.signal(pid, Signal::KILL).unwrap();
+    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(Signal::KILL));
     assert_eq!(sb.rt.oom_kills(&other).unwrap(), 0);
 }
 
@@ -214,7 +214,7 @@ fn cpu_spinner_under_a_fifth_of_a_core_gets_about_a_fifth() {
     assert!(t1 > t0, "the quota throttled it (it would have used more)");
     let pod_cpu = sb.rt.cgroup_usage(&pod).unwrap().cpu.unwrap();
     assert!(pod_cpu >= u1, "the pod's usage includes its process's");
-    sb.rt.signal(pid, libc::SIGKILL).unwrap();
+    sb.rt.signal(pid, Signal::KILL).unwrap();
     sb.wait_exit(pid);
 }
 
@@ -234,7 +234,7 @@ fn usage_reports_memory_and_cpu_of_the_pod() {
     let memory = usage.memory_bytes.unwrap();
     assert!(memory >= 20 << 20, "memory {memory}");
     assert!(usage.cpu.unwrap() > Duration::ZERO);
-    sb.rt.signal(pid, libc::SIGKILL).unwrap();
+    sb.rt.signal(pid, Signal::KILL).unwrap();
     sb.wait_exit(pid);
 }
 
@@ -261,7 +261,7 @@ fn the_process_runs_in_its_cgroup_in_every_v1_hierarchy() {
         .rt
         .cgroups_description()
         .starts_with("cgroup v1 (memory, cpu, pids, cpuacct, freezer)"));
-    sb.rt.signal(pid, libc::SIGKILL).unwrap();
+    sb.rt.signal(pid, Signal::KILL).unwrap();
     sb.wait_exit(pid);
 }
 

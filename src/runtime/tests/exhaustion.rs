@@ -93,7 +93,7 @@ fn spawning_without_a_pid_slot_is_an_error_not_a_panic_isolated() {
     assert_eq!(started.len(), 2, "{results:?}");
     assert!(matches!(results[2], Err(SpawnError::ProcessLimit { .. })));
     for pid in started {
-        sb.rt.signal(pid, libc::SIGKILL).unwrap();
+        sb.rt.signal(pid, Signal::KILL).unwrap();
         sb.wait_exit(pid);
     }
     fs::write(home.join("cgroup.procs"), std::process::id().to_string()).unwrap();

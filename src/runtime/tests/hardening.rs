@@ -28,7 +28,7 @@ fn status_field(pid: i32, field: &str) -> String {
 }
 
 fn kill_and_wait(sb: &mut Sandbox, pid: i32) {
-    sb.rt.signal(pid, libc::SIGKILL).unwrap();
+    sb.rt.signal(pid, Signal::KILL).unwrap();
     sb.wait_exit(pid);
 }
 

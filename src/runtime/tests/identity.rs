@@ -25,8 +25,8 @@ fn identity_names_one_process() {
         "same pid and tick, other boot"
     );
 
-    sb.rt.signal(pid, libc::SIGKILL).unwrap();
-    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(libc::SIGKILL));
+    sb.rt.signal(pid, Signal::KILL).unwrap();
+    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(Signal::KILL));
     assert_eq!(sb.rt.identity(pid), None);
     assert!(!is_same_process(pid, &spawned.identity));
 }
@@ -40,14 +40,14 @@ async fn exit_watch_resolves_when_a_child_exits() {
     let watch = ExitWatch::open(pid).expect("pidfd");
     assert_eq!(watch.pid(), pid);
     assert!(!watch.has_exited());
-    watch.signal(libc::SIGKILL).expect("pidfd_send_signal");
+    watch.signal(Signal::KILL).expect("pidfd_send_signal");
     tokio::time::timeout(DEADLINE, watch.exited())
         .await
         .expect("pidfd readable within the deadline")
         .unwrap();
     assert!(watch.has_exited());
-    watch.signal(libc::SIGKILL).expect("ESRCH after exit is Ok");
-    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(libc::SIGKILL));
+    watch.signal(Signal::KILL).expect("ESRCH after exit is Ok");
+    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(Signal::KILL));
 }
 
 #[tokio::test]
@@ -75,7 +75,7 @@ async fn exit_watch_adopts_a_process_that_is_not_our_child() {
         .unwrap()
         .expect("same process");
     assert!(!watch.has_exited());
-    watch.signal_group(libc::SIGTERM).unwrap();
+    watch.signal_group(Signal::TERM).unwrap();
     tokio::time::timeout(DEADLINE, watch.exited())
         .await
         .expect("non-child exit seen through the pidfd")

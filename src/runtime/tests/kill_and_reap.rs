@@ -15,13 +15,13 @@ fn process_ignoring_term_dies_by_kill_137() {
     wait_until("sleep to be exec'd with TERM ignored", || {
         (sig_mask(pid, "SigIgn") & bit(libc::SIGTERM) != 0).then_some(())
     });
-    sb.rt.signal_group(pid, libc::SIGTERM).unwrap();
+    sb.rt.signal_group(pid, Signal::TERM).unwrap();
     // An ignored signal is discarded when sent: nothing is pending.
     assert!(alive(pid));
     assert_eq!(sig_mask(pid, "SigPnd") & bit(libc::SIGTERM), 0);
-    sb.rt.signal_group(pid, libc::SIGKILL).unwrap();
+    sb.rt.signal_group(pid, Signal::KILL).unwrap();
     let exit = sb.wait_exit(pid);
-    assert_eq!(exit, ExitReason::Signal(libc::SIGKILL));
+    assert_eq!(exit, ExitReason::Signal(Signal::KILL));
     assert_eq!(exit.exit_code(), 137);
 }
 
@@ -34,16 +34,17 @@ fn signal_to_a_gone_process_is_ok_and_bad_targets_are_refused() {
         .trim()
         .parse()
         .unwrap();
-    rt.signal(pid_max, libc::SIGTERM).expect("ESRCH is Ok");
-    rt.signal_group(pid_max, libc::SIGTERM)
-        .expect("ESRCH is Ok");
+    rt.signal(pid_max, Signal::TERM).expect("ESRCH is Ok");
+    rt.signal_group(pid_max, Signal::TERM).expect("ESRCH is Ok");
     for bad in [-1, 0, 1] {
         assert_eq!(
-            rt.signal(bad, 0).unwrap_err().kind(),
+            rt.signal(bad, Signal::from_raw(0)).unwrap_err().kind(),
             io::ErrorKind::InvalidInput
         );
         assert_eq!(
-            rt.signal_group(bad, 0).unwrap_err().kind(),
+            rt.signal_group(bad, Signal::from_raw(0))
+                .unwrap_err()
+                .kind(),
             io::ErrorKind::InvalidInput
         );
     }
@@ -78,12 +79,12 @@ fn reap_reports_codes_and_signals_isolated() {
     assert!(got[&ok].success());
     assert_eq!(got[&three], ExitReason::Code(3));
     assert_eq!(got[&three].exit_code(), 3);
-    assert_eq!(got[&term], ExitReason::Signal(libc::SIGTERM));
+    assert_eq!(got[&term], ExitReason::Signal(Signal::TERM));
     assert_eq!(got[&term].exit_code(), 143);
 
     // A real-time signal: nix's waitpid would reap this child and then
     // fail to convert the status (EINVAL), losing the exit.
-    let rt_sig = libc::SIGRTMIN() + 2;
+    let rt_sig = Signal::from_raw(libc::SIGRTMIN() + 2);
     sb.rt.signal(sleeper, rt_sig).unwrap();
     let got = sb.reap_until(&[sleeper]);
     assert_eq!(got[&sleeper], ExitReason::Signal(rt_sig));
@@ -121,13 +122,13 @@ fn term_ignoring_group_with_a_child_dies_by_group_kill_isolated() {
             (sig_mask(pid, "SigIgn") & bit(libc::SIGTERM) != 0).then_some(())
         });
     }
-    sb.rt.signal_group(leader, libc::SIGTERM).unwrap();
+    sb.rt.signal_group(leader, Signal::TERM).unwrap();
     assert!(alive(leader) && alive(sleeper), "TERM is ignored by both");
-    sb.rt.signal_group(leader, libc::SIGKILL).unwrap();
+    sb.rt.signal_group(leader, Signal::KILL).unwrap();
     // The sleep is re-parented to us (subreaper) when sh dies: reaped too.
     let got = sb.reap_until(&[leader, sleeper]);
     assert_eq!(got[&leader].exit_code(), 137);
-    assert_eq!(got[&sleeper], ExitReason::Signal(libc::SIGKILL));
+    assert_eq!(got[&sleeper], ExitReason::Signal(Signal::KILL));
     assert!(sb.marked().is_empty());
     assert_eq!(procfs::stat(sleeper), None, "no zombie left");
 }
@@ -167,16 +168,16 @@ fn double_forked_grandchild_is_found_by_marker_killed_and_reaped_isolated() {
 
     // Killing the pod's group misses the grandchild: that is why the
     // marker exists.
-    sb.rt.signal_group(leader, libc::SIGKILL).unwrap();
+    sb.rt.signal_group(leader, Signal::KILL).unwrap();
     let got = sb.reap_until(&[leader]);
-    assert_eq!(got[&leader], ExitReason::Signal(libc::SIGKILL));
+    assert_eq!(got[&leader], ExitReason::Signal(Signal::KILL));
     assert!(alive(grandchild));
 
-    for pid in sb.rt.marked(MARK, &sb.marker) {
-        sb.rt.signal(pid, libc::SIGKILL).unwrap();
+    for pid in sb.marked() {
+        sb.rt.signal(pid, Signal::KILL).unwrap();
     }
     let got = sb.reap_until(&[grandchild]);
-    assert_eq!(got[&grandchild], ExitReason::Signal(libc::SIGKILL));
+    assert_eq!(got[&grandchild], ExitReason::Signal(Signal::KILL));
     assert_eq!(procfs::stat(grandchild), None, "reaped, not a zombie");
     assert!(sb.marked().is_empty());
     // Nothing of ours is left unreaped (the subshell's zombie included).
@@ -252,6 +253,6 @@ fn signal_mask_and_ignored_signals_are_reset_in_the_child_isolated() {
     unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut now) };
     assert_eq!(unsafe { libc::sigismember(&now, libc::SIGUSR1) }, 1);
     assert_eq!(unsafe { libc::sigismember(&now, libc::SIGTERM) }, 0);
-    sb.rt.signal_group(pid, libc::SIGKILL).unwrap();
+    sb.rt.signal_group(pid, Signal::KILL).unwrap();
     sb.reap_until(&[pid]);
 }

@@ -191,7 +191,12 @@ impl Sandbox {
     }
 
     fn marked(&self) -> Vec<i32> {
-        self.rt.marked(MARK, &self.marker)
+        let mine = std::collections::HashSet::from([self.marker.clone()]);
+        self.rt
+            .marked(MARK, &mine)
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect()
     }
 
     fn log(&self) -> String {

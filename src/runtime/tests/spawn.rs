@@ -197,8 +197,8 @@ fn child_leads_a_new_session_and_gets_only_fds_0_1_2() {
         "setsid: pgid == sid == pid"
     );
     assert_eq!(st.ppid, std::process::id() as i32);
-    sb.rt.signal_group(pid, libc::SIGKILL).unwrap();
-    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(libc::SIGKILL));
+    sb.rt.signal_group(pid, Signal::KILL).unwrap();
+    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(Signal::KILL));
 }
 
 #[test]

@@ -43,15 +43,15 @@ fn escaped_child_is_killed_with_its_pod(version: u8) {
     assert_eq!(in_cgroup, want, "both are in the pod's cgroup");
 
     // What stopping by process group alone leaves behind.
-    sb.rt.signal_group(leader, libc::SIGKILL).unwrap();
+    sb.rt.signal_group(leader, Signal::KILL).unwrap();
     let got = sb.reap_until(&[leader]);
-    assert_eq!(got[&leader], ExitReason::Signal(libc::SIGKILL));
+    assert_eq!(got[&leader], ExitReason::Signal(Signal::KILL));
     assert!(alive(escaped), "a group kill misses the escapee");
     assert!(!sb.rt.cgroup_is_empty(&pod).unwrap());
 
     sb.rt.kill_cgroup(&pod).unwrap();
     let got = sb.reap_until(&[escaped]);
-    assert_eq!(got[&escaped], ExitReason::Signal(libc::SIGKILL));
+    assert_eq!(got[&escaped], ExitReason::Signal(Signal::KILL));
     wait_until("the pod cgroup to empty", || {
         sb.rt.cgroup_is_empty(&pod).unwrap().then_some(())
     });
@@ -133,7 +133,7 @@ fn v2_child_is_born_in_its_cgroup_and_emptiness_is_an_event() {
                 .unwrap();
         }
     });
-    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(libc::SIGKILL));
+    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(Signal::KILL));
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn a_pod_with_processes_cannot_be_removed() {
         "v1 has no event (check after reaps)"
     );
     sb.rt.kill_cgroup(&pod).unwrap();
-    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(libc::SIGKILL));
+    assert_eq!(sb.wait_exit(pid), ExitReason::Signal(Signal::KILL));
     assert!(sb.rt.cgroup_is_empty(&pod).unwrap(), "empty once reaped");
     sb.rt.remove_pod_cgroup(&pod).unwrap();
     sb.rt

@@ -28,10 +28,13 @@ pub fn var_refs(text: &str) -> Vec<VarRef> {
     let mut out = Vec::new();
     let bytes = text.as_bytes();
     let mut i = 0;
+    // Compared as bytes: `i` steps one byte at a time and may stand
+    // inside a multi-byte character, where slicing `text` would panic.
+    // It is only sliced at a `$` or a `}`, which are character boundaries.
     while i < bytes.len() {
-        if text[i..].starts_with("$${") {
+        if bytes[i..].starts_with(b"$${") {
             i += 3;
-        } else if text[i..].starts_with("${") {
+        } else if bytes[i..].starts_with(b"${") {
             match text[i + 2..].find('}') {
                 Some(rel) => {
                     let end = i + 2 + rel + 1;
@@ -126,5 +129,21 @@ mod tests {
                 VarRef::Unterminated { start: 34 }
             ]
         );
+    }
+
+    /// Found by fuzzing (fuzz/, api_json): a multi-byte character before
+    /// `${` made the scan slice inside it, and a unit sent to the API
+    /// panicked the daemon.
+    #[test]
+    fn variable_references_after_multi_byte_characters() {
+        assert_eq!(
+            var_refs("shdar \u{4c4}JOB_COMPLETION_INDEX}; é${X}"),
+            vec![VarRef::Name {
+                start: 33,
+                end: 37,
+                name: "X".into()
+            }]
+        );
+        assert_eq!(var_refs("ӄ${"), vec![VarRef::Unterminated { start: 2 }]);
     }
 }

@@ -1,0 +1,415 @@
+//! Feeding one event to one process's state machine and applying what it
+//! decided. Effects that produce events of their own (a spawn's result, a
+//! watch that cannot be had) feed them back here, in order, until none is
+//! left; spawns wait in a batch the runtime may start in parallel
+//! ([`Agent::flush`]).
+
+use super::*;
+use crate::agent::env;
+use crate::agent::process::{step, Effect, StartFailure, StatusChange};
+use crate::runtime::{ExitReason, SpawnError, SpawnRequest, Watch};
+use std::collections::VecDeque;
+
+impl<R: ProcessRuntime> Agent<R> {
+    /// Feeds `event` to process `idx` of pod `name`, then whatever its
+    /// effects report back.
+    pub(super) fn dispatch(
+        &mut self,
+        store: &mut Store,
+        name: &str,
+        idx: usize,
+        event: Event,
+        now: Now,
+        out: &mut Outbox,
+    ) {
+        let mut queue = VecDeque::from([(idx, event)]);
+        while let Some((idx, event)) = queue.pop_front() {
+            let Some(pod) = store.pod(name) else { return };
+            if idx >= pod.spec.processes.len() {
+                return;
+            }
+            let rules = self.rules(pod, idx);
+            let Some(rt) = self.pods.get_mut(name) else {
+                return;
+            };
+            let Some(state) = rt.procs.get(idx) else {
+                return;
+            };
+            let (next, effects) = step(state, &rules, event, now);
+            let (old, new) = (state.pid(), next.pid());
+            rt.procs[idx] = next;
+            if old != new {
+                if let Some(old) = old {
+                    self.by_pid.remove(&old);
+                }
+                if let Some(new) = new {
+                    self.by_pid.insert(new, (name.to_string(), idx));
+                }
+            }
+            if new.is_none() {
+                if let Some(session) = rt.sessions[idx].take() {
+                    self.by_session.remove(&session);
+                }
+            }
+            self.apply(store, name, idx, effects, now, out, &mut queue);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply(
+        &mut self,
+        store: &mut Store,
+        name: &str,
+        idx: usize,
+        effects: Vec<Effect>,
+        now: Now,
+        out: &mut Outbox,
+        queue: &mut VecDeque<(usize, Event)>,
+    ) {
+        let uid = match self.pods.get(name) {
+            Some(rt) => rt.uid.clone(),
+            None => return,
+        };
+        let run = self.pods[name].procs[idx].run;
+        let mut status = Vec::new();
+        for effect in effects {
+            // Status changes are written together, but before anything
+            // that reads them (a spawn's marker and log are the new run's).
+            if !matches!(effect, Effect::Status(_)) && !status.is_empty() {
+                self.write_status(store, name, idx, std::mem::take(&mut status), now);
+            }
+            match effect {
+                Effect::Spawn => match self.prepare_spawn(store, name, idx) {
+                    Ok(req) => self.pending_spawns.push((name.to_string(), idx, req)),
+                    Err(e) => queue.push_back((idx, Event::StartFailed(start_failure(&e)))),
+                },
+                Effect::Signal { pid, signal } => {
+                    let _ = self.rt.signal_group(pid, signal);
+                }
+                Effect::Sweep { grace } => {
+                    if let Some(pod) = store.pod(name) {
+                        let marker = run_marker(&self.cfg.instance, pod, idx);
+                        self.sweeper.add(marker, grace, now.mono);
+                        self.arm_sweep(now);
+                    }
+                }
+                Effect::Watch { pid, identity } => {
+                    if let Some(event) = self.watch(name, idx, pid, &identity) {
+                        queue.push_back((idx, event));
+                    }
+                }
+                Effect::Recheck { pid, identity } => {
+                    let event = if self.rt.identity(pid).as_ref() != Some(&identity) {
+                        Event::AdoptedExited
+                    } else {
+                        self.watch(name, idx, pid, &identity)
+                            .unwrap_or(Event::Watching)
+                    };
+                    queue.push_back((idx, event));
+                }
+                Effect::Arm { timer, at } => {
+                    let key = TimerKey::of(name, &uid, idx, timer);
+                    self.timers.arm(key, at, run);
+                }
+                Effect::Cancel(timer) => self.timers.cancel(&TimerKey::of(name, &uid, idx, timer)),
+                Effect::Probe(kind) => {
+                    if let Some(event) = self.start_probe(store, name, idx, kind, run, now, out) {
+                        queue.push_back((idx, event));
+                    }
+                }
+                Effect::Status(change) => status.push(change),
+                Effect::Event {
+                    warning,
+                    reason,
+                    message,
+                } => {
+                    if let Some(pod) = store.pod(name) {
+                        out.notes.push(note(pod, warning, reason, message));
+                    }
+                }
+            }
+        }
+        self.write_status(store, name, idx, status, now);
+        self.finish_if_done(store, name, out);
+    }
+
+    /// Applies one step's status changes to the pod in one store write,
+    /// then the pod's phase.
+    fn write_status(
+        &mut self,
+        store: &mut Store,
+        name: &str,
+        idx: usize,
+        changes: Vec<StatusChange>,
+        now: Now,
+    ) {
+        if changes.is_empty() {
+            return;
+        }
+        let Some(rt) = self.pods.get_mut(name) else {
+            return;
+        };
+        let procs = &rt.procs;
+        let mut session = None;
+        store.update_pod(name, |pod| {
+            ensure_status(pod);
+            let phase_before = pod.status.phase;
+            let mut changed = false;
+            for change in changes {
+                changed |= apply_status(pod, idx, change, now, &mut session);
+            }
+            update_phase(pod, procs);
+            changed || pod.status.phase != phase_before
+        });
+        if let Some(s) = session {
+            rt.sessions[idx] = Some(s);
+            self.by_session.insert(s, (name.to_string(), idx));
+        }
+    }
+
+    /// Starts what was gathered, as one batch, and feeds each result back
+    /// (which may gather more: an immediate restart after a failed start).
+    pub(super) fn flush(&mut self, store: &mut Store, now: Now, out: &mut Outbox) {
+        while !self.pending_spawns.is_empty() {
+            let batch = std::mem::take(&mut self.pending_spawns);
+            let reqs: Vec<SpawnRequest> = batch.iter().map(|(_, _, r)| r.clone()).collect();
+            let results = self.rt.spawn_many(&reqs);
+            for ((name, idx, _), result) in batch.into_iter().zip(results) {
+                let event = match result {
+                    Ok(s) => Event::Started {
+                        pid: s.pid,
+                        identity: s.identity,
+                    },
+                    Err(e) => Event::StartFailed(start_failure(&e)),
+                };
+                self.dispatch(store, &name, idx, event, now, out);
+            }
+        }
+    }
+
+    /// Everything before the spawn of process `idx`: its environment, its
+    /// argv, a fresh log.
+    fn prepare_spawn(
+        &mut self,
+        store: &Store,
+        name: &str,
+        idx: usize,
+    ) -> Result<SpawnRequest, SpawnError> {
+        let pod = store.pod(name).expect("pod exists");
+        let spec = &pod.spec.processes[idx];
+        self.log_remover.before_start(name);
+        let first_run = pod
+            .status
+            .processes
+            .get(idx)
+            .is_none_or(|st| st.restart_count == 0 && st.last_state.is_none() && !st.started);
+        let log = if first_run {
+            self.cfg.logs.first_run(name, &spec.name)
+        } else {
+            self.cfg.logs.start_run(name, &spec.name)
+        };
+        let log_path = log.map_err(|source| SpawnError::LogFile {
+            path: self.cfg.logs.current(name, &spec.name),
+            source,
+        })?;
+        let environment = self.process_env(pod, idx);
+        Ok(SpawnRequest {
+            argv: env::expand_argv(&spec.command, &environment),
+            env: environment,
+            working_dir: spec.working_dir.clone(),
+            user: spec.user.clone(),
+            group: spec.group.clone(),
+            log_path,
+            ..Default::default()
+        })
+    }
+
+    /// Tries to watch a process that is not our child. The event to feed
+    /// back: None if it is watched now.
+    fn watch(
+        &mut self,
+        name: &str,
+        idx: usize,
+        pid: i32,
+        identity: &crate::api::ProcessIdentity,
+    ) -> Option<Event> {
+        match self.rt.watch(pid, identity) {
+            Watch::Watching => {
+                self.note_session(name, idx, pid);
+                None
+            }
+            Watch::Gone => Some(Event::AdoptedExited),
+            Watch::Unavailable(e) => {
+                tracing::warn!(
+                    "pid {pid} of pod {name} cannot be watched ({e}): looking at it now and then"
+                );
+                self.note_session(name, idx, pid);
+                Some(Event::WatchUnavailable)
+            }
+        }
+    }
+
+    /// Records the session of a re-adopted run (its main may have moved
+    /// by MAINPID: the session is still the one the run was started in).
+    fn note_session(&mut self, name: &str, idx: usize, pid: i32) {
+        let Some(facts) = self.rt.facts(pid) else {
+            return;
+        };
+        if let Some(rt) = self.pods.get_mut(name) {
+            if rt.sessions[idx].is_none() {
+                rt.sessions[idx] = Some(facts.session);
+                self.by_session
+                    .insert(facts.session, (name.to_string(), idx));
+            }
+        }
+    }
+
+    fn arm_sweep(&mut self, now: Now) {
+        match self.sweeper.next_pass(now.mono) {
+            Some(at) if self.timers.deadline(&TimerKey::Sweep) != Some(at) => {
+                self.timers.arm(TimerKey::Sweep, at, 0)
+            }
+            Some(_) => {}
+            None => self.timers.cancel(&TimerKey::Sweep),
+        }
+    }
+
+    /// Timers that are due.
+    pub fn fire_timers(&mut self, store: &mut Store, now: Now, out: &mut Outbox) {
+        while let Some(due) = self.timers.pop_due(now.mono) {
+            match due.key {
+                TimerKey::Process {
+                    pod,
+                    uid,
+                    idx,
+                    kind,
+                } => {
+                    if self.pods.get(&pod).is_some_and(|rt| rt.uid == uid) {
+                        let event = Event::Timer { kind, run: due.run };
+                        self.dispatch(store, &pod, idx, event, now, out);
+                    }
+                }
+                TimerKey::ProbeTimeout { pid } => self.probe_timed_out(store, pid, now, out),
+                TimerKey::Sweep => {
+                    self.sweeper.pass(&mut self.rt, env::MARKER, now.mono);
+                    self.arm_sweep(now);
+                }
+            }
+        }
+        self.flush(store, now, out);
+    }
+
+    /// Children were reaped: main processes and exec probes.
+    pub fn reap(&mut self, store: &mut Store, now: Now, out: &mut Outbox) {
+        for (pid, exit) in self.rt.reap() {
+            self.on_exit(store, pid, Some(exit), now, out);
+        }
+        self.flush(store, now, out);
+    }
+
+    /// A watched (adopted) process exited.
+    pub fn on_adopted_exit(&mut self, store: &mut Store, pid: i32, now: Now, out: &mut Outbox) {
+        self.on_exit(store, pid, None, now, out);
+        self.flush(store, now, out);
+    }
+
+    /// One exit: a reaped child (`exit` has its status) or a watched
+    /// process (`None`). Costs this process's bookkeeping only.
+    fn on_exit(
+        &mut self,
+        store: &mut Store,
+        pid: i32,
+        exit: Option<ExitReason>,
+        now: Now,
+        out: &mut Outbox,
+    ) -> bool {
+        if let Some(key) = self.probe_pids.remove(&pid) {
+            self.exec_probe_ended(store, pid, key, exit, now, out);
+            return true;
+        }
+        let Some((name, idx)) = self.by_pid.get(&pid).cloned() else {
+            return false;
+        };
+        let event = match exit {
+            Some(e) => Event::Exited(e),
+            None => Event::AdoptedExited,
+        };
+        self.dispatch(store, &name, idx, event, now, out);
+        true
+    }
+}
+
+fn start_failure(e: &SpawnError) -> StartFailure {
+    StartFailure {
+        reason: e.reason(),
+        message: e.to_string(),
+    }
+}
+
+/// One status change to process `idx`; whether anything changed.
+fn apply_status(
+    pod: &mut Pod,
+    idx: usize,
+    change: StatusChange,
+    now: Now,
+    session: &mut Option<i32>,
+) -> bool {
+    let st = &mut pod.status.processes[idx];
+    match change {
+        StatusChange::Running {
+            pid,
+            identity,
+            started_at,
+            ready,
+        } => {
+            st.pid = Some(pid as u32);
+            st.identity = Some(identity);
+            st.state = ProcessState::Running { started_at };
+            st.started = true;
+            st.ready = ready;
+            // Every process the runtime starts leads its own session.
+            *session = Some(pid);
+            pod.status.phase = PodPhase::Running;
+            pod.status.start_time.get_or_insert(now.wall);
+            pod.status.reason = None;
+            pod.status.message = None;
+            true
+        }
+        StatusChange::Ready(ready) => {
+            let changed = st.ready != ready;
+            st.ready = ready;
+            changed
+        }
+        StatusChange::Ended { last, terminal } => {
+            st.pid = None;
+            st.identity = None;
+            st.ready = false;
+            if terminal {
+                st.state = ProcessState::Terminated(last.clone());
+            }
+            st.last_state = Some(last);
+            true
+        }
+        StatusChange::Waiting { reason, message } => {
+            st.state = ProcessState::Waiting {
+                reason,
+                message: Some(message),
+            };
+            true
+        }
+        StatusChange::CountRestart => {
+            st.restart_count += 1;
+            true
+        }
+        StatusChange::NotifyStatus(text) => {
+            let changed = st.notify_status.as_deref() != Some(text.as_str());
+            st.notify_status = Some(text);
+            changed
+        }
+        StatusChange::MainPid { pid, identity } => {
+            st.pid = Some(pid as u32);
+            st.identity = Some(identity);
+            true
+        }
+    }
+}
