@@ -146,7 +146,7 @@ fn build(pods: usize) -> Store {
 
     // The controllers create the pods (bound to the one node) ...
     let mut events = EventLog::default();
-    while run_controllers(&mut store, &mut events, now()) {}
+    while run_controllers(&mut store, &mut events, now()).changed {}
     // ... and the agent would start them: Running and ready.
     let names: Vec<String> = store.pods().map(|p| p.metadata.name.clone()).collect();
     assert_eq!(names.len(), pods, "the ReplicaSet made its pods");
@@ -164,7 +164,7 @@ fn build(pods: usize) -> Store {
             true
         });
     }
-    while run_controllers(&mut store, &mut events, now()) {}
+    while run_controllers(&mut store, &mut events, now()).changed {}
     assert!(store.list(Kind::Job).count() == 4, "no Job was collected");
     store
 }
@@ -182,7 +182,7 @@ fn measure(
         before(store, i);
         let a0 = ALLOCS.load(Ordering::Relaxed);
         let t0 = Instant::now();
-        let changed = run_controllers(store, &mut events, now());
+        let changed = run_controllers(store, &mut events, now()).changed;
         let wake = next_wakeup(store, now());
         let spent = t0.elapsed();
         allocs.push((ALLOCS.load(Ordering::Relaxed) - a0) as f64);

@@ -14,6 +14,8 @@ mod cluster;
 mod cluster_tasks;
 #[path = "tests/daemonsets.rs"]
 mod daemonsets;
+#[path = "tests/durability.rs"]
+mod durability;
 #[path = "tests/etcd_store.rs"]
 mod etcd_store;
 #[path = "tests/exhaustion.rs"]
@@ -28,12 +30,16 @@ mod logs;
 mod notify_security;
 #[path = "tests/pods.rs"]
 mod pods;
+#[path = "tests/privileges.rs"]
+mod privileges;
 #[path = "tests/probes.rs"]
 mod probes;
 #[path = "tests/readoption.rs"]
 mod readoption;
 #[path = "tests/replicasets.rs"]
 mod replicasets;
+#[path = "tests/scale.rs"]
+mod scale;
 #[path = "tests/socket_discovery.rs"]
 mod socket_discovery;
 #[path = "tests/supervision.rs"]

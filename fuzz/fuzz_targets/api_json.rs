@@ -17,7 +17,7 @@ fuzz_target!(|data: &[u8]| {
             if let Ok(req) = serde_json::from_slice::<ApplyRequest>(body) {
                 let now = chrono::DateTime::from_timestamp(1_780_000_000, 0).unwrap();
                 let mut store = Store::new();
-                if drover::daemon::apply::apply(&mut store, req.items, false, now).is_ok() {
+                if drover::daemon::apply::apply(&mut store, req.items, false, "fuzz", now).is_ok() {
                     // What was applied is stored, and the store's JSON
                     // reads back.
                     for kind in drover::api::Kind::ALL {

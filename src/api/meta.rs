@@ -213,4 +213,8 @@ pub mod annotations {
     /// node's folder manages only its own units).
     pub const SOURCE_NODE: &str = "drover.io/source-node";
     pub const UNITS_DIR: &str = "units-dir";
+    /// Who made the last change to the object through the API, from the
+    /// kernel's credentials of the caller: "uid 1001 (alice)"; "units
+    /// folder" for what the units folder applied.
+    pub const CHANGED_BY: &str = "drover.io/changed-by";
 }

@@ -14,6 +14,7 @@
 //! backoff_initial = "10s"        # restart back-off: first delay,
 //! backoff_max = "5m"             # its ceiling,
 //! backoff_reset = "10m"          # and the run that resets it
+//! socket_group = "drover"        # members may use the control socket (product.md §3)
 //! [node_labels]
 //! disk = "ssd"
 //! [cluster]                      # cluster mode; see crate::cluster::config
@@ -97,6 +98,7 @@ pub struct Config {
     pub backoff_max: Option<String>,
     pub backoff_reset: Option<String>,
     pub cluster: Option<crate::cluster::ClusterTable>,
+    pub socket_group: Option<String>,
 }
 
 /// `log_max_size`: bytes as a number, or "10Mi", "512Ki", "1Gi", "10M".
@@ -121,19 +123,21 @@ pub(super) fn start(opts: DaemonOptions) -> anyhow::Result<()> {
 
 /// The daemon logs to stderr (journald picks that up); DROVER_LOG or
 /// RUST_LOG (`debug`, `drover=debug,hyper=warn`) choose what, `info` by
-/// default.
+/// default. Identical lines repeated within 10s are written once and
+/// then counted (`daemon::log_limit`), for every call site.
 fn init_tracing() {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("DROVER_LOG")
         .or_else(|_| EnvFilter::try_from_default_env())
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // Colours on a terminal only: journald and log files get plain text.
+    let format = tracing_subscriber::fmt::format().with_ansi(std::io::stderr().is_terminal());
     // Already installed (a test harness): keep that one.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        // Colours on a terminal only: journald and log files get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
+        .event_format(crate::daemon::log_limit::RateLimited::new(format))
         .try_init();
 }
 
@@ -259,6 +263,9 @@ pub(super) fn resolve(
         log_max_bytes,
         backoff,
         cluster,
+        socket_group: config
+            .socket_group
+            .unwrap_or_else(|| crate::daemon::auth::DEFAULT_GROUP.to_string()),
     })
 }
 

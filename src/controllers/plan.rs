@@ -61,6 +61,10 @@ pub struct Plan {
     /// What the controller observed before this pass's ops (Kubernetes
     /// computes status from the same snapshot it acted on).
     pub status: ReplicaSetStatus,
+    /// The pass was cut short by the burst cap: run the controller again
+    /// soon, even if nothing else changes (Kubernetes requeues the set when
+    /// its diff exceeds `burstReplicas`).
+    pub requeue: bool,
 }
 
 impl Plan {

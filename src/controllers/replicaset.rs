@@ -22,7 +22,8 @@ use std::collections::BTreeMap;
 
 /// At most this many creates or deletes per pass (Kubernetes'
 /// `burstReplicas`): a typo such as `replicas = 50000` ramps over several
-/// passes instead of forking everything at once.
+/// passes instead of forking everything at once. A capped plan says
+/// `requeue`, so the ramp goes on without waiting for another change.
 pub const BURST_REPLICAS: usize = 500;
 
 /// What the reconcile needs from a ReplicaSet or a ReplicationController.
@@ -116,13 +117,38 @@ fn claim(view: &ReplicaView, pod: &Pod) -> Claim {
             if terminating
                 || pod.is_terminal()
                 || view.is_deleting()
-                || view.selector.is_empty() =>
+                || view.selector.is_empty()
+                || !may_adopt(view.template, pod) =>
         {
             Claim::Ignore
         }
         (false, true) => Claim::Adopt,
         (false, false) => Claim::Ignore,
     }
+}
+
+/// Whether a set made from `template` may adopt `pod`. A template that
+/// runs a process as the daemon's user (no `user`) is root's: it may take
+/// any pod. Any other may take only pods whose every process runs as one
+/// of the users its template names: a drover-group member's set (its
+/// processes run as the member) must never take, and then scale away or
+/// signal, a pod of root or of another user (issue 10; Kubernetes has
+/// namespaces for this, drover has none).
+fn may_adopt(template: &PodTemplate, pod: &Pod) -> bool {
+    let users = |spec: &crate::api::PodSpec| -> Vec<Option<String>> {
+        spec.init_processes
+            .iter()
+            .chain(&spec.processes)
+            .map(|p| p.user.clone())
+            .collect()
+    };
+    let own = users(&template.spec);
+    if own.iter().any(Option::is_none) {
+        return true;
+    }
+    users(&pod.spec)
+        .iter()
+        .all(|u| u.is_some() && own.contains(u))
 }
 
 /// One reconcile pass for `view`, given every pod and node the store holds
@@ -169,6 +195,7 @@ pub fn reconcile(view: &ReplicaView, pods: &[&Pod], nodes: &[&Node], now: DateTi
         return Plan {
             ops: Vec::new(),
             status,
+            requeue: false,
         };
     }
 
@@ -179,6 +206,8 @@ pub fn reconcile(view: &ReplicaView, pods: &[&Pod], nodes: &[&Node], now: DateTi
     );
 
     let want = view.replicas as usize;
+    // More to do than one pass may: the executor comes back for the rest.
+    let requeue = want.abs_diff(active.len()) > BURST_REPLICAS;
     if active.len() < want {
         let missing = (want - active.len()).min(BURST_REPLICAS);
         let mut load = NodeLoad::for_owner(pods, &owner.uid);
@@ -190,7 +219,11 @@ pub fn reconcile(view: &ReplicaView, pods: &[&Pod], nodes: &[&Node], now: DateTi
     } else if let Some(victim) = restart_victim(view, &active) {
         ops.push(delete(victim, reasons::RESTART));
     }
-    Plan { ops, status }
+    Plan {
+        ops,
+        status,
+        requeue,
+    }
 }
 
 fn delete(pod: &Pod, reason: &str) -> Op {

@@ -3,11 +3,43 @@
 //! a changed file is re-applied, a removed file deletes its unit, and
 //! imperative changes such as `scale` survive until the file changes).
 
+use super::accounts::Accounts;
+use super::auth::{Caller, Role};
 use super::reconcile::{from_units_dir, mark_deleted};
 use crate::api::http::ApplyResult;
 use crate::api::{annotations, Kind, Object};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
+use std::path::Path;
+
+/// What the `changed-by` annotation says for what the units folder
+/// applied.
+pub const UNITS_FOLDER: &str = "units folder";
+
+/// Who a unit of the units folder acts as (product.md §3): the daemon
+/// itself (root) when only root can change its file (`units` records
+/// that: `LoadedUnit::root_owned`), or when the daemon is not root (`drover
+/// up`: the folder is its user's, and `units` refused files anyone else
+/// could change). Otherwise, which a root daemon never loads, the file's
+/// owner as a member: its processes run as that user.
+pub fn unit_author(
+    root_owned: bool,
+    source: &Path,
+    daemon: &Caller,
+    accounts: &Accounts,
+) -> Caller {
+    if root_owned || daemon.uid != 0 {
+        return daemon.clone();
+    }
+    let owner = super::startup::owner_of(source).unwrap_or(65534);
+    let gid = accounts.primary_gid(owner).unwrap_or(owner);
+    let mut author = Caller::identify(owner, gid, None, daemon.uid, None, accounts);
+    author.role = Role::Member;
+    if author.name.is_none() {
+        author.name = Some(owner.to_string());
+    }
+    author
+}
 
 /// Why one object of a batch was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,6 +78,16 @@ fn join(rejections: &[Rejection]) -> String {
 /// Why the units folder was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
+    /// A unit asks for what its file's owner may not (`auth`).
+    #[error("{file}: {why}")]
+    NotAllowed {
+        file: std::path::PathBuf,
+        why: String,
+    },
+    /// The change could not be persisted (a full disk): nothing was
+    /// applied.
+    #[error("state not saved: {0}; nothing was changed")]
+    NotSaved(String),
     #[error("this daemon has no units folder (--units)")]
     NoUnitsDir,
     /// The files' diagnostics (file:line:col, what was expected).
@@ -112,10 +154,13 @@ fn immutable_change(existing: &Object, new: &Object) -> Option<Rejection> {
 }
 
 /// Validates every object first; any error rejects the whole batch.
+/// Objects created or changed record `changed_by` (the caller, or "units
+/// folder") in their `drover.io/changed-by` annotation.
 pub fn apply(
     store: &mut Store,
     items: Vec<Object>,
     units_dir: bool,
+    changed_by: &str,
     now: DateTime<Utc>,
 ) -> Result<Applied, ApplyError> {
     let mut errors = vec![];
@@ -163,6 +208,9 @@ pub fn apply(
         }
         let action = match store.get(kind, &name) {
             None => {
+                obj.meta_mut()
+                    .annotations
+                    .insert(annotations::CHANGED_BY.into(), changed_by.into());
                 let meta = obj.meta_mut();
                 if meta.uid.is_empty() {
                     meta.uid = crate::api::meta::new_uid();
@@ -185,8 +233,15 @@ pub fn apply(
                         && existing.meta().labels == obj.meta().labels
                 };
                 if unchanged {
-                    // Still record who owns it now (a unit moved into the folder).
-                    let ann = obj.meta().annotations.clone();
+                    // Still record who owns it now (a unit moved into the
+                    // folder); who changed it last and a restart under way
+                    // are the daemon's own notes, kept.
+                    let mut ann = obj.meta().annotations.clone();
+                    for key in [annotations::CHANGED_BY, annotations::RESTARTED_AT] {
+                        if let Some(v) = existing.meta().annotations.get(key) {
+                            ann.insert(key.into(), v.clone());
+                        }
+                    }
                     store.update(kind, &name, |o| {
                         if o.meta().annotations != ann {
                             o.meta_mut().annotations = ann;
@@ -198,6 +253,9 @@ pub fn apply(
                     "unchanged"
                 } else {
                     let spec_changed = existing.spec_json() != obj.spec_json();
+                    obj.meta_mut()
+                        .annotations
+                        .insert(annotations::CHANGED_BY.into(), changed_by.into());
                     store.update(kind, &name, |o| {
                         let generation = o.meta().generation + 1;
                         replace_spec(o, obj);

@@ -16,7 +16,9 @@
 //!   while the node fences after losing its lease.
 //! - API requests that change something run on a scratch copy too; their
 //!   writes go to etcd and the reply waits until etcd acknowledged them
-//!   and the cache shows them ([`Daemon::api_in_cluster`]). Reading a pod
+//!   and the cache shows them ([`Daemon::api_in_cluster`]); what they set
+//!   off (events, restarts) runs then, as it runs once the change is on
+//!   disk in single-host mode. Reading a pod
 //!   that runs elsewhere (its logs, its events) is asked of its node over
 //!   the node-to-node channel ([`super::peer`]).
 //!
@@ -25,6 +27,7 @@
 
 use super::events::NewEvent;
 use super::http::{ApiReply, ApiRequest, ApiSender};
+use super::persist::AfterCommit;
 use super::Daemon;
 use crate::agent::logs::{ClaimError, LogDir, LogDirClaim};
 use crate::agent::Outbox;
@@ -54,11 +57,29 @@ pub(crate) struct ClusterSide {
     log_claim: Option<(LogDir, Result<LogDirClaim, ClaimError>)>,
 }
 
-/// An API request waiting for its writes.
+/// Writes on their way to etcd, and what to do once they are there.
 struct Waiting {
+    origin: Origin,
+    /// What the request set off (events, restarts of changed pods): run
+    /// once etcd has the change, as single-host mode runs it once the
+    /// change is on disk (`persist.rs`).
+    after: AfterCommit,
+}
+
+/// An API request waiting for its writes, and the answer it will get.
+struct Client {
     req: ApiRequest,
     reply: oneshot::Sender<ApiReply>,
     answer: ApiReply,
+}
+
+/// Whose writes they are.
+enum Origin {
+    /// An API request: answered once written.
+    Client(Box<Client>),
+    /// The units folder (at start, on SIGHUP): nobody waits; a conflict
+    /// re-reads the folder on the fresher cache.
+    UnitsFolder,
 }
 
 /// What an API request is, for cluster mode.
@@ -231,27 +252,36 @@ impl Daemon {
         self.agent.sync(&mut self.store, Daemon::now(), &mut out);
         self.absorb(out);
         if resume == Resume::Start && self.opts.units_dir.as_ref().is_some_and(|d| d.exists()) {
-            self.cluster_write(|d| match d.reload_units() {
-                Ok(r) => tracing::info!("applied {} units from the units folder", r.len()),
-                Err(e) => tracing::error!("units folder not applied:\n{e}"),
-            });
+            self.reload_units_in_cluster(1);
         }
     }
 
-    /// Runs `f` on a scratch copy of the cache and sends what it changed
-    /// to etcd without waiting (the units folder at start and on reload).
-    pub(crate) fn cluster_write(&mut self, f: impl FnOnce(&mut Daemon)) {
+    /// The units folder applied to a scratch copy of the cache, its
+    /// changes sent to etcd without waiting (start, SIGHUP).
+    pub(crate) fn reload_units_in_cluster(&mut self, attempts: u32) {
         let mut scratch = self.store.scratch();
         std::mem::swap(&mut self.store, &mut scratch);
-        f(self);
+        let result = self.reload_units();
         std::mem::swap(&mut self.store, &mut scratch);
-        let changes = scratch.diff_from(&self.store);
-        if let Some(side) = &mut self.cluster {
-            if !changes.is_empty() {
-                // Its outcome arrives as a request nobody waits for.
-                side.member.commit_request(0, changes);
+        let after = std::mem::take(&mut self.after_commit);
+        match result {
+            Ok(r) => tracing::info!("applying {} units from the units folder", r.len()),
+            Err(e) => {
+                tracing::error!("units folder not applied:\n{e}");
+                return;
             }
         }
+        let changes = scratch.diff_from(&self.store);
+        let side = self.cluster.as_mut().expect("cluster mode");
+        if changes.is_empty() {
+            return;
+        }
+        let waiting = Waiting {
+            origin: Origin::UnitsFolder,
+            after,
+        };
+        let id = side.pending.add(waiting, attempts);
+        side.member.commit_request(id, changes);
     }
 
     /// The loop's `settle` in cluster mode: the leader's controllers on a
@@ -286,9 +316,12 @@ impl Daemon {
                 };
                 self.events.record(event, wall);
             }
-            super::reconcile::run_controllers(&mut scratch, &mut self.events, wall);
+            let pass = super::reconcile::run_controllers(&mut scratch, &mut self.events, wall);
             let changes = scratch.diff_from(&self.store);
             let side = self.cluster.as_mut().expect("checked");
+            // Cut short by a burst cap: another pass once these writes are
+            // in the cache (the next pass waits for them anyway).
+            side.controllers_dirty |= pass.requeue;
             side.member.commit_pass(changes);
         }
         let side = self.cluster.as_ref().expect("checked");
@@ -313,13 +346,25 @@ impl Daemon {
         attempts: u32,
     ) {
         match self.route(&req) {
-            Route::Read | Route::Local => {
+            Route::Read => {
                 let _ = reply.send(self.handle_api(req));
+            }
+            Route::Local => {
+                // A signal or a restart here: nothing to write first.
+                let answer = self.handle_api(req);
+                let after = std::mem::take(&mut self.after_commit);
+                self.run_after_commit(after);
+                let _ = reply.send(answer);
             }
             Route::Refused(answer) => {
                 let _ = reply.send(answer);
             }
             Route::Remote { node, addr } => {
+                // The caller is known here only: this node decides.
+                if let Err(refused) = self.may_read(&req.caller) {
+                    let _ = reply.send(refused);
+                    return;
+                }
                 let Some(addr) = addr else {
                     let _ = reply.send(ApiReply::error(
                         503,
@@ -343,13 +388,19 @@ impl Daemon {
                 std::mem::swap(&mut self.store, &mut scratch);
                 let answer = self.handle_api(req.clone());
                 std::mem::swap(&mut self.store, &mut scratch);
+                let after = std::mem::take(&mut self.after_commit);
                 let changes = scratch.diff_from(&self.store);
                 let side = self.cluster.as_mut().expect("cluster mode");
                 if changes.is_empty() || answer.status >= 400 {
+                    // Nothing to write (or refused): nothing was set off.
                     let _ = reply.send(answer);
                     return;
                 }
-                let id = side.pending.add(Waiting { req, reply, answer }, attempts);
+                let waiting = Waiting {
+                    origin: Origin::Client(Box::new(Client { req, reply, answer })),
+                    after,
+                };
+                let id = side.pending.add(waiting, attempts);
                 side.member.commit_request(id, changes);
             }
         }
@@ -414,27 +465,45 @@ impl Daemon {
         for n in next {
             match n {
                 Next::Reply(w) => {
-                    let _ = w.reply.send(w.answer);
+                    self.run_after_commit(w.after);
+                    if let Origin::Client(c) = w.origin {
+                        let _ = c.reply.send(c.answer);
+                    }
                 }
-                Next::Retry { item, attempts } => {
-                    tracing::debug!("retrying {:?} after a conflict", item.req.segments);
-                    self.api_in_cluster(item.req, item.reply, attempts);
-                }
-                Next::Conflict { item, refused } => {
-                    let _ = item.reply.send(ApiReply::error(
-                        409,
-                        format!(
-                            "the object changed while the request was applied, again and \
-                             again ({refused}); nothing was changed: try again"
-                        ),
-                    ));
-                }
-                Next::Failed { item, error } => {
-                    let _ = item.reply.send(ApiReply::error(
-                        503,
-                        format!("etcd: {error} (the change may or may not have been made)"),
-                    ));
-                }
+                Next::Retry { item, attempts } => match item.origin {
+                    Origin::Client(c) => {
+                        tracing::debug!("retrying {:?} after a conflict", c.req.segments);
+                        self.api_in_cluster(c.req, c.reply, attempts);
+                    }
+                    Origin::UnitsFolder => self.reload_units_in_cluster(attempts),
+                },
+                Next::Conflict { item, refused } => match item.origin {
+                    Origin::Client(c) => {
+                        let _ = c.reply.send(ApiReply::error(
+                            409,
+                            format!(
+                                "the object changed while the request was applied, again and \
+                                 again ({refused}); nothing was changed: try again"
+                            ),
+                        ));
+                    }
+                    Origin::UnitsFolder => tracing::error!(
+                        "units folder not applied: its objects kept changing ({refused}); \
+                         daemon-reload to try again"
+                    ),
+                },
+                Next::Failed { item, error } => match item.origin {
+                    Origin::Client(c) => {
+                        let _ = c.reply.send(ApiReply::error(
+                            503,
+                            format!("etcd: {error} (the change may or may not have been made)"),
+                        ));
+                    }
+                    Origin::UnitsFolder => tracing::error!(
+                        "units folder: etcd: {error} (the change may or may not have been \
+                         made; daemon-reload to try again)"
+                    ),
+                },
             }
         }
     }

@@ -5,8 +5,10 @@
 //! the units folder is applied or any controller runs, so a restarted
 //! daemon never starts a duplicate of a process that is still running.
 
+use super::accounts::{etc_group_gid, Accounts};
+use super::connections::Limits;
 use super::http::{self, ApiReply, ApiRequest};
-use super::{Daemon, DaemonOptions};
+use super::{startup, Daemon, DaemonOptions};
 use crate::agent::host::{self, Wakeup};
 use crate::agent::logs::{ClaimError, LogDir, LogDirClaim};
 use crate::agent::{AgentConfig, Outbox};
@@ -19,14 +21,16 @@ use std::time::Instant;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
-/// How often changes made by the agent alone (not by an API request) are
-/// written to the state file at most.
-const PERSIST_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
-
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let mut systemd = super::systemd_notify::SystemdNotify::from_env();
-    std::fs::create_dir_all(&opts.state_dir)
-        .with_context(|| format!("creating state dir {}", opts.state_dir.display()))?;
+    let fds = startup::raise_fd_limit();
+    tracing::info!(
+        "file descriptor limit: {} (was {}, hard limit {})",
+        fds.soft,
+        fds.was,
+        fds.hard
+    );
+    startup::prepare_state_dir(&opts.state_dir)?;
     let _lock = lock_state_dir(&opts.state_dir)?;
     host::tune_allocator();
 
@@ -38,15 +42,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     };
     let (instance, fresh_instance) = instance_id(&opts.state_dir)?;
 
-    let listener = bind_socket(&opts.socket)?;
+    let group_gid = etc_group_gid(&opts.socket_group);
+    let listener = bind_socket(&opts.socket, group_gid)?;
     // This daemon's own, named after its control socket (issue 9: two
     // daemons whose sockets share a folder shared one notify.sock).
     let notify_path = crate::agent::notify::path_for(&opts.socket);
     let notify = crate::agent::notify::NotifySocket::bind(&notify_path)
         .with_context(|| format!("binding notify socket {}", notify_path.display()))?;
     let logs = LogDir::new(opts.log_dir.clone(), opts.log_max_bytes);
-    std::fs::create_dir_all(&opts.log_dir)
-        .with_context(|| format!("creating log dir {}", opts.log_dir.display()))?;
+    startup::prepare_log_dir(&opts.log_dir, group_gid)?;
     let own_default = opts.log_dir == crate::paths::default_log_dir(&opts.state_dir);
     let log_claim = logs.claim(own_default);
     // Before any spawn: the SIGCHLD handler is installed here, so no
@@ -70,6 +74,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         reconciled_at: 0,
         pending_checks: vec![],
         halting: false,
+        requeue: false,
+        after_commit: Default::default(),
+        pacing: Default::default(),
         log_follows: Default::default(),
         cluster: None,
     };
@@ -130,7 +137,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         d.absorb(out);
         if let Some(dir) = d.opts.units_dir.clone() {
             if dir.exists() {
-                match d.reload_units() {
+                match d.reload_units_durably(&mut backend) {
                     Ok(results) => {
                         tracing::info!("applied {} units from {}", results.len(), dir.display())
                     }
@@ -148,14 +155,25 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
     d.settle();
 
-    tokio::spawn(http::serve(listener, api_tx, d.store.subscribe()));
+    let door = http::FrontDoor {
+        limits: Limits::for_fd_limit(fds.soft),
+        daemon_uid: nix::unistd::geteuid().as_raw(),
+        daemon_name: Accounts::read()
+            .user_name(nix::unistd::geteuid().as_raw())
+            .map(str::to_string),
+        group: d.opts.socket_group.clone(),
+    };
+    tracing::info!(
+        "control socket: at most {} connections",
+        door.limits.max_connections
+    );
+    tokio::spawn(http::serve(listener, api_tx, d.store.subscribe(), door));
     let (probe_tx, mut probe_rx) =
         mpsc::unbounded_channel::<(crate::agent::ProbeKey, crate::agent::probe::ProbeResult)>();
     // Replies to API requests wait until what they changed is on disk: an
     // acknowledged `scale` survives a `kill -9` right after.
     let mut replies: Vec<(oneshot::Sender<ApiReply>, ApiReply)> = vec![];
     let mut controllers_due: Option<Instant> = None;
-    let mut last_persist: Option<Instant> = None;
     let mut wakeup_rev: Option<u64> = None;
     tokio::spawn(crate::agent::logs::watch_sizes(logs));
     tracing::info!(
@@ -169,23 +187,27 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
 
     let mut started_up = false;
     loop {
-        // Durability. Whatever an API request changed is on disk before
-        // its reply goes out (an acknowledged `scale` survives `kill -9`).
-        // What only the agent changed (pids, restart counts) is written at
-        // most every PERSIST_EVERY: a crash loop of many pods must not
-        // serialise the whole store per exit, and a process started but
-        // not yet written is found again by `recover` after a restart.
+        // Durability. Whatever an API request changed was persisted (or
+        // refused and undone) before its reply was queued (`persist.rs`);
+        // what the controllers did about it is written before the reply
+        // goes out too. What only the agent changed (pids, restart counts)
+        // is written at most every PERSIST_EVERY: a crash loop of many
+        // pods must not serialise the whole store per exit, and a process
+        // started but not yet written is found again by `recover` after a
+        // restart. While writes fail (a full disk), attempts back off and
+        // supervision goes on.
         let mut persist_due: Option<Instant> = None;
         if single_host && d.store.is_dirty() {
             let now = Instant::now();
-            let due = last_persist.is_none_or(|t| now >= t + PERSIST_EVERY);
-            if due || !replies.is_empty() || d.halting {
-                if let Err(e) = d.store.persist(&mut backend) {
-                    tracing::error!("persisting state: {e:#}");
+            if d.pacing.should_persist(now, !replies.is_empty(), d.halting) {
+                let result = d.store.persist(&mut backend);
+                if let Err(e) = &result {
+                    tracing::error!("persisting state (will retry): {e:#}");
                 }
-                last_persist = Some(now);
-            } else {
-                persist_due = last_persist.map(|t| t + PERSIST_EVERY);
+                d.pacing.record(now, result.is_ok());
+            }
+            if d.store.is_dirty() {
+                persist_due = d.pacing.due_at();
             }
         }
         if !started_up && (!single_host || !d.store.is_dirty()) {
@@ -224,6 +246,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             };
             wakeup_rev = Some(d.store.revision());
         }
+        if std::mem::take(&mut d.requeue) && !d.halting {
+            // A controller was cut short by its burst cap: another pass
+            // now, after whatever else is ready (select! picks among ready
+            // branches at random, so API requests are not starved).
+            controllers_due = Some(Instant::now());
+        }
         tokio::select! {
             ev = cluster_event(&mut d.cluster) => d.on_cluster_event(ev),
             wakeup = wakeups.next(), if agent_may_act => {
@@ -248,7 +276,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             }
             Some((req, reply)) = api_rx.recv() => {
                 if single_host {
-                    let answer = d.handle_api(req);
+                    let answer = d.serve_api(req, &mut backend);
                     replies.push((reply, answer));
                 } else {
                     // Answered once etcd has it (`cluster.rs`).
@@ -267,15 +295,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             }
             _ = sighup.recv() => {
                 if single_host {
-                    if let Err(e) = d.reload_units() {
+                    if let Err(e) = d.reload_units_durably(&mut backend) {
                         tracing::error!("reload: units folder not applied:\n{e}");
                     }
                 } else {
-                    d.cluster_write(|d| {
-                        if let Err(e) = d.reload_units() {
-                            tracing::error!("reload: units folder not applied:\n{e}");
-                        }
-                    });
+                    d.reload_units_in_cluster(1);
                 }
             }
             _ = sigterm.recv() => { if d.shutdown() { break; } }
@@ -455,9 +479,13 @@ fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std
     }
 }
 
-/// Binds the control socket (0660). A stale socket file from a daemon that
-/// died is replaced; a live one is an error.
-fn bind_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListener> {
+/// Binds the control socket (0660, owned by the socket group `group`
+/// when it exists). A stale socket file from a daemon that died is
+/// replaced; a live one is an error.
+fn bind_socket(
+    path: &std::path::Path,
+    group: Option<u32>,
+) -> anyhow::Result<tokio::net::UnixListener> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
             .with_context(|| format!("creating {}", parent.display()))?;
@@ -472,46 +500,8 @@ fn bind_socket(path: &std::path::Path) -> anyhow::Result<tokio::net::UnixListene
     let listener = tokio::net::UnixListener::bind(path)
         .with_context(|| format!("binding control socket {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    if let Some(gid) = etc_group_gid("drover") {
+    if let Some(gid) = group {
         let _ = nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(gid)));
     }
     Ok(listener)
-}
-
-/// The gid of `name` in /etc/group, where the package's postinst creates
-/// the drover group (`addgroup --system`).
-///
-/// Not through NSS (getgrnam) on purpose: the first lookup loads NSS
-/// modules (libnss_systemd, sss, ldap) into the daemon for its whole
-/// life, 0.3 MiB of its resident set, and talks to nscd on the way; this
-/// is the only lookup a daemon without `user =` units would make. Users
-/// of processes (`user =`, `group =`) still go through NSS, where
-/// directory-served accounts are expected.
-fn etc_group_gid(name: &str) -> Option<u32> {
-    let text = std::fs::read_to_string("/etc/group").ok()?;
-    parse_group_gid(&text, name)
-}
-
-/// group(5): `name:password:GID:members`.
-fn parse_group_gid(text: &str, name: &str) -> Option<u32> {
-    text.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        (fields.next()? == name).then_some(())?;
-        fields.nth(1)?.parse().ok()
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_group_gid;
-
-    #[test]
-    fn group_file_lines_give_the_gid() {
-        let text = "root:x:0:\ndrover-old:x:5:\ndrover:x:998:alice,bob\nbad:x:nan:\n";
-        assert_eq!(parse_group_gid(text, "drover"), Some(998));
-        assert_eq!(parse_group_gid(text, "root"), Some(0));
-        assert_eq!(parse_group_gid(text, "drove"), None);
-        assert_eq!(parse_group_gid(text, "bad"), None);
-        assert_eq!(parse_group_gid(text, "nobody"), None);
-    }
 }

@@ -7,16 +7,21 @@
 //! SIGINT (stop). Nothing polls: with no events and no timers the loop
 //! sleeps in the kernel.
 
+pub mod accounts;
 mod api;
 pub mod apply;
+pub mod auth;
 mod cluster;
-mod daemonsets;
+pub mod connections;
 pub mod events;
 pub mod http;
 mod lifecycle;
+pub mod log_limit;
 mod log_stream;
 mod peer;
+mod persist;
 pub mod reconcile;
+pub mod startup;
 mod systemd_notify;
 
 pub use crate::agent::backoff::BackoffConfig;
@@ -52,6 +57,10 @@ pub struct DaemonOptions {
     pub backoff: BackoffConfig,
     /// Cluster mode (`--etcd`, `[cluster]`); None: single host.
     pub cluster: Option<crate::cluster::ClusterOptions>,
+    /// The group whose members may use the control socket (config key
+    /// `socket_group`, default `drover`): it owns the socket and the log
+    /// dir, and membership decides what a caller may do (`auth`).
+    pub socket_group: String,
 }
 
 /// Runs the daemon until it is told to stop. Builds its own tokio runtime
@@ -76,6 +85,14 @@ pub(crate) struct Daemon {
     pub pending_checks: Vec<crate::agent::CheckRequest>,
     /// `drover up` is stopping everything.
     pub halting: bool,
+    /// A controller stopped short of its goal (the burst cap): the loop
+    /// runs them again as soon as pending events had their turn.
+    pub requeue: bool,
+    /// What the API request being answered sets off once its change is
+    /// durable (`persist.rs`).
+    pub after_commit: persist::AfterCommit,
+    /// When to persist what the daemon changed on its own.
+    pub pacing: persist::Pacing,
     /// `logs -f` streams, ended when their pod is deleted or finishes.
     pub log_follows: log_stream::Follows,
     /// Cluster mode: the store is a mirror of etcd (`cluster.rs`).
@@ -154,7 +171,8 @@ impl Daemon {
             let before = self.store.revision();
             let now = Self::wall();
             if !self.halting {
-                reconcile::run_controllers(&mut self.store, &mut self.events, now);
+                let pass = reconcile::run_controllers(&mut self.store, &mut self.events, now);
+                self.requeue = pass.requeue;
             }
             let mut out = Outbox::default();
             if !self.halting {
@@ -171,7 +189,8 @@ impl Daemon {
             self.reconciled_at = before;
         }
         // Bounded: a pass that keeps changing things is picked up again by
-        // the next event rather than spinning here.
+        // the next event rather than spinning here; one that asked for a
+        // requeue is picked up by the loop at once (`requeue`).
         self.reconciled_at = self.store.revision();
     }
 }

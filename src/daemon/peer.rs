@@ -10,6 +10,7 @@
 //! Must not: serve anything that changes state, or answer for pods of
 //! other nodes.
 
+use super::auth::{Caller, Role};
 use super::http::{parse_query, percent_decode, ApiReply, ApiRequest, ApiSender};
 use crate::cluster::peer::{self, Handler, PeerClient, PeerRequest};
 use bytes::Bytes;
@@ -49,6 +50,7 @@ pub fn handler(api: ApiSender) -> Handler {
                 segments,
                 query,
                 body: Bytes::new(),
+                caller: peer_caller(),
             };
             if api.send((request, tx)).await.is_err() {
                 return peer::text(503, "the daemon is shutting down");
@@ -63,6 +65,19 @@ pub fn handler(api: ApiSender) -> Handler {
                 .expect("a valid response")
         })
     })
+}
+
+/// Who a request from another node is to this node's rules: a reader
+/// and no more (the asking node checked its own caller; the routes above
+/// are reads anyway). Nobody's uid: it owns no process here.
+fn peer_caller() -> Caller {
+    Caller {
+        uid: 65534,
+        gid: 65534,
+        pid: None,
+        name: Some("another node".into()),
+        role: Role::Member,
+    }
 }
 
 /// Asks `node` (at `addr`) for `req` and sends its answer to `reply`.

@@ -79,6 +79,22 @@ pub struct Store {
     /// A mirror of another store (cluster mode: etcd, see `mirror.rs`):
     /// versions are the other store's, never stamped here.
     mirror: bool,
+    /// The open transaction, if any (see [`Store::begin`]).
+    txn: Option<Transaction>,
+}
+
+/// Undo records of an open transaction: what each key held before the
+/// transaction first changed it, and whether it was already waiting to be
+/// persisted then.
+#[derive(Default)]
+struct Transaction {
+    undo: BTreeMap<Key, Undo>,
+    changed: bool,
+}
+
+struct Undo {
+    before: Option<Object>,
+    was_dirty: bool,
 }
 
 impl Default for Store {
@@ -96,6 +112,7 @@ impl Store {
             dirty: BTreeSet::new(),
             watch_tx,
             mirror: false,
+            txn: None,
         }
     }
 
@@ -127,6 +144,9 @@ impl Store {
     /// Records a change of `key`: a new revision for watchers, and the key
     /// for the next persist (events are never persisted).
     fn changed(&mut self, key: Key) {
+        if let Some(txn) = &mut self.txn {
+            txn.changed = true;
+        }
         self.revision += 1;
         // The object's resource_version is the revision of its last write,
         // whoever wrote it (compare-and-swap: `revisions.rs`). A mirror
@@ -140,6 +160,72 @@ impl Store {
             self.dirty.insert(key);
         }
         self.watch_tx.send_replace(self.revision);
+    }
+
+    /// A new revision with no object written (a rolled back transaction).
+    fn bump(&mut self) {
+        self.revision += 1;
+        self.watch_tx.send_replace(self.revision);
+    }
+
+    /// Before `key` changes inside a transaction: keeps what it held, the
+    /// first time only.
+    fn keep_undo(&mut self, key: &Key) {
+        let Some(txn) = &mut self.txn else {
+            return;
+        };
+        if txn.undo.contains_key(key) {
+            return;
+        }
+        let undo = Undo {
+            before: self.objects.get(key).cloned(),
+            was_dirty: self.dirty.contains(key),
+        };
+        txn.undo.insert(key.clone(), undo);
+    }
+
+    /// Opens a transaction: every change from now on can be undone by
+    /// [`Store::rollback`] until [`Store::commit`]. The daemon opens one
+    /// around each API request, so a change that cannot be persisted is
+    /// refused and undone, not kept in memory (what is acknowledged is
+    /// what is durable). Transactions do not nest.
+    pub fn begin(&mut self) {
+        debug_assert!(self.txn.is_none(), "transactions do not nest");
+        self.txn = Some(Transaction::default());
+    }
+
+    /// Whether the open transaction changed anything.
+    pub fn txn_changed(&self) -> bool {
+        self.txn.as_ref().is_some_and(|t| t.changed)
+    }
+
+    /// Keeps the transaction's changes (they are persisted like any other).
+    pub fn commit(&mut self) {
+        self.txn = None;
+    }
+
+    /// Undoes every change of the open transaction: objects are as they
+    /// were at [`Store::begin`], and keys that were not waiting to be
+    /// persisted then are not now. Changes made before the transaction
+    /// (the agent's) stay pending. Watchers see a new revision (revisions
+    /// only grow).
+    pub fn rollback(&mut self) {
+        let Some(txn) = self.txn.take() else {
+            return;
+        };
+        if !txn.changed {
+            return;
+        }
+        for (key, undo) in txn.undo {
+            match undo.before {
+                Some(obj) => self.objects.insert(key.clone(), obj),
+                None => self.objects.remove(&key),
+            };
+            if !undo.was_dirty {
+                self.dirty.remove(&key);
+            }
+        }
+        self.bump();
     }
 
     pub fn get(&self, kind: Kind, name: &str) -> Option<&Object> {
@@ -157,6 +243,7 @@ impl Store {
     /// Creates or replaces an object.
     pub fn put(&mut self, obj: Object) {
         let key = (obj.kind(), obj.name().to_string());
+        self.keep_undo(&key);
         self.objects.insert(key.clone(), obj);
         self.changed(key);
     }
@@ -168,6 +255,11 @@ impl Store {
         F: FnOnce(&mut Object) -> bool,
     {
         let key = (kind, name.to_string());
+        if self.txn.is_some() && self.objects.contains_key(&key) {
+            // `f` may change it: keep what it was (a copy per key and
+            // transaction; transactions are API requests, few and small).
+            self.keep_undo(&key);
+        }
         let changed = match self.objects.get_mut(&key) {
             Some(obj) => f(obj),
             None => false,
@@ -180,6 +272,9 @@ impl Store {
 
     pub fn delete(&mut self, kind: Kind, name: &str) -> Option<Object> {
         let key = (kind, name.to_string());
+        if self.objects.contains_key(&key) {
+            self.keep_undo(&key);
+        }
         let removed = self.objects.remove(&key);
         if removed.is_some() {
             self.changed(key);
@@ -349,6 +444,77 @@ mod tests {
                 (names(&["c"]), names(&["a", "x"]), 2),
             ]
         );
+    }
+
+    #[test]
+    fn a_rolled_back_transaction_leaves_the_store_as_it_was() {
+        struct Recorder(Vec<Vec<String>>);
+        impl Backend for Recorder {
+            fn load(&mut self) -> anyhow::Result<Vec<Object>> {
+                Ok(vec![])
+            }
+            fn persist(&mut self, c: &Changes) -> anyhow::Result<()> {
+                let mut keys: Vec<String> = c.put().map(|o| o.name().to_string()).collect();
+                keys.extend(c.deleted().map(|(_, n)| format!("-{n}")));
+                self.0.push(keys);
+                Ok(())
+            }
+        }
+        let labelled = |s: &Store, n: &str| {
+            s.get(Kind::Node, n)
+                .map(|o| o.meta().labels.get("x").cloned().unwrap_or_default())
+        };
+        let mut backend = Recorder(vec![]);
+        let mut s = Store::new();
+        s.put(node("kept"));
+        s.put(node("doomed"));
+        s.persist(&mut backend).unwrap();
+        // The agent changed "pending" and it is not persisted yet.
+        s.put(node("pending"));
+        let before = s.revision();
+
+        s.begin();
+        assert!(!s.txn_changed());
+        s.put(node("new"));
+        s.update(Kind::Node, "kept", |o| {
+            o.meta_mut().labels.insert("x".into(), "1".into());
+            true
+        });
+        s.update(Kind::Node, "kept", |o| {
+            o.meta_mut().labels.insert("x".into(), "2".into());
+            true
+        });
+        s.update(Kind::Node, "pending", |o| {
+            o.meta_mut().labels.insert("x".into(), "3".into());
+            true
+        });
+        s.delete(Kind::Node, "doomed");
+        assert!(s.txn_changed());
+        s.rollback();
+
+        assert_eq!(labelled(&s, "kept").as_deref(), Some(""));
+        assert_eq!(labelled(&s, "pending").as_deref(), Some(""));
+        assert!(s.get(Kind::Node, "doomed").is_some());
+        assert!(s.get(Kind::Node, "new").is_none());
+        assert!(s.revision() > before, "watchers see the undo");
+        // Only the agent's change is still waiting to be persisted.
+        s.persist(&mut backend).unwrap();
+        assert_eq!(backend.0.last().unwrap(), &["pending"]);
+
+        // A committed transaction is persisted like any change.
+        s.begin();
+        s.delete(Kind::Node, "doomed");
+        s.commit();
+        s.persist(&mut backend).unwrap();
+        assert_eq!(backend.0.last().unwrap(), &["-doomed"]);
+        // A transaction that changed nothing.
+        s.begin();
+        assert!(!s.update(Kind::Node, "kept", |_| false));
+        assert!(!s.txn_changed());
+        let r = s.revision();
+        s.rollback();
+        assert_eq!(s.revision(), r);
+        assert!(!s.is_dirty());
     }
 
     #[test]

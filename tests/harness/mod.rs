@@ -80,6 +80,12 @@ pub struct Options<'a> {
     pub keeper: bool,
     /// `--node-name` (default `test-node`).
     pub node_name: &'a str,
+    /// The daemon starts with this RLIMIT_NOFILE, soft and hard (as under
+    /// `ulimit -n N`), so it cannot raise it.
+    pub nofile: Option<u64>,
+    /// Called with the test dir before the daemon first starts (mount a
+    /// tmpfs as the state dir, open the dir to other users, ...).
+    pub prepare: Option<&'a dyn Fn(&Path)>,
 }
 
 impl Default for Options<'_> {
@@ -88,6 +94,8 @@ impl Default for Options<'_> {
             config: DEFAULT_CONFIG,
             keeper: false,
             node_name: "test-node",
+            nofile: None,
+            prepare: None,
         }
     }
 }
@@ -116,6 +124,7 @@ impl TestDaemon {
         let mut d = TestDaemon {
             dir,
             node_name: opts.node_name.to_string(),
+            nofile: opts.nofile,
             child: None,
             daemon_pid: None,
             keeper: opts.keeper,
@@ -123,13 +132,15 @@ impl TestDaemon {
             ports: (first, first + PORT_BLOCK - 1),
             uids: Mutex::new(BTreeSet::new()),
             pids: Mutex::new(BTreeSet::new()),
-            nofile: None,
         };
         std::fs::create_dir_all(d.units_dir()).unwrap();
         std::fs::create_dir_all(d.path("files")).unwrap();
         std::fs::write(d.path("drover.toml"), opts.config).unwrap();
         for (name, text) in units {
             d.write_unit(name, text);
+        }
+        if let Some(prepare) = opts.prepare {
+            prepare(d.dir());
         }
         d.launch();
         d

@@ -269,8 +269,8 @@ fn a_three_member_etcd_losing_one_member_keeps_the_cluster_working() {
 }
 
 #[test]
-fn logs_and_events_of_a_pod_on_another_node() {
-    let c = TestCluster::start(&[("n1", NONE), ("n2", SSD)]);
+fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
+    let mut c = TestCluster::start(&[("n1", NONE), ("n2", SSD)]);
     let n1 = c.node("n1");
     TestCluster::wait_nodes(n1, &[("n1", "Ready"), ("n2", "Ready")], SOON);
     n1.apply(
@@ -287,6 +287,24 @@ fn logs_and_events_of_a_pod_on_another_node() {
     let page = n1.drover_ok(&["describe", "pod", "talk"]);
     assert!(page.contains("Started"), "the owning node's events: {page}");
     assert!(page.contains("Scheduled") || page.contains("n2"), "{page}");
+    // A stream is not relayed: the CLI is told where to run it, at once.
+    let err = n1.drover_fails(&["logs", "-f", "talk"], 1);
+    assert!(err.contains("runs on node n2"), "{err}");
+
+    // n2's daemon dies and comes back: it re-adopts the pod from its first
+    // snapshot of etcd, and keeps the pod's log folder (its store starts
+    // empty, so folders must not be collected before that snapshot).
+    let pid = pod.status.processes[0].pid.expect("running");
+    c.node_mut("n2").restart();
+    let n2 = c.node("n2");
+    n2.wait_until("talk re-adopted by n2", SOON, || {
+        n2.pod("talk")
+            .is_some_and(|p| p.status.processes[0].pid == Some(pid))
+    });
+    let n1 = c.node("n1");
+    n1.wait_until("the log through n1 after n2's restart", SOON, || {
+        n1.drover_ok(&["logs", "talk"]) == "hello from n2\n"
+    });
 }
 
 #[test]

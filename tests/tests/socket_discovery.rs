@@ -107,13 +107,24 @@ impl Drop for TestUser {
 
 /// A daemon with one pod, `pod`, whose socket gets `owner`, `group` and
 /// `mode` (what the packaged daemon gives the system socket, or a user's
-/// own daemon's).
-fn daemon_with_pod(pod: &str, owner: u32, group: u32, mode: u32) -> TestDaemon {
+/// own daemon's). The daemon lets in, besides root, the members of
+/// `socket_group` (it decides by the caller's credentials, not by the
+/// socket's mode): the test group for the system daemon; for a user's
+/// own daemon, which here runs as root, the user's private group, as if
+/// it ran as that user.
+fn daemon_with_pod(pod: &str, owner: u32, group: u32, mode: u32, socket_group: &str) -> TestDaemon {
     let unit = format!(
         "kind = \"Pod\"\nname = \"{pod}\"\n[[spec.processes]]\nname = \"main\"\n\
          command = [\"sleep\", \"infinity\"]\n"
     );
-    let d = TestDaemon::start(&[("pod.toml", &unit)]);
+    let config = format!("{DEFAULT_CONFIG}socket_group = \"{socket_group}\"\n");
+    let d = TestDaemon::start_with(
+        &[("pod.toml", &unit)],
+        Options {
+            config: &config,
+            ..Options::default()
+        },
+    );
     std::os::unix::fs::chown(d.socket(), Some(owner), Some(group)).unwrap();
     std::fs::set_permissions(d.socket(), std::fs::Permissions::from_mode(mode)).unwrap();
     d
@@ -193,8 +204,8 @@ fn a_member_of_the_group_uses_the_system_socket() {
     }
     let group = TestGroup::new();
     let member = TestUser::new(&[&group]);
-    let system = daemon_with_pod("system-pod", 0, group.gid(), 0o660);
-    let own = daemon_with_pod("own-pod", member.uid(), 0, 0o600);
+    let system = daemon_with_pod("system-pod", 0, group.gid(), 0o660, &group.name);
+    let own = daemon_with_pod("own-pod", member.uid(), 0, 0o600, &member.name);
 
     // Without a daemon of its own...
     let out = cli(
@@ -237,8 +248,8 @@ fn anyone_else_is_refused_by_the_system_socket_and_uses_their_own_daemon() {
     }
     let group = TestGroup::new();
     let other = TestUser::new(&[]);
-    let system = daemon_with_pod("system-pod", 0, group.gid(), 0o660);
-    let own = daemon_with_pod("own-pod", other.uid(), 0, 0o600);
+    let system = daemon_with_pod("system-pod", 0, group.gid(), 0o660, &group.name);
+    let own = daemon_with_pod("own-pod", other.uid(), 0, 0o600, &other.name);
 
     // No daemon of their own: refused at the system socket, and told why.
     let out = cli(

@@ -550,6 +550,60 @@ fn creates_and_deletes_are_capped_per_pass() {
     assert_eq!(plan.status.replicas, 600);
 }
 
+/// Issue 9: a set above the burst cap stopped at 4 passes x 500 = 2,000
+/// pods until an unrelated write woke the controllers. A capped plan asks
+/// to be requeued; the pass that reaches `replicas` does not.
+#[test]
+fn a_capped_pass_asks_to_be_requeued_until_it_converges() {
+    let nodes = [node("n1")];
+    let big = rs("web", 2500);
+    let view = ReplicaView::from_rs(&big);
+    let mut pods: Vec<Pod> = Vec::new();
+    let mut passes = 0;
+    loop {
+        let plan = reconcile(&view, &refs(&pods), &refs(&nodes), now());
+        passes += 1;
+        let creates = plan
+            .ops
+            .iter()
+            .filter(|op| matches!(op, Op::CreatePod { .. }))
+            .count();
+        let left = 2500 - pods.len();
+        assert_eq!(creates, left.min(BURST_REPLICAS), "pass {passes}");
+        assert_eq!(plan.requeue, left > BURST_REPLICAS, "pass {passes}");
+        if creates == 0 {
+            break;
+        }
+        let first = pods.len();
+        pods.extend((first..first + creates).map(|i| web_pod(&format!("p{i:04}")).on("n1")));
+    }
+    assert_eq!(pods.len(), 2500);
+    assert_eq!(
+        passes, 6,
+        "5 capped passes of 500, then one with nothing to do"
+    );
+
+    // Scaling down is capped (and requeued) the same way.
+    let none = rs("web", 0);
+    let plan = reconcile(
+        &ReplicaView::from_rs(&none),
+        &refs(&pods),
+        &refs(&nodes),
+        now(),
+    );
+    assert_eq!(plan.ops.len(), BURST_REPLICAS);
+    assert!(plan.requeue);
+    let few = rs("web", 2400);
+    let plan = reconcile(
+        &ReplicaView::from_rs(&few),
+        &refs(&pods),
+        &refs(&nodes),
+        now(),
+    );
+    assert_eq!(plan.ops.len(), 100);
+    assert!(!plan.requeue, "within the cap: done in this pass");
+}
+
 /// `drover restart rs web` end to end: one pod at a time, oldest first,
 /// never deleting while a replacement is not ready yet.
 #[test]
@@ -718,4 +772,57 @@ fn pods_to_delete_full_order() {
             "ready-new"
         ]
     );
+}
+
+/// Issue 10: a set whose processes run as a user (what a drover-group
+/// member applies) adopts only pods that run as that user: never root's
+/// pod, which it could then scale away or signal. A set of root's adopts
+/// as before.
+#[test]
+fn a_users_set_adopts_only_that_users_pods() {
+    let as_user = |mut p: Pod, user: Option<&str>| {
+        for proc_ in &mut p.spec.processes {
+            proc_.user = user.map(str::to_string);
+        }
+        p
+    };
+    let nodes = [node("n1")];
+    let mut alices = rs("web", 0);
+    for proc_ in &mut alices.spec.template.spec.processes {
+        proc_.user = Some("alice".into());
+    }
+    let orphans = [
+        as_user(pod("root-db").labels(&[("app", "web")]).on("n1"), None),
+        as_user(pod("bobs").labels(&[("app", "web")]).on("n1"), Some("bob")),
+        as_user(
+            pod("alices").labels(&[("app", "web")]).on("n1"),
+            Some("alice"),
+        ),
+    ];
+    let plan = reconcile(
+        &ReplicaView::from_rs(&alices),
+        &refs(&orphans),
+        &refs(&nodes),
+        now(),
+    );
+    let shown: Vec<String> = plan.ops.iter().map(show).collect();
+    assert_eq!(
+        shown,
+        ["adopt alices by ReplicaSet/web", "delete alices: surplus"],
+        "only alice's pod is adopted (and, at 0 replicas, deleted)"
+    );
+
+    let roots = rs("web", 3);
+    let plan = reconcile(
+        &ReplicaView::from_rs(&roots),
+        &refs(&orphans),
+        &refs(&nodes),
+        now(),
+    );
+    let adopted = plan
+        .ops
+        .iter()
+        .filter(|op| matches!(op, Op::Adopt { .. }))
+        .count();
+    assert_eq!(adopted, 3, "root's set adopts whatever matches");
 }

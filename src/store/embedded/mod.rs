@@ -12,9 +12,15 @@
 //!   replays the valid records and stops there. That record's persist
 //!   never returned, so no reply acknowledged it.
 //! - We never append after bytes we did not write in this process: the
-//!   first persist after `open` (and the first after any failed write or
-//!   sync, whose on-disk effect is unknown) compacts instead, which
-//!   replaces both files. So a torn tail is never followed by new records.
+//!   first persist after `open` (and the first after a failed sync, or a
+//!   failed write whose bytes could not be cut off again, whose on-disk
+//!   effect is unknown) compacts instead, which replaces both files. So a
+//!   torn tail is never followed by new records. A write that fails
+//!   part-way (a full disk) is cut back to the last durable record
+//!   (ftruncate + fdatasync); the next persist appends there, so a full
+//!   disk recovers as soon as one record fits.
+//! - Files are 0600: they hold units' `env`. A write that fails leaves no
+//!   temporary file behind (it would keep the space it took).
 //! - Compaction: write the whole store to store.json atomically (temp,
 //!   fsync, rename, fsync dir), THEN replace the journal atomically by an
 //!   empty one whose header names the new snapshot. A crash between the
@@ -98,13 +104,30 @@ impl EmbeddedBackend {
 }
 
 impl Journal {
-    fn append(&mut self, record: &[u8]) -> std::io::Result<()> {
+    /// Appends one record and syncs it. On failure, also says whether the
+    /// journal is known to be exactly as before (see [`Journal::cut_back`]).
+    fn append(&mut self, record: &[u8]) -> Result<(), (std::io::Error, bool)> {
         // At our own offset, not O_APPEND: bytes of a failed earlier write
         // can never end up in front of this record.
-        self.file.write_all_at(record, self.len)?;
-        self.file.sync_data()?;
+        if let Err(e) = self.file.write_all_at(record, self.len) {
+            let restored = self.cut_back().is_ok();
+            return Err((e, restored));
+        }
+        // A failed sync leaves the state of earlier pages unknown too
+        // (fsync errors are reported once): only a new snapshot is safe.
+        self.file.sync_data().map_err(|e| (e, false))?;
         self.len += record.len() as u64;
         Ok(())
+    }
+
+    /// After a write that failed part-way (a full disk: ENOSPC): cuts the
+    /// file back to the end of the last durable record and syncs that, so
+    /// the next record can be appended where this one should have gone.
+    /// This is what lets a full disk recover with room for one record,
+    /// rather than for a whole new snapshot.
+    fn cut_back(&mut self) -> std::io::Result<()> {
+        self.file.set_len(self.len)?;
+        self.file.sync_data()
     }
 }
 
@@ -121,14 +144,20 @@ impl Backend for EmbeddedBackend {
         if let Some(j) = self.journal.as_mut() {
             let record = journal::frame(changes)?;
             if j.len + record.len() as u64 <= limit {
-                let appended = j.append(&record);
-                if appended.is_err() {
-                    // What reached the disk is unknown: start over from a
-                    // full snapshot next time rather than append after it.
-                    self.journal = None;
-                }
-                return appended
-                    .with_context(|| format!("appending to {}", self.dir.join(JOURNAL).display()));
+                return match j.append(&record) {
+                    Ok(()) => Ok(()),
+                    Err((e, restored)) => {
+                        if !restored {
+                            // What reached the disk is unknown: start over
+                            // from a full snapshot next time rather than
+                            // append after it.
+                            self.journal = None;
+                        }
+                        Err(e).with_context(|| {
+                            format!("appending to {}", self.dir.join(JOURNAL).display())
+                        })
+                    }
+                };
             }
         }
         self.compact(changes)
@@ -209,16 +238,37 @@ fn read_if_exists(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
 
 /// Replaces DIR/NAME with `bytes` so that a crash at any point leaves the
 /// old or the new content: write DIR/NAME.new, fsync, rename, fsync DIR.
+///
+/// The file is 0600 whatever the umask: the store holds units' `env`
+/// (secrets). If a step fails (a full disk), DIR/NAME.new is removed, so a
+/// failed attempt does not keep the space it took.
 pub fn write_atomically(dir: &Path, name: &str, bytes: &[u8]) -> anyhow::Result<()> {
     let path = dir.join(name);
     let tmp = dir.join(format!("{name}.new"));
-    let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
+    let written = write_synced(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+        return written;
+    }
     fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
     File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+/// Creates `path` 0600 (or truncates it and makes it 0600), writes and
+/// fsyncs.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    // A file left by an older drover keeps its mode on open: set it.
+    f.set_permissions(fs::Permissions::from_mode(0o600))?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 #[cfg(test)]

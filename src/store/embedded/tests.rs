@@ -240,3 +240,101 @@ fn a_journal_without_drovers_header_is_ignored() {
     s.persist(&mut backend).unwrap();
     assert_eq!(reloaded(dir.path()), contents(&s));
 }
+
+/// A tmpfs of `size` mounted at `path` (tests run as root), unmounted when
+/// dropped: a real disk that can be filled without touching the host's.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Tmpfs {
+        fs::create_dir_all(path).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("mount")
+            .success();
+        assert!(ok, "mounting a tmpfs at {} (needs root)", path.display());
+        Tmpfs(path.to_path_buf())
+    }
+
+    /// Writes `name` until the disk is full, then frees `leave` bytes.
+    fn fill(&self, leave: u64) {
+        let path = self.0.join("filler");
+        let mut f = File::create(&path).unwrap();
+        let block = vec![0u8; 4096];
+        while f.write_all(&block).is_ok() {}
+        let len = f.metadata().unwrap().len();
+        f.set_len(len.saturating_sub(leave)).unwrap();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+fn big_node(name: &str, bytes: usize) -> Object {
+    let mut n = node(name);
+    n.metadata
+        .labels
+        .insert("padding".into(), "x".repeat(bytes));
+    Object::Node(n)
+}
+
+/// Issue 9: a full disk. A record that does not fit is refused and cut
+/// back off the journal; once a little room is back, the next persist
+/// appends there: it does not need room for a whole new snapshot (before,
+/// any failed append meant a compaction next, so a store larger than the
+/// free space could not be persisted again), and no temporary file from a
+/// failed attempt keeps the space.
+#[test]
+fn a_full_disk_refuses_a_record_and_recovers_with_room_for_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let disk = Tmpfs::mount(&tmp.path().join("state"), "2m");
+    let dir = disk.0.clone();
+    let (mut backend, mut s) = open(&dir);
+    // A snapshot of about 600 KiB.
+    for i in 0..60 {
+        s.put(big_node(&format!("n{i:02}"), 10_000));
+    }
+    s.persist(&mut backend).unwrap();
+    let journal_len = journal_bytes(&dir).len();
+
+    disk.fill(0);
+    s.put(big_node("late", 8_000));
+    let err = s.persist(&mut backend).unwrap_err();
+    let io = err.chain().find_map(|c| c.downcast_ref::<std::io::Error>());
+    assert_eq!(
+        io.and_then(|e| e.raw_os_error()),
+        Some(libc::ENOSPC),
+        "{err:#}"
+    );
+    assert_eq!(
+        journal_bytes(&dir).len(),
+        journal_len,
+        "the torn record is cut off"
+    );
+    assert!(s.is_dirty(), "the change is still pending");
+
+    // Room for the record (64 KiB), far from room for a snapshot.
+    disk.fill(64 * 1024);
+    s.persist(&mut backend).unwrap();
+    let names: Vec<String> = reloaded(&dir)
+        .iter()
+        .map(|o| o.name().to_string())
+        .collect();
+    assert!(names.contains(&"late".to_string()), "{names:?}");
+    assert_eq!(names.len(), 61);
+
+    // A snapshot that cannot be written leaves no temporary file behind.
+    disk.fill(0);
+    let err = backend.persist_all(&s.changes()).unwrap_err();
+    assert!(format!("{err:#}").contains("No space left"), "{err:#}");
+    assert!(!dir.join("store.json.new").exists());
+    drop(backend);
+}

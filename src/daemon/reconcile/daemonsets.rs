@@ -8,11 +8,11 @@
 //! made for its node), or touch pods of other controllers (the pure
 //! controller never plans that).
 
-use super::events::{EventLog, NewEvent};
-use super::reconcile::apply_pod_op;
+use super::executor::apply_pod_op;
 use crate::api::{DaemonSet, EventType, Kind, Node, Object, ObjectMeta, Pod};
 use crate::controllers::daemonset::{self, DaemonSetPlan};
 use crate::controllers::Op;
+use crate::daemon::events::{EventLog, NewEvent};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 
@@ -26,7 +26,7 @@ fn daemonsets(store: &Store) -> impl Iterator<Item = &DaemonSet> {
 }
 
 /// One pass over every DaemonSet.
-pub fn run_daemonsets(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
+pub(super) fn run_daemonsets(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) {
     if store.list(Kind::DaemonSet).next().is_none() {
         return;
     }
