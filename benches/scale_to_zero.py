@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Issue 9's scale-to-zero measurement: N pods of a ReplicaSet are scaled
+"""Issue 9's scale measurement: N pods of a ReplicaSet start (time until
+all run, the daemon's PSS, `get pods -o json` latency), then are scaled
 to 0 while another pod's process is killed; prints how long that pod took
 to be restarted and the slowest API call meanwhile (every exit used to
 rescan /proc: 62 s and 74 s at 5,000 pods).
@@ -70,6 +71,17 @@ command = ["sleep", "100000"]
         time.sleep(0.2)
     print(f"{n + 1} pods running after {time.time() - t:.1f}s")
     time.sleep(1)
+    # The daemon's memory with N pods, and what a full listing costs.
+    pss = sum(int(l.split()[1]) for l in open(f"/proc/{daemon.pid}/smaps_rollup") if l.startswith("Pss:"))
+    rss = sum(int(l.split()[1]) for l in open(f"/proc/{daemon.pid}/smaps_rollup") if l.startswith("Rss:"))
+    lat = []
+    for _ in range(10):
+        a = time.time()
+        subprocess.run([drover, "--socket", sock, "get", "pods", "-o", "json"], capture_output=True, check=True)
+        lat.append(time.time() - a)
+    lat.sort()
+    print(f"daemon with {n + 1} pods: PSS {pss / 1024:.1f} MiB, RSS {rss / 1024:.1f} MiB; "
+          f"`get pods -o json` median {lat[5] * 1000:.0f} ms, max {lat[-1] * 1000:.0f} ms (10 calls)")
     solo = json.loads(api("/v1/pods/solo")[1])["status"]["processes"][0]["pid"]
     perf = None
     if os.environ.get("PERF"):

@@ -81,6 +81,7 @@ fn running_pod(rs: &Object, template: &drover::api::PodTemplate, i: usize) -> Po
                 notify_status: None,
                 ..ProcessStatus::waiting(&process.name, "")
             }],
+            init_processes: Vec::new(),
         },
     }
 }

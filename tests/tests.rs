@@ -6,6 +6,8 @@
 
 mod harness;
 
+#[path = "tests/cgroups.rs"]
+mod cgroups;
 #[path = "tests/cli.rs"]
 mod cli;
 #[path = "tests/cluster.rs"]
@@ -20,8 +22,12 @@ mod durability;
 mod etcd_store;
 #[path = "tests/exhaustion.rs"]
 mod exhaustion;
+#[path = "tests/forking.rs"]
+mod forking;
 #[path = "tests/import.rs"]
 mod import;
+#[path = "tests/init_processes.rs"]
+mod init_processes;
 #[path = "tests/jobs.rs"]
 mod jobs;
 #[path = "tests/logs.rs"]
@@ -34,6 +40,8 @@ mod pods;
 mod privileges;
 #[path = "tests/probes.rs"]
 mod probes;
+#[path = "tests/process_setup.rs"]
+mod process_setup;
 #[path = "tests/readoption.rs"]
 mod readoption;
 #[path = "tests/replicasets.rs"]

@@ -41,7 +41,11 @@ fuzz_target!(|data: &[u8]| {
         }
         3 => {
             if let Ok(req) = serde_json::from_slice::<KillRequest>(body) {
-                let _ = drover::runtime::signals::parse_signal(&req.signal);
+                // What `kill` accepts prints as a name that parses back
+                // (`describe` prints it, a user may paste it).
+                if let Ok(signal) = req.signal.parse::<drover::api::Signal>() {
+                    assert_eq!(signal.name().parse(), Ok(signal), "{:?}", req.signal);
+                }
             }
         }
         _ => {

@@ -3,8 +3,9 @@
 //! through the agent), never through `runtime` directly.
 
 use super::supervise::{Agent, AgentConfig};
-use crate::runtime::{ExitEvent, ExitEvents, LinuxRuntime};
+use crate::runtime::{Cgroups, ExitEvent, ExitEvents, FileWatch, LinuxRuntime};
 use std::io;
+use tokio::sync::mpsc;
 
 /// The agent the daemon runs.
 pub type HostAgent = Agent<LinuxRuntime>;
@@ -16,28 +17,60 @@ pub enum Wakeup {
     Reap,
     /// A re-adopted process exited: [`Agent::on_adopted_exit`].
     AdoptedExit(i32),
+    /// A folder holding an awaited pid file changed, or a pod's cgroup
+    /// may have emptied: [`Agent::on_files`].
+    Files,
 }
 
-/// The exits the daemon's loop waits on.
-pub struct Wakeups(ExitEvents);
+/// The exits and file changes the daemon's loop waits on.
+pub struct Wakeups {
+    exits: ExitEvents,
+    files: FileWatch,
+    cgroups: mpsc::UnboundedReceiver<()>,
+}
 
 impl Wakeups {
     pub async fn next(&mut self) -> Wakeup {
-        match self.0.next().await {
-            ExitEvent::Children => Wakeup::Reap,
-            ExitEvent::Watched(pid) => Wakeup::AdoptedExit(pid),
+        tokio::select! {
+            e = self.exits.next() => match e {
+                ExitEvent::Children => Wakeup::Reap,
+                ExitEvent::Watched(pid) => Wakeup::AdoptedExit(pid),
+            },
+            changed = self.files.changed() => {
+                if let Err(e) = changed {
+                    tracing::warn!("watching pid file folders: {e}");
+                    std::future::pending::<()>().await;
+                }
+                Wakeup::Files
+            }
+            Some(()) = self.cgroups.recv() => Wakeup::Files,
         }
     }
 }
 
 /// Makes this process the supervisor of what it starts (a child
-/// subreaper: double-forked grandchildren come back to it) and builds the
-/// agent. Call inside the tokio runtime, before anything is spawned.
+/// subreaper: double-forked grandchildren come back to it), finds the
+/// cgroup hierarchy pods go in (logged first: which one, or why none)
+/// and builds the agent. Call inside the tokio runtime, before anything
+/// is spawned.
 pub fn start(cfg: AgentConfig) -> io::Result<(HostAgent, Wakeups)> {
     crate::runtime::become_subreaper()?;
-    let rt = LinuxRuntime::new();
-    let wakeups = Wakeups(rt.exit_events()?);
-    Ok((Agent::new(rt, cfg), wakeups))
+    let rt = LinuxRuntime::with_cgroups(Cgroups::detect(&cfg.instance));
+    tracing::info!("cgroups: {}", rt.cgroups().describe());
+    let exits = rt.exit_events()?;
+    let files = FileWatch::new()?;
+    let (sink, cgroups) = mpsc::unbounded_channel();
+    let mut agent = Agent::new(rt, cfg);
+    agent.set_file_watch(files.clone());
+    agent.set_cgroup_events(sink);
+    Ok((
+        agent,
+        Wakeups {
+            exits,
+            files,
+            cgroups,
+        },
+    ))
 }
 
 /// Call first thing in the daemon (see `runtime::memory`).

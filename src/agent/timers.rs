@@ -23,6 +23,9 @@ pub enum TimerKey {
     ProbeTimeout { pid: i32 },
     /// Escaped descendants of stopped runs are due a look (one batch).
     Sweep,
+    /// A finished pod's cgroup: its leftovers are due their SIGKILL (the
+    /// grace period ended), or a look whether they all died.
+    Cgroup { pod: String, uid: String },
 }
 
 impl TimerKey {
@@ -32,7 +35,10 @@ impl TimerKey {
                 kind: TimerKind::Probe(k),
                 ..
             } => Some(*k),
-            TimerKey::Process { .. } | TimerKey::ProbeTimeout { .. } | TimerKey::Sweep => None,
+            TimerKey::Process { .. }
+            | TimerKey::ProbeTimeout { .. }
+            | TimerKey::Sweep
+            | TimerKey::Cgroup { .. } => None,
         }
     }
 }

@@ -37,6 +37,11 @@ pub struct NodeStatus {
     /// drover's version on that node.
     #[serde(default)]
     pub drover_version: String,
+    /// Which cgroup hierarchy that node's daemon puts pods in (`cgroup v1
+    /// (memory, cpu, pids...) at ...`), or why none: limits are refused
+    /// there (the daemon's first log line says the same).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub cgroups: String,
     /// What the host has, as Kubernetes' `status.capacity`: `cpu` (cores),
     /// `memory` (`16318964Ki`), `pods`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -47,6 +47,32 @@ impl Default for PodSpec {
     }
 }
 
+impl PodSpec {
+    /// Init processes first, then the processes: the order in which the
+    /// node agent numbers a pod's processes (its process index).
+    pub fn all_processes(&self) -> impl Iterator<Item = &ProcessSpec> {
+        self.init_processes.iter().chain(&self.processes)
+    }
+
+    /// Init processes and processes together.
+    pub fn process_count(&self) -> usize {
+        self.init_processes.len() + self.processes.len()
+    }
+
+    /// The process at index `idx` of [`PodSpec::all_processes`].
+    pub fn process_at(&self, idx: usize) -> Option<&ProcessSpec> {
+        match idx.checked_sub(self.init_processes.len()) {
+            None => self.init_processes.get(idx),
+            Some(i) => self.processes.get(i),
+        }
+    }
+
+    /// Whether index `idx` is an init process.
+    pub fn is_init(&self, idx: usize) -> bool {
+        idx < self.init_processes.len()
+    }
+}
+
 pub fn default_grace() -> Dur {
     Dur::secs(30)
 }
@@ -268,6 +294,10 @@ pub struct PodStatus {
     pub message: Option<String>,
     #[serde(default)]
     pub processes: Vec<ProcessStatus>,
+    /// The init processes, in spec order, same shape as `processes`
+    /// (Kubernetes' `initContainerStatuses`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_processes: Vec<ProcessStatus>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -374,6 +404,22 @@ pub struct Pod {
 }
 
 impl Pod {
+    /// The status of the process at index `idx` of
+    /// [`PodSpec::all_processes`] (init processes first).
+    pub fn process_status(&self, idx: usize) -> Option<&ProcessStatus> {
+        match idx.checked_sub(self.spec.init_processes.len()) {
+            None => self.status.init_processes.get(idx),
+            Some(i) => self.status.processes.get(i),
+        }
+    }
+
+    pub fn process_status_mut(&mut self, idx: usize) -> Option<&mut ProcessStatus> {
+        match idx.checked_sub(self.spec.init_processes.len()) {
+            None => self.status.init_processes.get_mut(idx),
+            Some(i) => self.status.processes.get_mut(i),
+        }
+    }
+
     /// READY column: processes ready / processes.
     pub fn ready_count(&self) -> (usize, usize) {
         let ready = self.status.processes.iter().filter(|p| p.ready).count();
@@ -385,8 +431,14 @@ impl Pod {
         self.status.phase == PodPhase::Running && r == n && n > 0
     }
 
+    /// Restarts of every process, init processes included (kubectl).
     pub fn restarts(&self) -> u32 {
-        self.status.processes.iter().map(|p| p.restart_count).sum()
+        self.status
+            .init_processes
+            .iter()
+            .chain(&self.status.processes)
+            .map(|p| p.restart_count)
+            .sum()
     }
 
     pub fn is_terminal(&self) -> bool {
@@ -398,6 +450,9 @@ impl Pod {
     pub fn display_status(&self) -> String {
         if self.metadata.deletion_timestamp.is_some() {
             return "Terminating".into();
+        }
+        if let Some(init) = self.init_status() {
+            return init;
         }
         if self.is_terminal() {
             return match self.status.phase {
@@ -426,5 +481,32 @@ impl Pod {
             return r.clone();
         }
         format!("{:?}", self.status.phase)
+    }
+
+    /// STATUS while the init processes have not all completed, as
+    /// kubectl prints it: `Init:1/2` (the second one runs or is next),
+    /// `Init:CrashLoopBackOff` (one waits to be restarted), `Init:Error`
+    /// or `Init:OOMKilled` (one failed for good: its reason). None once
+    /// they all exited 0 (or there are none).
+    fn init_status(&self) -> Option<String> {
+        let n = self.spec.init_processes.len();
+        for i in 0..n {
+            let Some(st) = self.status.init_processes.get(i) else {
+                return Some(format!("Init:{i}/{n}"));
+            };
+            return Some(match &st.state {
+                ProcessState::Terminated(t) if t.exit_code == Some(0) => continue,
+                ProcessState::Terminated(t) => format!("Init:{}", t.reason),
+                ProcessState::Waiting { reason, .. }
+                    if *reason != ProcessReason::ContainerCreating =>
+                {
+                    format!("Init:{reason}")
+                }
+                ProcessState::Waiting { .. } | ProcessState::Running { .. } => {
+                    format!("Init:{i}/{n}")
+                }
+            });
+        }
+        None
     }
 }

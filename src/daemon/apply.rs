@@ -63,6 +63,19 @@ pub enum Rejection {
         name: String,
         fields: Vec<&'static str>,
     },
+    /// `resources` where this node cannot enforce them: refused, never
+    /// run unlimited.
+    #[error(
+        "{kind}/{name}: {at} cannot be enforced on this node: {reason}; \
+         limits need the daemon to run as root on a host with cgroups \
+         (remove `resources` to run the unit without limits)"
+    )]
+    LimitsUnavailable {
+        kind: Kind,
+        name: String,
+        at: String,
+        reason: String,
+    },
 }
 
 /// A batch that was not applied (nothing of it was), with every reason.
@@ -151,6 +164,37 @@ fn immutable_change(existing: &Object, new: &Object) -> Option<Rejection> {
         name: old.metadata.name.clone(),
         fields: changed,
     })
+}
+
+/// Every use of `resources` in `items` when this node cannot enforce
+/// limits (`unavailable`: why not).
+pub fn unenforceable_limits(items: &[Object], unavailable: Option<&str>) -> Vec<Rejection> {
+    let Some(reason) = unavailable else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for obj in items {
+        let Some((spec, path)) = crate::units::rules::unsupported::pod_spec_of(obj) else {
+            continue;
+        };
+        let lists = [
+            ("init_processes", &spec.init_processes),
+            ("processes", &spec.processes),
+        ];
+        for (list, procs) in lists {
+            for (i, p) in procs.iter().enumerate() {
+                if p.resources.is_some() {
+                    out.push(Rejection::LimitsUnavailable {
+                        kind: obj.kind(),
+                        name: obj.name().to_string(),
+                        at: format!("{path}.{list}[{i}].resources"),
+                        reason: reason.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    out
 }
 
 /// Validates every object first; any error rejects the whole batch.

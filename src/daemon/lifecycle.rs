@@ -261,6 +261,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     Wakeup::AdoptedExit(pid) => {
                         d.agent.on_adopted_exit(&mut d.store, pid, Daemon::now(), &mut out)
                     }
+                    Wakeup::Files => d.agent.on_files(&mut d.store, Daemon::now(), &mut out),
                 }
                 d.absorb(out);
             }
@@ -316,6 +317,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         for p in pods {
             d.store.delete(Kind::Pod, &p);
         }
+        d.agent.release_cgroups();
     }
     if single_host {
         d.store.persist_all(&mut backend)?;
@@ -409,6 +411,7 @@ fn register_node(d: &mut Daemon) {
         ..NodeCondition::default()
     };
     let version = env!("CARGO_PKG_VERSION").to_string();
+    let cgroups = d.agent.cgroups_description();
     match d.store.get(Kind::Node, &name) {
         Some(_) => {
             d.store.update(Kind::Node, &name, |o| {
@@ -418,6 +421,7 @@ fn register_node(d: &mut Daemon) {
                     }
                     n.status.conditions = vec![condition];
                     n.status.drover_version = version;
+                    n.status.cgroups = cgroups;
                 }
                 true
             });
@@ -434,6 +438,7 @@ fn register_node(d: &mut Daemon) {
                 status: NodeStatus {
                     conditions: vec![condition],
                     drover_version: version,
+                    cgroups,
                     ..NodeStatus::default()
                 },
             }));

@@ -90,6 +90,8 @@ struct State {
     processes: BTreeMap<i32, FakeProcess>,
     exits: VecDeque<(i32, ExitReason)>,
     fatal: BTreeSet<Signal>,
+    /// Pids that survive every signal but SIGKILL ([`FakeRuntime::ignores_signals`]).
+    ignoring: BTreeSet<i32>,
     /// Watched non-children, and their exits not yet taken.
     watched: BTreeSet<i32>,
     watched_exits: VecDeque<i32>,
@@ -105,6 +107,7 @@ struct State {
     cgroup_calls: Vec<CgroupCall>,
     oom_kills: BTreeMap<ProcessCgroup, u64>,
     usage: BTreeMap<PodCgroup, Usage>,
+    process_usage: BTreeMap<ProcessCgroup, Usage>,
 }
 
 /// A cgroup operation the fake was asked for, in order.
@@ -113,6 +116,10 @@ pub enum CgroupCall {
     Create(PodCgroup),
     Kill(PodCgroup),
     Remove(PodCgroup),
+    /// `kill_process_cgroup` of a non-empty process cgroup.
+    KillProcess(ProcessCgroup),
+    /// `signal_tree`: the group, and the members of the cgroup outside it.
+    SignalTree(ProcessCgroup, Signal),
 }
 
 impl Default for State {
@@ -125,6 +132,7 @@ impl Default for State {
             processes: BTreeMap::new(),
             exits: VecDeque::new(),
             fatal: BTreeSet::from([Signal::KILL]),
+            ignoring: BTreeSet::new(),
             watched: BTreeSet::new(),
             watched_exits: VecDeque::new(),
             refuse_watches: 0,
@@ -135,11 +143,17 @@ impl Default for State {
             cgroup_calls: Vec::new(),
             oom_kills: BTreeMap::new(),
             usage: BTreeMap::new(),
+            process_usage: BTreeMap::new(),
         }
     }
 }
 
 impl State {
+    /// Whether `signal` kills `pid`.
+    fn dies_of(&self, pid: i32, signal: Signal) -> bool {
+        signal == Signal::KILL || (self.fatal.contains(&signal) && !self.ignoring.contains(&pid))
+    }
+
     fn new_pid(&mut self) -> i32 {
         let pid = self.next_pid;
         self.next_pid += 1;
@@ -241,6 +255,11 @@ impl FakeRuntime {
         self.state().fatal.insert(signal);
     }
 
+    /// `pid` ignores every signal but SIGKILL (`trap "" TERM`).
+    pub fn ignores_signals(&self, pid: i32) {
+        self.state().ignoring.insert(pid);
+    }
+
     /// Adds a live process the fake did not spawn (not a child: see the
     /// module docs): a double-forked grandchild (give it the pod's marker
     /// in `env`), or a survivor of a previous daemon to re-adopt. It leads
@@ -311,6 +330,11 @@ impl FakeRuntime {
     /// What `cgroup_usage` reports for `pod` from now on.
     pub fn set_usage(&self, pod: &PodCgroup, usage: Usage) {
         self.state().usage.insert(pod.clone(), usage);
+    }
+
+    /// What `process_cgroup_usage` reports for `process` from now on.
+    pub fn set_process_cgroup_usage(&self, process: &ProcessCgroup, usage: Usage) {
+        self.state().process_usage.insert(process.clone(), usage);
     }
 
     /// Every cgroup operation asked for, in order.
@@ -444,7 +468,7 @@ impl ProcessRuntime for FakeRuntime {
             let members: Vec<i32> = s
                 .processes
                 .iter()
-                .filter(|(_, p)| p.pgid == pgid)
+                .filter(|(pid, p)| p.pgid == pgid && s.dies_of(**pid, signal))
                 .map(|(pid, _)| *pid)
                 .collect();
             for pid in members {
@@ -460,7 +484,7 @@ impl ProcessRuntime for FakeRuntime {
             target: SignalTarget::Process(pid),
             signal,
         });
-        if s.fatal.contains(&signal) {
+        if s.dies_of(pid, signal) {
             s.exit(pid, ExitReason::Signal(signal));
         }
         Ok(())
@@ -539,6 +563,10 @@ impl ProcessRuntime for FakeRuntime {
             .collect()
     }
 
+    fn cgroups_unavailable(&self) -> Option<String> {
+        self.state().no_cgroups.clone()
+    }
+
     fn cgroups_description(&self) -> String {
         match &self.state().no_cgroups {
             None => "fake cgroups".to_string(),
@@ -602,6 +630,78 @@ impl ProcessRuntime for FakeRuntime {
             .filter(|p| !p.exited)
             .and_then(|p| p.cgroup.clone())
     }
+
+    fn kill_process_cgroup(&mut self, cgroup: &ProcessCgroup) -> Result<(), CgroupError> {
+        let mut s = self.state();
+        if let Some(reason) = &s.no_cgroups {
+            return Err(CgroupError::Unavailable {
+                reason: reason.clone(),
+            });
+        }
+        let members = live_in_process(&s, cgroup);
+        if !members.is_empty() {
+            s.cgroup_calls.push(CgroupCall::KillProcess(cgroup.clone()));
+        }
+        for pid in members {
+            s.exit(pid, ExitReason::Signal(Signal::KILL));
+        }
+        Ok(())
+    }
+
+    fn signal_tree(
+        &mut self,
+        pgid: i32,
+        cgroup: &ProcessCgroup,
+        signal: Signal,
+    ) -> Result<(), CgroupError> {
+        self.signal_group(pgid, signal).ok();
+        let mut s = self.state();
+        s.cgroup_calls
+            .push(CgroupCall::SignalTree(cgroup.clone(), signal));
+        let outside: Vec<i32> = live_in_process(&s, cgroup)
+            .into_iter()
+            .filter(|pid| s.processes.get(pid).is_some_and(|p| p.pgid != pgid))
+            .collect();
+        for pid in outside {
+            s.signals.push(SignalSent {
+                target: SignalTarget::Process(pid),
+                signal,
+            });
+            if s.dies_of(pid, signal) {
+                s.exit(pid, ExitReason::Signal(signal));
+            }
+        }
+        Ok(())
+    }
+
+    fn process_cgroup_usage(&self, cgroup: &ProcessCgroup) -> Result<Usage, CgroupError> {
+        Ok(self
+            .state()
+            .process_usage
+            .get(cgroup)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    fn remove_cgroup_root(&mut self) -> Result<(), CgroupError> {
+        Ok(())
+    }
+
+    fn is_child(&self, pid: i32) -> bool {
+        self.state()
+            .processes
+            .get(&pid)
+            .is_some_and(|p| p.child && !p.exited)
+    }
+}
+
+/// Live processes in one process cgroup.
+fn live_in_process(s: &State, cgroup: &ProcessCgroup) -> Vec<i32> {
+    s.processes
+        .iter()
+        .filter(|(_, p)| !p.exited && p.cgroup.as_ref() == Some(cgroup))
+        .map(|(pid, _)| *pid)
+        .collect()
 }
 
 fn fake_no_cgroups(s: &State) -> CgroupError {

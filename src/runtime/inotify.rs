@@ -48,6 +48,11 @@ impl Inotify {
         Ok(self.fd.get_ref().0.add_watch(path, mask)?)
     }
 
+    /// Stops watching; a watch already gone with its folder is no error.
+    pub fn rm_watch(&self, wd: WatchDescriptor) {
+        let _ = self.fd.get_ref().0.rm_watch(wd);
+    }
+
     /// Waits for events, then drains every event already queued, so that a
     /// burst of writes costs one wakeup and one check per file.
     pub async fn next_batch(&self) -> io::Result<Vec<InotifyEvent>> {

@@ -316,6 +316,10 @@ impl ProcessRuntime for LinuxRuntime {
         self.cgroups.describe()
     }
 
+    fn cgroups_unavailable(&self) -> Option<String> {
+        self.cgroups.unavailable_reason().map(str::to_string)
+    }
+
     fn create_pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
         self.cgroups.create_pod(pod_uid)
     }
@@ -350,6 +354,45 @@ impl ProcessRuntime for LinuxRuntime {
 
     fn cgroup_of(&self, pid: i32) -> Option<ProcessCgroup> {
         self.cgroups.process_of(pid)
+    }
+
+    fn kill_process_cgroup(&mut self, cgroup: &ProcessCgroup) -> Result<(), CgroupError> {
+        self.cgroups.kill_process(cgroup)
+    }
+
+    fn signal_tree(
+        &mut self,
+        pgid: i32,
+        cgroup: &ProcessCgroup,
+        signal: Signal,
+    ) -> Result<(), CgroupError> {
+        if pgid > 1 {
+            let _ = send(-pgid, signal.number());
+        }
+        for pid in self.cgroups.process_pids(cgroup)? {
+            // Members of the group got it above. A pid read from
+            // cgroup.procs a moment ago: one that exited since is ESRCH
+            // (fine); the cgroup keeps a reused pid from being a stranger
+            // only while it is listed, which is why this is not used for
+            // SIGKILL (kill_process_cgroup freezes first).
+            let in_group = procfs::stat(pid).is_some_and(|st| st.pgrp == pgid);
+            if pid > 1 && !in_group {
+                let _ = send(pid, signal.number());
+            }
+        }
+        Ok(())
+    }
+
+    fn process_cgroup_usage(&self, cgroup: &ProcessCgroup) -> Result<Usage, CgroupError> {
+        self.cgroups.process_usage(cgroup)
+    }
+
+    fn remove_cgroup_root(&mut self) -> Result<(), CgroupError> {
+        self.cgroups.remove_root()
+    }
+
+    fn is_child(&self, pid: i32) -> bool {
+        procfs::stat(pid).is_some_and(|st| !st.is_zombie() && st.ppid as u32 == std::process::id())
     }
 }
 

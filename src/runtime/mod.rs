@@ -13,6 +13,8 @@
 //!   race-free signalling for processes that are not our children
 //!   (re-adopted after a daemon restart); [`ExitEvents`]: the stream the
 //!   daemon's loop waits on (SIGCHLD, and exits of watched processes).
+//!   [`FileWatch`] (file_watch.rs): inotify on folders, for the pid files
+//!   of daemons that fork themselves.
 //! - [`become_subreaper`], [`boot_id`], [`is_same_process`]: daemon start
 //!   and re-adoption. [`procfs`]: /proc readers ([`procfs::stat`] gives
 //!   state, ppid, pgid of a pid).
@@ -40,6 +42,7 @@ mod child;
 mod credentials;
 pub mod exit_watch;
 pub mod fake;
+pub mod file_watch;
 pub mod inotify;
 pub mod linux;
 pub mod memory;
@@ -53,6 +56,7 @@ pub use cgroup::{CgroupError, Cgroups, EmptyWatch, PodCgroup, ProcessCgroup, Usa
 pub use credentials::user_env;
 pub use exit_watch::{ExitEvent, ExitEvents, ExitWatch};
 pub use fake::FakeRuntime;
+pub use file_watch::FileWatch;
 pub use linux::{become_subreaper, boot_id, is_same_process, LinuxRuntime};
 pub use rlimits::RLIMIT_NAMES;
 
@@ -267,6 +271,11 @@ pub trait ProcessRuntime {
     fn cgroups_description(&self) -> String {
         "none (this runtime has no cgroups); processes with resources are refused".to_string()
     }
+    /// Why limits cannot be enforced here (no usable cgroup hierarchy);
+    /// None where they can.
+    fn cgroups_unavailable(&self) -> Option<String> {
+        Some("this runtime has no cgroups".to_string())
+    }
     /// Makes pod `pod_uid`'s cgroup (idempotent; call before the pod's
     /// first spawn, and again for a pod re-adopted after a restart).
     fn create_pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
@@ -316,6 +325,41 @@ pub trait ProcessRuntime {
         let _ = pid;
         None
     }
+    /// SIGKILLs every process in one process's cgroup (what a run left
+    /// there, escaped ones included). Returns at once; an empty cgroup
+    /// costs a read.
+    fn kill_process_cgroup(&mut self, cgroup: &ProcessCgroup) -> Result<(), CgroupError> {
+        let _ = cgroup;
+        Err(no_cgroups())
+    }
+    /// Sends `signal` to process group `pgid` (as `signal_group`) and to
+    /// every process of `cgroup` outside that group (descendants that
+    /// left it), each once.
+    fn signal_tree(
+        &mut self,
+        pgid: i32,
+        cgroup: &ProcessCgroup,
+        signal: Signal,
+    ) -> Result<(), CgroupError> {
+        let _ = (pgid, cgroup, signal);
+        Err(no_cgroups())
+    }
+    /// Memory and CPU time of one process's cgroup (its whole tree).
+    fn process_cgroup_usage(&self, cgroup: &ProcessCgroup) -> Result<Usage, CgroupError> {
+        let _ = cgroup;
+        Err(no_cgroups())
+    }
+    /// Removes this daemon's cgroup root (`drover up` leaving: every pod
+    /// is gone). Err(NotEmpty) while pod cgroups remain.
+    fn remove_cgroup_root(&mut self) -> Result<(), CgroupError> {
+        Err(no_cgroups())
+    }
+
+    /// Whether `pid` is a live child of this process (one it started, or
+    /// an orphan re-parented to it as the subreaper): how a pid file that
+    /// names a process outside the pod's tree is told apart without a
+    /// cgroup.
+    fn is_child(&self, pid: i32) -> bool;
 }
 
 fn no_cgroups() -> CgroupError {

@@ -13,6 +13,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// A pod `name` whose process prints `start`, then whatever is written
 /// into the FIFO `fifo` (see [`feed`]).
@@ -379,4 +380,154 @@ fn log_folders_no_pod_owns_are_removed_at_start() {
     assert!(d
         .log()
         .contains("removed the log folders of gone pods: ghost-x1y2z"));
+}
+
+/// A tmpfs of `mib` MiB mounted at PATH for one test: a disk small enough
+/// to fill. Unmounted lazily when dropped, since a process the test
+/// started may still hold a file in it open.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, mib: u64) -> Tmpfs {
+        std::fs::create_dir_all(path).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs"])
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "mount: {}", show(&out));
+        Tmpfs(path.to_path_buf())
+    }
+
+    /// (bytes used, bytes still free)
+    fn usage(&self) -> (u64, u64) {
+        let st = nix::sys::statvfs::statvfs(&self.0).unwrap();
+        let block = st.fragment_size();
+        (
+            (st.blocks() - st.blocks_free()) * block,
+            st.blocks_available() * block,
+        )
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// A daemon rotating logs at 1 MiB whose log folder is a tmpfs of `mib` MiB.
+fn daemon_with_small_log_disk(mib: u64) -> (TestDaemon, Tmpfs) {
+    let config = format!("{DEFAULT_CONFIG}log_max_size = \"1Mi\"\n");
+    let mut d = TestDaemon::start_with(
+        &[],
+        Options {
+            config: &config,
+            ..Options::default()
+        },
+    );
+    // The daemon made the folder; it must watch the tmpfs, not what the
+    // mount hides, so it starts again on top of it.
+    d.kill9();
+    let disk = Tmpfs::mount(&d.path("logs"), mib);
+    d.restart();
+    (d, disk)
+}
+
+/// Bytes a process has written so far (`wchar` in /proc/PID/io).
+fn written(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: "))
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+/// Issue 9: `yes` reached 17.2 GB plus a 12.6 GB rotated copy in 15 s
+/// against a 10 MiB limit: each rotation copied the whole file, which grew
+/// faster than it was copied. Now a rotation copies at most the last
+/// `max_bytes`, so `yes` writes four times the size of a 128 MiB disk
+/// through a 1 MiB limit and the folder stays at most half the disk.
+/// (Before the fix the tmpfs filled and `yes` died of ENOSPC.)
+#[test]
+fn a_process_flooding_its_log_cannot_fill_the_disk() {
+    const MIB: u64 = 1 << 20;
+    // The rotated copy and its temporary (2 MiB each at most), the log
+    // (1 MiB) and what `yes` writes between its log passing 1 MiB and the
+    // truncate: a copy of 1 MiB takes milliseconds, but on a loaded machine
+    // the rotator may wait for a CPU for tens of them, while `yes` writes
+    // some hundred MB a second (peaks of 11 to 19 MiB were seen on 2 busy
+    // cores). The old rotation filled the disk within seconds.
+    const BOUND: u64 = 64 * MIB;
+    let (d, disk) = daemon_with_small_log_disk(128);
+    d.apply("yes.toml", &pod_unit("yes", "Always", &["yes"], ""));
+    let pid = main_pid(&d.wait_running("yes"));
+
+    let mut peak = 0;
+    let stop = Instant::now() + Duration::from_secs(60);
+    while written(pid) < 512 * MIB {
+        let (used, free) = disk.usage();
+        peak = peak.max(used);
+        assert!(
+            free > 0 && used <= BOUND,
+            "the log folder holds {used} bytes ({free} free), more than {BOUND}\n{}",
+            d.log()
+        );
+        // The safety stop: were `yes` throttled, the test ends anyway.
+        assert!(
+            Instant::now() < stop,
+            "yes wrote only {} bytes",
+            written(pid)
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Never restarted: its writes never failed for lack of space.
+    assert_eq!(d.pod_now("yes").status.processes[0].restart_count, 0);
+    d.drover_ok(&["delete", "pod", "yes"]);
+    d.wait_gone("yes");
+    eprintln!("log folder peak: {:.1} MiB", peak as f64 / MIB as f64);
+    // The loss was reported.
+    assert!(d
+        .log()
+        .contains("the process writes faster than its log is rotated"));
+}
+
+/// Issue 9: with the disk full, the copy of a log fails with ENOSPC; the
+/// rotator used to give up ("cannot rotate"), so the log kept its size and
+/// the disk stayed full. Now it truncates the log anyway, which frees the
+/// space, and says so in the daemon's log.
+#[test]
+fn a_log_that_cannot_be_copied_for_lack_of_space_is_truncated_anyway() {
+    const MIB: u64 = 1 << 20;
+    let (d, disk) = daemon_with_small_log_disk(8);
+    // Leave 3 MiB: room for the log the pod writes (2.5 MiB in one write,
+    // past twice the 1 MiB limit), none for the 1 MiB copy of its end.
+    let (_, free) = disk.usage();
+    std::fs::write(d.path("logs/filler"), vec![0u8; (free - 3 * MIB) as usize]).unwrap();
+    let log = d.path("logs/big/main.log");
+    d.apply(
+        "big.toml",
+        &pod_unit(
+            "big",
+            "Always",
+            &[
+                "python3",
+                "-c",
+                "import os, time\nos.write(1, b'x' * (5 << 19))\ntime.sleep(1000)",
+            ],
+            "",
+        ),
+    );
+    d.wait_running("big");
+    d.wait_until("the log truncated without a copy", SOON, || {
+        d.log()
+            .contains("the disk is full, so the log was truncated without a copy")
+            && std::fs::metadata(&log).is_ok_and(|m| m.len() == 0)
+    });
+    assert!(!d.path("logs/big/main.log.1.tmp").exists());
+    assert!(disk.usage().1 >= 2 * MIB, "the space came back");
+    let pod = d.pod_now("big");
+    assert_eq!(pod.status.processes[0].restart_count, 0);
 }

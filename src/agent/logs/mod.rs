@@ -34,12 +34,13 @@ use std::path::{Path, PathBuf};
 mod collect;
 mod follow;
 mod inotify;
+mod losses;
 mod rotate;
 mod stream;
 
 pub use collect::{ClaimError, LogDirClaim};
 pub use follow::{follow, Follow};
-pub use rotate::{rotate_if_needed, watch_sizes};
+pub use rotate::{rotate_if_needed, watch_sizes, Rotated};
 pub use stream::stream_all;
 
 #[derive(Clone, Debug)]

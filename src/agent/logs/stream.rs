@@ -327,7 +327,8 @@ mod tests {
             let mut side = writer(&dir.start_run("web", "side").unwrap());
             side.write_all(b"side 1\n").unwrap();
             w.write_all(b"cut by ").unwrap();
-            assert!(rotate_if_needed(&web, 1).unwrap());
+            // 19 bytes, within twice the limit: copied whole.
+            assert!(rotate_if_needed(&web, 10).unwrap().is_some());
             w.write_all(b"rotation\n").unwrap();
             expect_lines(&mut rx, &[line("web", "side", "side 1")]).await;
             expect_lines(&mut rx, &[line("web", "srv", "cut by rotation")]).await;

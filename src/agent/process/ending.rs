@@ -63,7 +63,13 @@ impl Machine<'_> {
             }
             Then::Finish => {
                 let reason = match end {
-                    RunEnd::Exited(ExitReason::Code(0)) => ProcessReason::Completed,
+                    RunEnd::Exited(Exit {
+                        reason: ExitReason::Code(0),
+                        ..
+                    }) => ProcessReason::Completed,
+                    RunEnd::Exited(Exit {
+                        oom_killed: true, ..
+                    }) => ProcessReason::OomKilled,
                     RunEnd::Exited(_)
                     | RunEnd::ExitedUnknown
                     | RunEnd::Lost
@@ -91,8 +97,27 @@ impl Machine<'_> {
         ran_for: Duration,
     ) {
         let (exit_code, signal) = exit_fields(&end);
+        if let RunEnd::Exited(Exit {
+            oom_killed: true, ..
+        }) = end
+        {
+            self.note(
+                true,
+                "OOMKilled",
+                format!(
+                    "Process {} was killed by the OOM killer (out of memory in its cgroup)",
+                    self.rules.process
+                ),
+            );
+        }
         let (reason, message) = match &end {
-            RunEnd::Exited(ExitReason::Code(0)) => (ProcessReason::Completed, None),
+            RunEnd::Exited(Exit {
+                reason: ExitReason::Code(0),
+                ..
+            }) => (ProcessReason::Completed, None),
+            RunEnd::Exited(Exit {
+                oom_killed: true, ..
+            }) => (ProcessReason::OomKilled, None),
             RunEnd::Exited(_) => (ProcessReason::Error, None),
             RunEnd::ExitedUnknown => (ProcessReason::Unknown, None),
             RunEnd::Lost => (
@@ -124,10 +149,11 @@ impl Machine<'_> {
         failure: Option<StartFailure>,
         ran_for: Duration,
     ) {
-        let restart = match self.rules.restart {
-            RestartPolicy::Always => true,
-            RestartPolicy::OnFailure => !succeeded,
-            RestartPolicy::Never => false,
+        let restart = match (self.rules.role, self.rules.restart) {
+            (Role::Main, RestartPolicy::Always) => true,
+            (Role::Main | Role::Init, RestartPolicy::OnFailure)
+            | (Role::Init, RestartPolicy::Always) => !succeeded,
+            (Role::Main | Role::Init, RestartPolicy::Never) => false,
         };
         if !restart {
             self.status(StatusChange::Ended {
@@ -234,13 +260,25 @@ impl Machine<'_> {
 /// change when the agent stopped using it as a sentinel).
 fn exit_fields(end: &RunEnd) -> (Option<i32>, Option<i32>) {
     match end {
-        RunEnd::Exited(exit @ ExitReason::Code(_)) => (Some(exit.exit_code()), None),
-        RunEnd::Exited(exit @ ExitReason::Signal(s)) => (Some(exit.exit_code()), Some(s.number())),
+        RunEnd::Exited(Exit {
+            reason: exit @ ExitReason::Code(_),
+            ..
+        }) => (Some(exit.exit_code()), None),
+        RunEnd::Exited(Exit {
+            reason: exit @ ExitReason::Signal(s),
+            ..
+        }) => (Some(exit.exit_code()), Some(s.number())),
         RunEnd::ExitedUnknown | RunEnd::Lost => (None, None),
         RunEnd::StartFailed(_) => (Some(128), None),
     }
 }
 
 fn end_succeeded(end: &RunEnd) -> bool {
-    matches!(end, RunEnd::Exited(ExitReason::Code(0)))
+    matches!(
+        end,
+        RunEnd::Exited(Exit {
+            reason: ExitReason::Code(0),
+            ..
+        })
+    )
 }

@@ -70,6 +70,8 @@ mod ending;
 mod step;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_forking;
 
 pub use step::{recheck_delay, step};
 
@@ -78,7 +80,13 @@ use super::probe::{ProbeKind, ProbeResult, ProbeState, ProbeTiming};
 use crate::api::{ProcessIdentity, ProcessReason, RestartPolicy, Signal, TerminatedState};
 use crate::runtime::ExitReason;
 use chrono::{DateTime, Utc};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+/// How long after its starter exited 0 a `pid_file` process's pid file
+/// may take to name a live process of the pod (the forked daemon may
+/// write it after its parent exited, as memcached does).
+pub const PID_FILE_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Both clocks: monotonic for timers and durations, wall for what users
 /// see. Always an argument, never read inside.
@@ -106,6 +114,25 @@ pub struct Rules {
     /// A fixed offset within one period for the first liveness check,
     /// different for each pod (no lock-step bursts).
     pub liveness_spread: Duration,
+    /// A main process or an init process.
+    pub role: Role,
+    /// `pid_file`: the process started forks the real one and exits 0;
+    /// the file names the process to supervise.
+    pub pid_file: Option<PathBuf>,
+}
+
+/// What a process is to its pod.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Role {
+    /// One of `processes`: restarted per the restart policy.
+    #[default]
+    Main,
+    /// One of `init_processes`: runs to completion before the pod's
+    /// processes start. Exit 0 ends it (Done) under any policy; a failure
+    /// is retried with backoff under Always and OnFailure (Kubernetes
+    /// treats Always as OnFailure for init containers), and ends the pod
+    /// under Never.
+    Init,
 }
 
 impl Rules {
@@ -141,7 +168,15 @@ impl Process {
     pub fn pid(&self) -> Option<i32> {
         match &self.phase {
             Phase::Running(run) | Phase::Stopping { run, .. } => Some(run.pid),
-            Phase::Waiting | Phase::Starting | Phase::BackingOff | Phase::Done => None,
+            Phase::Forking {
+                starter,
+                exited: false,
+            } => Some(*starter),
+            Phase::Forking { exited: true, .. }
+            | Phase::Waiting
+            | Phase::Starting
+            | Phase::BackingOff
+            | Phase::Done => None,
         }
     }
 
@@ -164,6 +199,14 @@ pub enum Phase {
     /// [`Effect::Spawn`] went out; the result comes as `Started` or
     /// `StartFailed`.
     Starting,
+    /// A `pid_file` process's starter runs (`exited` false; its pid is
+    /// `starter`), or exited 0 and the pid file is awaited (`exited`):
+    /// `Started` with the pid the file names makes it Running, anything
+    /// else is a failed start.
+    Forking {
+        starter: i32,
+        exited: bool,
+    },
     Running(Run),
     /// SIGTERM went to its tree; SIGKILL follows when the grace timer
     /// fires (`killed`). What comes after the exit is `then`.
@@ -250,10 +293,12 @@ pub enum TimerKind {
     Watchdog,
     Probe(ProbeKind),
     Recheck,
+    /// The pid file of a `pid_file` process is overdue.
+    PidFile,
 }
 
 impl TimerKind {
-    pub const ALL: [TimerKind; 7] = [
+    pub const ALL: [TimerKind; 8] = [
         TimerKind::Backoff,
         TimerKind::Grace,
         TimerKind::Watchdog,
@@ -261,6 +306,7 @@ impl TimerKind {
         TimerKind::Probe(ProbeKind::Liveness),
         TimerKind::Probe(ProbeKind::Readiness),
         TimerKind::Recheck,
+        TimerKind::PidFile,
     ];
 }
 
@@ -301,7 +347,7 @@ pub enum Event {
         started_at: Option<DateTime<Utc>>,
     },
     /// Our child ended (reaped, with its status).
-    Exited(ExitReason),
+    Exited(Exit),
     /// A process that is not our child ended (pidfd or recheck): no
     /// status.
     AdoptedExited,
@@ -327,21 +373,43 @@ pub enum Event {
     Kill(Signal),
 }
 
+/// How a child ended, as the executor saw it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    pub reason: ExitReason,
+    /// Its cgroup's OOM kill count grew during the run and it died by
+    /// SIGKILL: the kernel's OOM killer did it.
+    pub oom_killed: bool,
+}
+
+impl From<ExitReason> for Exit {
+    fn from(reason: ExitReason) -> Exit {
+        Exit {
+            reason,
+            oom_killed: false,
+        }
+    }
+}
+
 /// What the executor is asked to do, in this order.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     /// Start a new run (the executor builds the request: env, argv,
     /// log) and report `Started` or `StartFailed`.
     Spawn,
-    /// Signal the process's tree: its process group (its cgroup, once
-    /// pods have one).
+    /// Signal the process's tree: its process group, and with a cgroup
+    /// every process in the process's cgroup (SIGKILL to the rest of the
+    /// cgroup waits for the pod's grace period while the pod stops).
     Signal {
         pid: i32,
         signal: Signal,
     },
     /// Descendants of the run that just ended which left its group
     /// (double fork + setsid): SIGTERM now and SIGKILL after `grace`, or
-    /// SIGKILL now if `grace` is zero. Batched by the executor.
+    /// SIGKILL now if `grace` is zero. Without a cgroup they are found by
+    /// their marker (batched passes over /proc); with one, what is left
+    /// in the process's cgroup is killed (at once, as a new run will
+    /// share it; while the pod stops, at the end of its grace period).
     Sweep {
         grace: Duration,
     },
@@ -364,6 +432,10 @@ pub enum Effect {
     Cancel(TimerKind),
     /// Run one check of this probe; report a `Probe` event.
     Probe(ProbeKind),
+    /// Read the `pid_file` (now, or when it appears): report `Started`
+    /// with the pid it names if that is a live process of this process's
+    /// tree (its cgroup), else `StartFailed` with why.
+    AwaitPidFile,
     Status(StatusChange),
     /// An event on the pod for users (`drover events`, `describe`).
     Event {

@@ -24,6 +24,7 @@ pub fn step(state: &Process, rules: &Rules, event: Event, now: Now) -> (Process,
         match state.phase.clone() {
             Phase::Waiting => m.waiting(event),
             Phase::Starting => m.starting(event),
+            Phase::Forking { starter, exited } => m.forking(starter, exited, event),
             Phase::Running(run) => m.running(run, event),
             Phase::Stopping { run, then, killed } => m.stopping(run, then, killed, event),
             Phase::BackingOff => m.backing_off(event),
@@ -47,7 +48,7 @@ pub fn recheck_delay(attempt: u32) -> Duration {
 
 /// How a run ended, before it is written down.
 pub(super) enum RunEnd {
-    Exited(ExitReason),
+    Exited(Exit),
     /// Seen through a pidfd or a recheck: the status is not ours.
     ExitedUnknown,
     /// While the daemon was down.
@@ -114,40 +115,15 @@ impl Machine<'_> {
 
     fn starting(&mut self, event: Event) {
         match event {
-            Event::Started { pid, identity } => {
-                let r = self.rules;
-                self.s.phase = Phase::Running(Run {
-                    pid,
-                    identity: identity.clone(),
-                    since: self.now.mono,
-                    started_at: self.now.wall,
-                    tracking: Tracking::Child,
-                });
-                self.arm_probes();
-                // Without readiness or startup probes, or READY=1 to wait
-                // for, a running process is ready.
-                let ready = r.probe(ProbeKind::Readiness).is_none()
-                    && r.probe(ProbeKind::Startup).is_none()
-                    && !r.notify;
-                self.fx.push(Effect::Status(StatusChange::Running {
-                    pid,
-                    identity,
-                    started_at: self.now.wall,
-                    ready,
-                }));
-                self.note(false, "Started", format!("Started process {}", r.process));
+            // A forking daemon's starter: its exit 0 says where to look.
+            Event::Started { pid, .. } if self.rules.pid_file.is_some() => {
+                self.s.phase = Phase::Forking {
+                    starter: pid,
+                    exited: false,
+                }
             }
-            Event::StartFailed(failure) => {
-                self.note(
-                    true,
-                    "Failed",
-                    format!(
-                        "Error: {} (process {})",
-                        failure.message, self.rules.process
-                    ),
-                );
-                self.end(RunEnd::StartFailed(failure), None, Duration::ZERO);
-            }
+            Event::Started { pid, identity } => self.started(pid, identity),
+            Event::StartFailed(failure) => self.start_failed(failure),
             // The spawn's result comes next; a process started for a
             // stopped pod is killed then (see `done`).
             Event::Stop => self.s.phase = Phase::Done,
@@ -163,6 +139,141 @@ impl Machine<'_> {
             | Event::Probe { .. }
             | Event::Notify(_)
             | Event::Kill(_) => {}
+        }
+    }
+
+    /// The process to supervise runs (spawned, or named by its pid file).
+    fn started(&mut self, pid: i32, identity: ProcessIdentity) {
+        let r = self.rules;
+        self.s.phase = Phase::Running(Run {
+            pid,
+            identity: identity.clone(),
+            since: self.now.mono,
+            started_at: self.now.wall,
+            tracking: Tracking::Child,
+        });
+        self.arm_probes();
+        // Without readiness or startup probes, or READY=1 to wait
+        // for, a running process is ready.
+        let ready = r.probe(ProbeKind::Readiness).is_none()
+            && r.probe(ProbeKind::Startup).is_none()
+            && !r.notify;
+        self.fx.push(Effect::Status(StatusChange::Running {
+            pid,
+            identity,
+            started_at: self.now.wall,
+            ready,
+        }));
+        self.note(false, "Started", format!("Started process {}", r.process));
+    }
+
+    fn start_failed(&mut self, failure: StartFailure) {
+        self.note(
+            true,
+            "Failed",
+            format!(
+                "Error: {} (process {})",
+                failure.message, self.rules.process
+            ),
+        );
+        self.end(RunEnd::StartFailed(failure), None, Duration::ZERO);
+    }
+
+    /// A `pid_file` process between its starter's spawn and the pid
+    /// file naming the process to supervise. Whatever fails here is a
+    /// failed start; whatever the starter left behind goes (its group
+    /// while it runs, the rest of its tree by the sweep).
+    fn forking(&mut self, starter: i32, exited: bool, event: Event) {
+        let kill_tree = |m: &mut Self| {
+            if !exited {
+                m.fx.push(Effect::Signal {
+                    pid: starter,
+                    signal: Signal::KILL,
+                });
+            }
+            m.fx.push(Effect::Sweep {
+                grace: Duration::ZERO,
+            });
+        };
+        let pid_file = self
+            .rules
+            .pid_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        match event {
+            Event::Exited(exit) if !exited => {
+                if exit.reason == ExitReason::Code(0) {
+                    self.s.phase = Phase::Forking {
+                        starter,
+                        exited: true,
+                    };
+                    self.arm(TimerKind::PidFile, self.now.mono + PID_FILE_DEADLINE);
+                    self.fx.push(Effect::AwaitPidFile);
+                    return;
+                }
+                kill_tree(self);
+                let ended = match exit.reason {
+                    ExitReason::Code(c) => format!("exited with code {c}"),
+                    ExitReason::Signal(s) => format!("was killed by {s}"),
+                };
+                self.start_failed(StartFailure {
+                    reason: ProcessReason::StartError,
+                    message: format!(
+                        "the process {ended} instead of forking and exiting 0 \
+                         (pid_file {pid_file})"
+                    ),
+                });
+            }
+            Event::Started { pid, identity } if exited => {
+                self.fx.push(Effect::Cancel(TimerKind::PidFile));
+                self.started(pid, identity);
+            }
+            Event::StartFailed(failure) => {
+                if exited {
+                    self.fx.push(Effect::Cancel(TimerKind::PidFile));
+                }
+                kill_tree(self);
+                self.start_failed(failure);
+            }
+            Event::Timer {
+                kind: TimerKind::PidFile,
+                ..
+            } if exited => {
+                kill_tree(self);
+                self.start_failed(StartFailure {
+                    reason: ProcessReason::StartError,
+                    message: format!(
+                        "pid_file {pid_file} named no live process of the pod within {} \
+                         of the process exiting 0",
+                        format_duration(PID_FILE_DEADLINE)
+                    ),
+                });
+            }
+            Event::Stop => {
+                if exited {
+                    self.fx.push(Effect::Cancel(TimerKind::PidFile));
+                }
+                kill_tree(self);
+                self.s.phase = Phase::Done;
+            }
+            Event::Restart => self.s.consecutive = 0,
+            Event::Kill(signal) if !exited => self.fx.push(Effect::Signal {
+                pid: starter,
+                signal,
+            }),
+            Event::Exited(_)
+            | Event::Started { .. }
+            | Event::Timer { .. }
+            | Event::Kill(_)
+            | Event::Start
+            | Event::Adopted { .. }
+            | Event::Lost { .. }
+            | Event::AdoptedExited
+            | Event::WatchUnavailable
+            | Event::Watching
+            | Event::Probe { .. }
+            | Event::Notify(_) => {}
         }
     }
 
@@ -225,7 +336,7 @@ impl Machine<'_> {
                 );
             }
             TimerKind::Recheck => self.recheck(&run),
-            TimerKind::Backoff | TimerKind::Grace => {}
+            TimerKind::Backoff | TimerKind::Grace | TimerKind::PidFile => {}
         }
     }
 
@@ -263,7 +374,8 @@ impl Machine<'_> {
                 TimerKind::Grace
                 | TimerKind::Backoff
                 | TimerKind::Watchdog
-                | TimerKind::Probe(_) => {}
+                | TimerKind::Probe(_)
+                | TimerKind::PidFile => {}
             },
             Event::Notify(Notice::Status(text)) => self
                 .fx
@@ -313,7 +425,11 @@ impl Machine<'_> {
             }
             Event::Timer {
                 kind:
-                    TimerKind::Grace | TimerKind::Watchdog | TimerKind::Probe(_) | TimerKind::Recheck,
+                    TimerKind::Grace
+                    | TimerKind::Watchdog
+                    | TimerKind::Probe(_)
+                    | TimerKind::Recheck
+                    | TimerKind::PidFile,
                 ..
             }
             | Event::Start

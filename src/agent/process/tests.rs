@@ -40,6 +40,8 @@ fn rules() -> Rules {
         watchdog: None,
         probes: [None, None, None],
         liveness_spread: Duration::ZERO,
+        role: Role::Main,
+        pid_file: None,
     }
 }
 
@@ -149,7 +151,7 @@ fn events(now: Now) -> Vec<Event> {
         Event::Lost {
             started_at: Some(now.wall),
         },
-        Event::Exited(ExitReason::Code(1)),
+        Event::Exited(ExitReason::Code(1).into()),
         Event::AdoptedExited,
         Event::WatchUnavailable,
         Event::Watching,
@@ -177,6 +179,7 @@ fn label(p: &Process) -> &'static str {
     match p.phase {
         Phase::Waiting => "Waiting",
         Phase::Starting => "Starting",
+        Phase::Forking { .. } => "Forking",
         Phase::Running(_) => "Running",
         Phase::Stopping { .. } => "Stopping",
         Phase::BackingOff => "BackingOff",
@@ -201,6 +204,7 @@ fn event_label(e: &Event) -> &'static str {
             TimerKind::Watchdog => "Timer Watchdog",
             TimerKind::Probe(_) => "Timer Probe",
             TimerKind::Recheck => "Timer Recheck",
+            TimerKind::PidFile => "Timer PidFile",
         },
         Event::Probe { .. } => "Probe",
         Event::Notify(n) => match n {
@@ -453,7 +457,7 @@ fn every_row_that_acts() {
             name: "a crash: the group goes, first restart at once",
             given: running(now),
             rules: rules(),
-            event: Event::Exited(ExitReason::Code(1)),
+            event: Event::Exited(ExitReason::Code(1).into()),
             phase: "Starting",
             effects: vec![
                 sig(Signal::KILL),
@@ -466,7 +470,7 @@ fn every_row_that_acts() {
             name: "a second crash: CrashLoopBackOff for 10s",
             given: counted.clone(),
             rules: rules(),
-            event: Event::Exited(ExitReason::Signal(Signal::KILL)),
+            event: Event::Exited(ExitReason::Signal(Signal::KILL).into()),
             phase: "BackingOff",
             effects: vec![
                 sig(Signal::KILL),
@@ -496,7 +500,7 @@ fn every_row_that_acts() {
                 restart: RestartPolicy::OnFailure,
                 ..rules()
             },
-            event: Event::Exited(ExitReason::Code(0)),
+            event: Event::Exited(ExitReason::Code(0).into()),
             phase: "Done",
             effects: vec![
                 sig(Signal::KILL),
@@ -510,7 +514,7 @@ fn every_row_that_acts() {
                 restart: RestartPolicy::Never,
                 ..rules()
             },
-            event: Event::Exited(ExitReason::Code(2)),
+            event: Event::Exited(ExitReason::Code(2).into()),
             phase: "Done",
             effects: vec![
                 sig(Signal::KILL),
@@ -830,7 +834,7 @@ fn every_row_that_acts() {
             name: "stopped for good and exited 0: Completed, done",
             given: stopping(now, Then::Finish),
             rules: rules(),
-            event: Event::Exited(ExitReason::Code(0)),
+            event: Event::Exited(ExitReason::Code(0).into()),
             phase: "Done",
             effects: vec![
                 Effect::Cancel(TimerKind::Grace),
@@ -845,7 +849,7 @@ fn every_row_that_acts() {
             name: "stopped for a restart: Restarted, counted, started again",
             given: stopping(now, Then::Restart),
             rules: rules(),
-            event: Event::Exited(ExitReason::Signal(Signal::TERM)),
+            event: Event::Exited(ExitReason::Signal(Signal::TERM).into()),
             phase: "Starting",
             effects: vec![
                 Effect::Cancel(TimerKind::Grace),
@@ -881,7 +885,7 @@ fn every_row_that_acts() {
                 )
             },
             rules: rules(),
-            event: Event::Exited(ExitReason::Signal(Signal::KILL)),
+            event: Event::Exited(ExitReason::Signal(Signal::KILL).into()),
             phase: "BackingOff",
             effects: vec![
                 Effect::Cancel(TimerKind::Grace),
@@ -1127,7 +1131,7 @@ fn a_long_run_resets_the_backoff_and_a_probe_may_shorten_the_grace() {
     let (next, effects) = step(
         &given,
         &rules(),
-        Event::Exited(ExitReason::Code(1)),
+        Event::Exited(ExitReason::Code(1).into()),
         later(now, 600),
     );
     assert_eq!(next.phase, Phase::Starting);
@@ -1175,7 +1179,7 @@ fn a_whole_crash_loop_in_virtual_time() {
         );
         now = later(now, 1);
         let effects;
-        (p, effects) = step(&p, &r, Event::Exited(ExitReason::Code(1)), now);
+        (p, effects) = step(&p, &r, Event::Exited(ExitReason::Code(1).into()), now);
         match p.phase {
             Phase::Starting => waits.push(0),
             Phase::BackingOff => {

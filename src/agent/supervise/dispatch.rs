@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::agent::env;
-use crate::agent::process::{step, Effect, StartFailure, StatusChange};
+use crate::agent::process::{step, Effect, Exit, StartFailure, StatusChange};
 use crate::runtime::{ExitReason, SpawnError, SpawnRequest, Watch};
 use std::collections::VecDeque;
 
@@ -25,7 +25,7 @@ impl<R: ProcessRuntime> Agent<R> {
         let mut queue = VecDeque::from([(idx, event)]);
         while let Some((idx, event)) = queue.pop_front() {
             let Some(pod) = store.pod(name) else { return };
-            if idx >= pod.spec.processes.len() {
+            if idx >= pod.spec.process_count() {
                 return;
             }
             let rules = self.rules(pod, idx);
@@ -37,6 +37,7 @@ impl<R: ProcessRuntime> Agent<R> {
             };
             let (next, effects) = step(state, &rules, event, now);
             let (old, new) = (state.pid(), next.pid());
+            let awaiting = matches!(next.phase, Phase::Forking { exited: true, .. });
             rt.procs[idx] = next;
             if old != new {
                 if let Some(old) = old {
@@ -50,6 +51,9 @@ impl<R: ProcessRuntime> Agent<R> {
                 if let Some(session) = rt.sessions[idx].take() {
                     self.by_session.remove(&session);
                 }
+            }
+            if !awaiting {
+                self.end_pid_file_wait(name, idx);
             }
             self.apply(store, name, idx, effects, now, out, &mut queue);
         }
@@ -71,6 +75,9 @@ impl<R: ProcessRuntime> Agent<R> {
             None => return,
         };
         let run = self.pods[name].procs[idx].run;
+        let pcg = self.process_cgroup(store, name, idx);
+        // One SIGKILL to the process's cgroup per batch is enough.
+        let mut killed = false;
         let mut status = Vec::new();
         for effect in effects {
             // Status changes are written together, but before anything
@@ -84,13 +91,21 @@ impl<R: ProcessRuntime> Agent<R> {
                     Err(e) => queue.push_back((idx, Event::StartFailed(start_failure(&e)))),
                 },
                 Effect::Signal { pid, signal } => {
-                    let _ = self.rt.signal_group(pid, signal);
+                    self.signal_tree(name, pcg.as_ref(), pid, signal, now, &mut killed);
                 }
-                Effect::Sweep { grace } => {
-                    if let Some(pod) = store.pod(name) {
-                        let marker = run_marker(&self.cfg.instance, pod, idx);
-                        self.sweeper.add(marker, grace, now.mono);
-                        self.arm_sweep(now);
+                Effect::Sweep { grace } => match &pcg {
+                    Some(pcg) => self.sweep_cgroup(name, pcg, now, &mut killed),
+                    None => {
+                        if let Some(pod) = store.pod(name) {
+                            let marker = run_marker(&self.cfg.instance, pod, idx);
+                            self.sweeper.add(marker, grace, now.mono);
+                            self.arm_sweep(now);
+                        }
+                    }
+                },
+                Effect::AwaitPidFile => {
+                    if let Some(event) = self.await_pid_file(store, name, idx) {
+                        queue.push_back((idx, event));
                     }
                 }
                 Effect::Watch { pid, identity } => {
@@ -130,7 +145,7 @@ impl<R: ProcessRuntime> Agent<R> {
             }
         }
         self.write_status(store, name, idx, status, now);
-        self.finish_if_done(store, name, out);
+        self.finish_if_done(store, name, now, out);
     }
 
     /// Applies one step's status changes to the pod in one store write,
@@ -188,7 +203,8 @@ impl<R: ProcessRuntime> Agent<R> {
     }
 
     /// Everything before the spawn of process `idx`: its environment, its
-    /// argv, a fresh log.
+    /// argv, a fresh log, its cgroup (made again if it was removed) and
+    /// limits, the OOM count before the run, no pid file of an old run.
     fn prepare_spawn(
         &mut self,
         store: &Store,
@@ -196,12 +212,33 @@ impl<R: ProcessRuntime> Agent<R> {
         idx: usize,
     ) -> Result<SpawnRequest, SpawnError> {
         let pod = store.pod(name).expect("pod exists");
-        let spec = &pod.spec.processes[idx];
+        let spec = pod.spec.process_at(idx).expect("process index in range");
         self.log_remover.before_start(name);
+        if self.pods.get(name).is_some_and(|rt| rt.cgroup.is_none()) {
+            let made = self.make_pod_cgroup(&pod.metadata.uid);
+            if let Some(rt) = self.pods.get_mut(name) {
+                rt.cgroup = made;
+            }
+        }
+        let cgroup = match self.pods.get(name).and_then(|rt| rt.cgroup.as_ref()) {
+            Some(pc) => Some(
+                pc.cg
+                    .process(&spec.name)
+                    .map_err(|source| SpawnError::Cgroup {
+                        command: spec.command.first().cloned().unwrap_or_default(),
+                        source,
+                    })?,
+            ),
+            None => None,
+        };
+        if cgroup.is_some() {
+            self.note_oom_count(store, name, idx);
+        }
+        if let Some(file) = &spec.pid_file {
+            pid_files::remove_stale(file);
+        }
         let first_run = pod
-            .status
-            .processes
-            .get(idx)
+            .process_status(idx)
             .is_none_or(|st| st.restart_count == 0 && st.last_state.is_none() && !st.started);
         let log = if first_run {
             self.cfg.logs.first_run(name, &spec.name)
@@ -220,7 +257,12 @@ impl<R: ProcessRuntime> Agent<R> {
             user: spec.user.clone(),
             group: spec.group.clone(),
             log_path,
-            ..Default::default()
+            cgroup,
+            resources: spec.resources.clone(),
+            rlimits: spec.rlimits.clone(),
+            umask: spec.umask,
+            // Who may set it is decided at apply (daemon::auth).
+            allow_privilege_escalation: spec.allow_privilege_escalation,
         })
     }
 
@@ -294,15 +336,24 @@ impl<R: ProcessRuntime> Agent<R> {
                     self.sweeper.pass(&mut self.rt, env::MARKER, now.mono);
                     self.arm_sweep(now);
                 }
+                TimerKey::Cgroup { pod, uid } => {
+                    if self.pods.get(&pod).is_some_and(|rt| rt.uid == uid) {
+                        self.finish_if_done(store, &pod, now, out);
+                    }
+                }
             }
         }
         self.flush(store, now, out);
     }
 
-    /// Children were reaped: main processes and exec probes.
+    /// Children were reaped: main processes and exec probes; a finished
+    /// pod whose cgroup was waited on may be empty now.
     pub fn reap(&mut self, store: &mut Store, now: Now, out: &mut Outbox) {
         for (pid, exit) in self.rt.reap() {
             self.on_exit(store, pid, Some(exit), now, out);
+        }
+        if !self.draining.is_empty() {
+            self.settle_draining(store, now, out);
         }
         self.flush(store, now, out);
     }
@@ -331,7 +382,10 @@ impl<R: ProcessRuntime> Agent<R> {
             return false;
         };
         let event = match exit {
-            Some(e) => Event::Exited(e),
+            Some(reason) => Event::Exited(Exit {
+                reason,
+                oom_killed: self.was_oom_killed(store, &name, idx, reason),
+            }),
             None => Event::AdoptedExited,
         };
         self.dispatch(store, &name, idx, event, now, out);
@@ -354,7 +408,10 @@ fn apply_status(
     now: Now,
     session: &mut Option<i32>,
 ) -> bool {
-    let st = &mut pod.status.processes[idx];
+    let init = pod.spec.is_init(idx);
+    let Some(st) = pod.process_status_mut(idx) else {
+        return false;
+    };
     match change {
         StatusChange::Running {
             pid,
@@ -369,7 +426,10 @@ fn apply_status(
             st.ready = ready;
             // Every process the runtime starts leads its own session.
             *session = Some(pid);
-            pod.status.phase = PodPhase::Running;
+            // A pod is Pending while its init processes run.
+            if !init {
+                pod.status.phase = PodPhase::Running;
+            }
             pod.status.start_time.get_or_insert(now.wall);
             pod.status.reason = None;
             pod.status.message = None;

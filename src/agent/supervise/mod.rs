@@ -8,6 +8,13 @@
 //! here too: which processes start when, ports, the pod's phase, removal
 //! once a deleted pod's processes all stopped.
 //!
+//! Per pod, beside the processes: the init sequence (`init.rs`: each
+//! init process in turn, then the processes), the pod's cgroup
+//! (`cgroups.rs`: made at first sight, limits and OOM kills per process,
+//! the whole tree killed at the end of the grace period, removed once
+//! empty), and the pid files of daemons that fork themselves
+//! (`pid_files.rs`).
+//!
 //! It talks to the OS only through [`ProcessRuntime`] and never reads a
 //! clock: [`Now`] is an argument, so tests drive it with the fake runtime
 //! and made-up time. What it asks the daemon loop to do comes back in an
@@ -24,9 +31,12 @@ use crate::store::Store;
 use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
+mod cgroups;
 mod dispatch;
+mod init;
 mod log_removal;
 mod notify;
+mod pid_files;
 mod probes;
 mod recover;
 mod sweep;
@@ -93,16 +103,42 @@ pub struct ProbeKey {
     pub run: u64,
 }
 
-/// A pod's processes, as this node supervises them.
+/// A pod's processes, as this node supervises them. Processes are
+/// numbered init processes first (`PodSpec::all_processes`).
 #[derive(Debug)]
 struct PodRt {
     uid: String,
     procs: Vec<Process>,
+    /// How many of `procs` are init processes (the first ones).
+    inits: usize,
     /// The session each live run leads (what notify senders are matched
     /// against), by process index.
     sessions: Vec<Option<i32>>,
     /// Set once the pod is being stopped for good.
     stopping: bool,
+    /// When the pod's stop began plus its grace period: what is left in
+    /// its cgroup then is killed.
+    stop_deadline: Option<Instant>,
+    /// The pod's cgroup, while it exists (None: cgroups unavailable, or
+    /// removed once the pod finished).
+    cgroup: Option<cgroups::PodCg>,
+    /// OOM kills counted in each process's cgroup before its current run.
+    oom_before: Vec<Option<u64>>,
+}
+
+impl PodRt {
+    fn new(uid: &str, inits: usize, n: usize) -> PodRt {
+        PodRt {
+            uid: uid.to_string(),
+            procs: (0..n).map(|_| Process::new()).collect(),
+            inits,
+            sessions: vec![None; n],
+            stopping: false,
+            stop_deadline: None,
+            cgroup: None,
+            oom_before: vec![None; n],
+        }
+    }
 }
 
 pub struct Agent<R: ProcessRuntime> {
@@ -120,6 +156,13 @@ pub struct Agent<R: ProcessRuntime> {
     /// Spawns gathered while handling events, started as one batch.
     pending_spawns: Vec<(String, usize, crate::runtime::SpawnRequest)>,
     log_remover: log_removal::LogRemover,
+    /// Pid files awaited, and the inotify watches on their folders.
+    pid_files: pid_files::PidFiles,
+    /// Where v2 cgroup emptiness watches report (the daemon's loop);
+    /// None: emptiness is checked after reaps and by a timer only.
+    cgroup_events: Option<cgroups::EventSink>,
+    /// Pods whose processes are done and whose cgroup is not empty yet.
+    draining: std::collections::BTreeSet<String>,
 }
 
 impl<R: ProcessRuntime> Agent<R> {
@@ -137,7 +180,23 @@ impl<R: ProcessRuntime> Agent<R> {
             timers: TimerQueue::default(),
             sweeper: sweep::Sweeper::default(),
             pending_spawns: Vec::new(),
+            pid_files: pid_files::PidFiles::default(),
+            cgroup_events: None,
+            draining: Default::default(),
         }
+    }
+
+    /// Which cgroup hierarchy pods go in, or why none (for the node's
+    /// status and the daemon's first log line).
+    pub fn cgroups_description(&self) -> String {
+        self.rt.cgroups_description()
+    }
+
+    /// Why this node cannot enforce `resources` (no usable cgroup
+    /// hierarchy: a non-root daemon, a read-only cgroupfs); None where it
+    /// can. Units asking for limits are refused then, never run unlimited.
+    pub fn limits_unavailable(&self) -> Option<String> {
+        self.rt.cgroups_unavailable()
     }
 
     pub fn config(&self) -> &AgentConfig {
@@ -186,9 +245,13 @@ impl<R: ProcessRuntime> Agent<R> {
                 .iter()
                 .filter_map(|p| p.pid())
                 .collect();
+            let cgroup = self.pods[&name].cgroup.as_ref().map(|c| c.cg.clone());
             self.forget(&name);
             for pid in pids {
                 let _ = self.rt.signal_group(pid, Signal::KILL);
+            }
+            if let Some(cg) = cgroup {
+                let _ = self.rt.kill_cgroup(&cg);
             }
         }
         self.flush(store, now, out);
@@ -199,7 +262,7 @@ impl<R: ProcessRuntime> Agent<R> {
             None => true,
             Some(rt) => {
                 (pod.metadata.deletion_timestamp.is_some() && !rt.stopping)
-                    || rt.procs.iter().any(|p| p.phase == Phase::Waiting)
+                    || init::next(rt, &pod.status) != init::Next::Nothing
                     || rt.uid != pod.metadata.uid
             }
         }
@@ -228,15 +291,36 @@ impl<R: ProcessRuntime> Agent<R> {
         if !self.allocate_ports(store, name, out) {
             return;
         }
-        let waiting: Vec<usize> = self.pods[name]
-            .procs
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.phase == Phase::Waiting)
-            .map(|(i, _)| i)
-            .collect();
-        for idx in waiting {
-            self.dispatch(store, name, idx, Event::Start, now, out);
+        self.start_next(store, name, now, out);
+    }
+
+    /// Starts what the init sequence allows now (see `init.rs`).
+    fn start_next(&mut self, store: &mut Store, name: &str, now: Now, out: &mut Outbox) {
+        let (Some(rt), Some(pod)) = (self.pods.get(name), store.pod(name)) else {
+            return;
+        };
+        match init::next(rt, &pod.status) {
+            init::Next::Start(idxs) => {
+                for idx in idxs {
+                    self.dispatch(store, name, idx, Event::Start, now, out);
+                }
+            }
+            init::Next::Abandon(idxs) => {
+                for idx in idxs {
+                    self.dispatch(store, name, idx, Event::Stop, now, out);
+                }
+                if let Some(rt) = self.pods.get(name) {
+                    let procs = &rt.procs;
+                    store.update_pod(name, |pod| {
+                        let before = pod.status.phase;
+                        ensure_status(pod);
+                        update_phase(pod, procs);
+                        pod.status.phase != before
+                    });
+                }
+                self.finish_if_done(store, name, now, out);
+            }
+            init::Next::Nothing => {}
         }
     }
 
@@ -245,25 +329,34 @@ impl<R: ProcessRuntime> Agent<R> {
     /// after checking the pid still is the process we started.
     fn first_sight(&mut self, store: &mut Store, name: &str, now: Now, out: &mut Outbox) {
         let pod = store.pod(name).expect("pod exists");
-        let n = pod.spec.processes.len();
-        let mut rt = PodRt {
-            uid: pod.metadata.uid.clone(),
-            procs: (0..n).map(|_| Process::new()).collect(),
-            sessions: vec![None; n],
-            stopping: false,
-        };
+        let n = pod.spec.process_count();
+        let mut rt = PodRt::new(&pod.metadata.uid, pod.spec.init_processes.len(), n);
         if pod.is_terminal() {
             for p in &mut rt.procs {
                 p.phase = Phase::Done;
             }
+            let uid = rt.uid.clone();
             self.pods.insert(name.to_string(), rt);
+            // Left by a daemon that stopped before the pod's cgroup was
+            // removed: removed now.
+            self.leftover_cgroup(name, &uid, now);
             return;
         }
+        rt.cgroup = self.make_pod_cgroup(&pod.metadata.uid);
         let mut found = vec![];
-        for (idx, status) in pod.status.processes.iter().enumerate().take(n) {
+        for idx in 0..n {
+            let Some(status) = pod.process_status(idx) else {
+                continue;
+            };
             let started_at = match status.state {
                 ProcessState::Running { started_at } => Some(started_at),
-                ProcessState::Waiting { .. } | ProcessState::Terminated(_) => None,
+                ProcessState::Waiting { .. } => None,
+                // It will not run again (an init process that completed,
+                // a process of a pod that goes on without it).
+                ProcessState::Terminated(_) => {
+                    rt.procs[idx].phase = Phase::Done;
+                    continue;
+                }
             };
             let (Some(pid), Some(identity)) = (status.pid, status.identity.as_ref()) else {
                 continue;
@@ -326,6 +419,12 @@ impl<R: ProcessRuntime> Agent<R> {
                 }
             }
             self.timers.cancel_pod(name, &rt.uid, rt.procs.len());
+            self.timers.cancel(&TimerKey::Cgroup {
+                pod: name.to_string(),
+                uid: rt.uid.clone(),
+            });
+            self.pid_files.forget_pod(name);
+            self.draining.remove(name);
             for s in rt.sessions.into_iter().flatten() {
                 self.by_session.remove(&s);
             }
@@ -345,6 +444,7 @@ impl<R: ProcessRuntime> Agent<R> {
             return;
         }
         rt.stopping = true;
+        rt.stop_deadline = Some(now.mono + grace);
         if rt.procs.iter().any(Process::is_live) {
             out.notes.push(note(
                 pod,
@@ -359,7 +459,7 @@ impl<R: ProcessRuntime> Agent<R> {
         for idx in 0..rt.procs.len() {
             self.dispatch(store, name, idx, Event::Stop, now, out);
         }
-        self.finish_if_done(store, name, out);
+        self.finish_if_done(store, name, now, out);
         self.flush(store, now, out);
     }
 
@@ -392,7 +492,10 @@ impl<R: ProcessRuntime> Agent<R> {
                 crate::api::duration::format_duration(grace)
             ),
         ));
-        for idx in 0..rt.procs.len() {
+        // The processes, and an init process that failed for good (its
+        // pod never got further); init processes that completed stay so.
+        let restarted = init::to_restart(rt, &pod.status);
+        for idx in restarted {
             self.dispatch(store, name, idx, Event::Restart, now, out);
         }
         if self.pods[name]
@@ -442,34 +545,86 @@ impl<R: ProcessRuntime> Agent<R> {
         for pid in pids {
             let _ = self.rt.signal_group(pid, Signal::KILL);
         }
-    }
-
-    pub fn anything_running(&self) -> bool {
-        self.pods
+        let cgroups: Vec<_> = self
+            .pods
             .values()
-            .any(|rt| rt.procs.iter().any(Process::is_live))
+            .filter_map(|rt| rt.cgroup.as_ref().map(|c| c.cg.clone()))
+            .collect();
+        for cg in cgroups {
+            let _ = self.rt.kill_cgroup(&cg);
+        }
     }
 
-    /// CPU and memory of each running process of `pod`, measured now.
+    /// Whether a process runs, or a finished pod's cgroup still has
+    /// processes to see die.
+    pub fn anything_running(&self) -> bool {
+        self.pods.values().any(|rt| {
+            rt.procs.iter().any(Process::is_live)
+                || rt.cgroup.as_ref().is_some_and(|c| c.draining())
+        })
+    }
+
+    /// CPU and memory of each running process of `pod`, measured now:
+    /// from its cgroup (its whole tree) where it has one, else from its
+    /// main pid.
     pub fn fill_usage(&self, pod: &mut Pod) {
         if pod.status.node_name.as_deref() != Some(self.cfg.node_name.as_str()) {
             return;
         }
-        for st in &mut pod.status.processes {
-            st.usage = st
-                .pid
-                .filter(|p| self.by_pid.contains_key(&(*p as i32)))
-                .and_then(|p| self.rt.usage(p as i32));
+        let Some(rt) = self
+            .pods
+            .get(&pod.metadata.name)
+            .filter(|rt| rt.uid == pod.metadata.uid)
+        else {
+            return;
+        };
+        let names: Vec<String> = pod.spec.all_processes().map(|p| p.name.clone()).collect();
+        let statuses = pod
+            .status
+            .init_processes
+            .iter_mut()
+            .chain(pod.status.processes.iter_mut());
+        for (idx, st) in statuses.enumerate().take(names.len()) {
+            let running = st.pid.filter(|p| self.by_pid.contains_key(&(*p as i32)));
+            st.usage = running.and_then(|pid| {
+                let measured = rt
+                    .cgroup
+                    .as_ref()
+                    .and_then(|c| c.cg.process(&names[idx]).ok())
+                    .and_then(|pcg| self.rt.process_cgroup_usage(&pcg).ok());
+                let by_pid = || self.rt.usage(pid as i32);
+                match measured {
+                    Some(crate::runtime::Usage {
+                        memory_bytes: Some(memory_bytes),
+                        cpu: Some(cpu),
+                    }) => Some(crate::api::ProcessUsage {
+                        cpu_seconds: cpu.as_secs_f64(),
+                        memory_bytes,
+                    }),
+                    Some(_) | None => by_pid(),
+                }
+            });
         }
     }
 
-    /// Once a stopping pod's processes are all done: a deleted pod
-    /// leaves the store (and its logs go).
-    fn finish_if_done(&mut self, store: &mut Store, name: &str, out: &mut Outbox) {
+    /// Once a pod's processes are all done: its cgroup goes once empty
+    /// (its leftovers killed at the end of the grace period, or at once
+    /// for a pod that completed), then a deleted pod leaves the store
+    /// (and its logs go).
+    fn finish_if_done(&mut self, store: &mut Store, name: &str, now: Now, out: &mut Outbox) {
         let Some(rt) = self.pods.get(name) else {
             return;
         };
-        if !rt.stopping || rt.procs.iter().any(|p| p.phase != Phase::Done) {
+        if rt.procs.iter().any(|p| p.phase != Phase::Done) {
+            return;
+        }
+        if !self.settle_cgroup(name, now) {
+            return;
+        }
+        let Some(rt) = self.pods.get(name) else {
+            return;
+        };
+        if !rt.stopping {
             return;
         }
         let deleting = store
@@ -485,7 +640,12 @@ impl<R: ProcessRuntime> Agent<R> {
 
     /// The rules of process `idx` of `pod`, from its spec.
     fn rules(&self, pod: &Pod, idx: usize) -> Rules {
-        let spec = &pod.spec.processes[idx];
+        let spec = pod.spec.process_at(idx).expect("process index in range");
+        let role = if pod.spec.is_init(idx) {
+            super::process::Role::Init
+        } else {
+            super::process::Role::Main
+        };
         let timing = |p: &Option<crate::api::Probe>| p.as_ref().map(Into::into);
         let liveness_period = spec
             .liveness
@@ -506,6 +666,8 @@ impl<R: ProcessRuntime> Agent<R> {
                 timing(&spec.readiness),
             ],
             liveness_spread: probes::spread(&pod.metadata.name, idx, liveness_period),
+            role,
+            pid_file: spec.pid_file.clone(),
         }
     }
 }
@@ -520,13 +682,14 @@ fn note(pod: &Pod, warning: bool, reason: &str, message: String) -> Note {
     }
 }
 
-/// One status entry per process, in spec order.
+/// One status entry per process and per init process, in spec order.
 fn ensure_status(pod: &mut Pod) {
-    if pod.status.processes.len() != pod.spec.processes.len() {
-        let old = std::mem::take(&mut pod.status.processes);
-        pod.status.processes = pod
-            .spec
-            .processes
+    fn fit(specs: &[crate::api::ProcessSpec], statuses: &mut Vec<ProcessStatus>) {
+        if statuses.len() == specs.len() {
+            return;
+        }
+        let old = std::mem::take(statuses);
+        *statuses = specs
             .iter()
             .map(|s| {
                 old.iter()
@@ -541,16 +704,24 @@ fn ensure_status(pod: &mut Pod) {
             })
             .collect();
     }
+    fit(&pod.spec.processes, &mut pod.status.processes);
+    fit(&pod.spec.init_processes, &mut pod.status.init_processes);
 }
 
 /// Pod phase from its processes (Kubernetes): terminal once every process
-/// is done for good, Succeeded only if all exited 0.
+/// is done for good, Succeeded only if all (init processes included)
+/// exited 0; Running once a process (not an init process) started.
 fn update_phase(pod: &mut Pod, procs: &[Process]) {
     if procs.iter().all(|p| p.phase == Phase::Done) && !procs.is_empty() {
-        let all_ok = pod.status.processes.iter().all(|p| match &p.state {
-            ProcessState::Terminated(t) => t.exit_code == Some(0),
-            ProcessState::Running { .. } | ProcessState::Waiting { .. } => false,
-        });
+        let all_ok = pod
+            .status
+            .init_processes
+            .iter()
+            .chain(&pod.status.processes)
+            .all(|p| match &p.state {
+                ProcessState::Terminated(t) => t.exit_code == Some(0),
+                ProcessState::Running { .. } | ProcessState::Waiting { .. } => false,
+            });
         pod.status.phase = if all_ok {
             PodPhase::Succeeded
         } else {
@@ -578,18 +749,9 @@ fn taken_ports(store: &Store, node: &str, except: &str) -> HashSet<u16> {
 /// `INSTANCE/POD_UID/PROCESS/RESTART_COUNT`, so each run's descendants
 /// are told apart from the next run's.
 fn run_marker(instance: &str, pod: &Pod, idx: usize) -> String {
-    let restarts = pod
-        .status
-        .processes
-        .get(idx)
-        .map(|p| p.restart_count)
-        .unwrap_or(0);
-    super::env::marker_value(
-        instance,
-        &pod.metadata.uid,
-        &pod.spec.processes[idx].name,
-        restarts,
-    )
+    let restarts = pod.process_status(idx).map_or(0, |p| p.restart_count);
+    let name = pod.spec.process_at(idx).map_or("", |p| p.name.as_str());
+    super::env::marker_value(instance, &pod.metadata.uid, name, restarts)
 }
 
 impl TimerKey {

@@ -56,7 +56,7 @@ pub(super) fn exec_result(exit: Option<ExitReason>) -> ProbeResult {
 impl<R: ProcessRuntime> Agent<R> {
     /// The environment a process (and its exec probes) runs with.
     pub(super) fn process_env(&self, pod: &Pod, idx: usize) -> Vec<(String, String)> {
-        let spec = &pod.spec.processes[idx];
+        let spec = pod.spec.process_at(idx).expect("process index in range");
         let user_vars = spec
             .user
             .as_deref()
@@ -71,12 +71,7 @@ impl<R: ProcessRuntime> Agent<R> {
             pod_uid: &pod.metadata.uid,
             node_name: &self.cfg.node_name,
             process: &spec.name,
-            run: pod
-                .status
-                .processes
-                .get(idx)
-                .map(|p| p.restart_count)
-                .unwrap_or(0),
+            run: pod.process_status(idx).map_or(0, |p| p.restart_count),
             ports: &pod.status.ports,
         });
         if spec.notify {
@@ -106,7 +101,7 @@ impl<R: ProcessRuntime> Agent<R> {
         out: &mut Outbox,
     ) -> Option<Event> {
         let pod = store.pod(name)?;
-        let spec = pod.spec.processes.get(idx)?;
+        let spec = pod.spec.process_at(idx)?;
         let probe = spec_probe(spec, kind)?;
         let failed = |message: String| {
             Some(Event::Probe {
@@ -172,7 +167,7 @@ impl<R: ProcessRuntime> Agent<R> {
         let _ = self.rt.signal_group(pid, Signal::KILL);
         let timeout = store
             .pod(&key.pod)
-            .and_then(|p| p.spec.processes.get(key.idx))
+            .and_then(|p| p.spec.process_at(key.idx))
             .and_then(|s| spec_probe(s, key.kind))
             .map(|p| p.timeout.as_duration())
             .unwrap_or_default();

@@ -8,7 +8,7 @@ use crate::api::{
     Dur, Object, ObjectMeta, PodSpec, PodStatus, PortRange, PortRequest, ProcessIdentity,
     ProcessReason, ProcessSpec, ProcessUsage, RestartPolicy,
 };
-use crate::runtime::fake::{SignalSent, SignalTarget, SpawnFailure};
+use crate::runtime::fake::{CgroupCall, SignalSent, SignalTarget, SpawnFailure};
 use crate::runtime::{ExitReason, FakeRuntime, ProcessFacts};
 use chrono::{DateTime, TimeZone, Utc};
 use std::time::Duration;
@@ -66,7 +66,16 @@ fn notify_pod(name: &str) -> Pod {
 
 impl World {
     fn new() -> World {
-        let fake = FakeRuntime::new();
+        World::with(FakeRuntime::new())
+    }
+
+    /// A host where pods get no cgroup: escaped descendants are found by
+    /// their marker.
+    fn without_cgroups() -> World {
+        World::with(FakeRuntime::without_cgroups("test: no cgroups"))
+    }
+
+    fn with(fake: FakeRuntime) -> World {
         let logs = tempfile::tempdir().unwrap();
         let agent = Agent::new(
             fake.clone(),
@@ -324,7 +333,7 @@ fn deleting_a_pod_terms_then_kills_after_the_grace_period_then_removes_it() {
 
 #[test]
 fn a_well_behaved_process_stops_on_sigterm_without_a_kill() {
-    let mut w = World::new();
+    let mut w = World::without_cgroups();
     w.fake.dies_on(Signal::TERM);
     w.add(pod("web-1", RestartPolicy::Always));
     w.sync();
@@ -345,7 +354,7 @@ fn a_well_behaved_process_stops_on_sigterm_without_a_kill() {
 
 #[test]
 fn escaped_descendants_are_found_by_marker_and_killed() {
-    let mut w = World::new();
+    let mut w = World::without_cgroups();
     w.fake.dies_on(Signal::TERM);
     w.add(pod("web-1", RestartPolicy::Always));
     w.sync();
@@ -382,7 +391,7 @@ fn escaped_descendants_are_found_by_marker_and_killed() {
 
 #[test]
 fn a_hundred_stopped_pods_cost_one_sweep() {
-    let mut w = World::new();
+    let mut w = World::without_cgroups();
     w.fake.dies_on(Signal::TERM);
     for i in 0..100 {
         let mut p = pod(&format!("p{i}"), RestartPolicy::Always);
@@ -799,4 +808,166 @@ fn identity_is_what_the_fake_reports() {
         crate::runtime::ProcessRuntime::identity(&w.fake, pid),
         Some(id)
     );
+}
+
+// ---- cgroups, init processes, pid files (issues 13, 14) ----------------------
+
+#[test]
+fn each_process_is_spawned_into_its_own_cgroup_of_the_pods() {
+    let mut w = World::new();
+    w.add(pod("web-1", RestartPolicy::Always));
+    w.sync();
+    let uid = w.pod("web-1").metadata.uid.clone();
+    let spawns = w.fake.spawns();
+    let cg = spawns[0].cgroup.clone().expect("spawned into a cgroup");
+    assert_eq!(cg.pod().pod_uid(), uid);
+    assert_eq!(w.fake.cgroup_of_pid(w.pid("web-1")), Some(cg));
+    assert_eq!(w.agent.limits_unavailable(), None);
+    assert!(World::without_cgroups()
+        .agent
+        .limits_unavailable()
+        .is_some());
+}
+
+#[test]
+fn an_oom_kill_is_reported_as_oomkilled_137() {
+    let mut w = World::new();
+    w.add(pod("hog", RestartPolicy::Never));
+    w.sync();
+    w.fake.oom_kill(w.pid("hog"));
+    let out = w.reap();
+    match &w.status("hog").state {
+        ProcessState::Terminated(t) => {
+            assert_eq!(t.reason, ProcessReason::OomKilled);
+            assert_eq!((t.exit_code, t.signal), (Some(137), Some(9)));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(out.notes.iter().any(|n| n.reason == "OOMKilled"));
+    assert_eq!(w.pod("hog").display_status(), "OOMKilled");
+}
+
+#[test]
+fn a_plain_sigkill_is_not_an_oom_kill() {
+    let mut w = World::new();
+    w.add(pod("k", RestartPolicy::Never));
+    w.sync();
+    w.fake.exit(w.pid("k"), ExitReason::Signal(Signal::KILL));
+    w.reap();
+    match &w.status("k").state {
+        ProcessState::Terminated(t) => assert_eq!(t.reason, ProcessReason::Error),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn leftovers_in_the_cgroup_die_at_the_end_of_the_grace_period_then_the_pod_goes() {
+    let mut w = World::new();
+    w.fake.dies_on(Signal::TERM);
+    w.add(pod("web-1", RestartPolicy::Always));
+    w.sync();
+    let main = w.pid("web-1");
+    let cg = w.fake.cgroup_of_pid(main).unwrap();
+    // Escaped: it left the group and is no longer our child's child.
+    let escaped = w.fake.add_process_in(&cg, vec![]);
+    w.fake.exit(escaped, ExitReason::Signal(Signal::KILL));
+    let escaped2 = w.fake.add_process_in(&cg, vec![]);
+    w.fake.ignores_signals(escaped2);
+    w.delete("web-1");
+    let out = w.reap();
+    assert!(!w.fake.is_alive(main));
+    assert!(out.removed.is_empty(), "its cgroup is not empty yet");
+    assert!(w
+        .fake
+        .cgroup_calls()
+        .contains(&CgroupCall::SignalTree(cg.clone(), Signal::TERM)));
+    // The grace period ends: the rest of the tree is killed, reaped, and
+    // then the pod leaves the store with its cgroup.
+    let mut removed = vec![];
+    for _ in 0..5 {
+        w.next_timer();
+        removed.extend(w.reap().removed);
+        if !removed.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(removed, ["web-1"]);
+    assert!(!w.fake.is_alive(escaped2));
+    assert!(w.fake.pod_cgroups().is_empty(), "its cgroup was removed");
+}
+
+fn init_pod(name: &str) -> Pod {
+    let mut p = pod(name, RestartPolicy::Always);
+    p.spec.init_processes = vec![process("init0"), process("init1")];
+    p
+}
+
+#[test]
+fn init_processes_run_one_at_a_time_before_the_processes() {
+    let mut w = World::new();
+    w.add(init_pod("app"));
+    w.sync();
+    let names = |w: &World| -> Vec<String> {
+        w.fake
+            .spawns()
+            .iter()
+            .map(|s| {
+                s.log_path
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .to_string()
+            })
+            .collect()
+    };
+    assert_eq!(w.fake.spawns().len(), 1);
+    assert_eq!(w.pod("app").display_status(), "Init:0/2");
+    let init0 = w.pod("app").status.init_processes[0].pid.unwrap() as i32;
+    w.fake.exit(init0, ExitReason::Code(0));
+    w.reap();
+    w.sync();
+    assert_eq!(w.fake.spawns().len(), 2);
+    assert_eq!(w.pod("app").display_status(), "Init:1/2");
+    assert_eq!(w.pod("app").status.phase, crate::api::PodPhase::Pending);
+    let init1 = w.pod("app").status.init_processes[1].pid.unwrap() as i32;
+    w.fake.exit(init1, ExitReason::Code(0));
+    w.reap();
+    w.sync();
+    assert_eq!(w.fake.spawns().len(), 3, "{:?}", names(&w));
+    assert_eq!(w.pod("app").status.phase, crate::api::PodPhase::Running);
+    assert_eq!(w.pod("app").display_status(), "Running");
+}
+
+#[test]
+fn a_pid_file_names_the_process_to_supervise() {
+    let mut w = World::new();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d.pid");
+    std::fs::write(&file, "1\n").unwrap();
+    let mut p = pod("d", RestartPolicy::Always);
+    p.spec.processes[0].pid_file = Some(file.clone());
+    w.add(p);
+    w.sync();
+    assert!(
+        !file.exists(),
+        "a pid file of an earlier run is removed first"
+    );
+    let starter = w.fake.live_pids()[0];
+    assert!(
+        w.pod("d").status.processes.iter().all(|s| s.pid.is_none()),
+        "the starter is not the process"
+    );
+    // The starter forks the daemon (in its cgroup), which writes the
+    // file; the starter exits 0.
+    let cg = w.fake.cgroup_of_pid(starter).unwrap();
+    let daemon = w.fake.add_process_in(&cg, vec![]);
+    std::fs::write(&file, format!("{daemon}\n")).unwrap();
+    w.fake.exit(starter, ExitReason::Code(0));
+    w.reap();
+    assert_eq!(w.pid("d"), daemon);
+    assert_eq!(w.status("d").restart_count, 0);
+    // Its death is a crash of the process: restarted.
+    w.fake.exit(daemon, ExitReason::Signal(Signal::KILL));
+    w.reap();
+    assert_eq!(w.status("d").restart_count, 1);
 }

@@ -74,6 +74,10 @@ pub fn render(node: &Node, pods: &[Pod], events: &[Event], clock: Clock) -> Stri
             version
         },
     );
+    // Which hierarchy pods go in, or why none (limits are refused then).
+    if !node.status.cgroups.is_empty() {
+        page.field(1, "Cgroups", &node.status.cgroups);
+    }
 
     let mut running: Vec<&Pod> = pods
         .iter()

@@ -40,6 +40,11 @@ impl Daemon {
             }
         }
         let now = Daemon::wall();
+        let unavailable = self.agent.limits_unavailable();
+        let refused = apply::unenforceable_limits(&items, unavailable.as_deref());
+        if !refused.is_empty() {
+            return ApiReply::error(400, apply::ApplyError(refused).to_string());
+        }
         match apply::apply(&mut self.store, items, false, &caller.describe(), now) {
             Ok(applied) => {
                 self.after_commit.restart_pods.extend(applied.restart_pods);
@@ -124,7 +129,12 @@ impl Daemon {
                 }
                 obj
             })
-            .collect();
+            .collect::<Vec<_>>();
+        let unavailable = self.agent.limits_unavailable();
+        let refused = apply::unenforceable_limits(&items, unavailable.as_deref());
+        if !refused.is_empty() {
+            return Err(apply::ApplyError(refused).into());
+        }
         let applied = apply::apply(&mut self.store, items, true, UNITS_FOLDER, now)?;
         self.after_commit.restart_pods.extend(applied.restart_pods);
         let mut results = applied.results;
