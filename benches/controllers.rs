@@ -98,7 +98,9 @@ fn build(pods: usize) -> Store {
                 type_: "Ready".into(),
                 status: "True".into(),
                 last_heartbeat_time: Some(now()),
+                ..NodeCondition::default()
             }],
+            drover_version: String::new(),
             ..NodeStatus::default()
         },
     }));

@@ -24,6 +24,7 @@ pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod client;
+pub mod cluster;
 pub mod controllers;
 pub mod daemon;
 pub mod import;

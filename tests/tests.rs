@@ -10,6 +10,12 @@ mod harness;
 mod cgroups;
 #[path = "tests/cli.rs"]
 mod cli;
+#[path = "tests/cluster.rs"]
+mod cluster;
+#[path = "tests/cluster_tasks.rs"]
+mod cluster_tasks;
+#[path = "tests/daemonsets.rs"]
+mod daemonsets;
 #[path = "tests/durability.rs"]
 mod durability;
 #[path = "tests/etcd_store.rs"]

@@ -209,6 +209,9 @@ pub mod annotations {
     /// Set to [`UNITS_DIR`] on objects loaded from the units folder: those
     /// belong to their file (a removed file deletes its unit).
     pub const MANAGED_BY: &str = "drover.io/managed-by";
+    /// In a cluster: the node whose units folder an object came from (each
+    /// node's folder manages only its own units).
+    pub const SOURCE_NODE: &str = "drover.io/source-node";
     pub const UNITS_DIR: &str = "units-dir";
     /// Who made the last change to the object through the API, from the
     /// kernel's credentials of the caller: "uid 1001 (alice)"; "units

@@ -29,7 +29,7 @@ pub use job::{
     JobConditionType, JobRef, JobSpec, JobStatus, JobTemplate,
 };
 pub use meta::{annotations, Kind, Labels, ObjectMeta, OwnerRef};
-pub use node::{Node, NodeCondition, NodeSpec, NodeStatus};
+pub use node::{Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus};
 pub use object::Object;
 pub use pod::*;
 pub use reason::ProcessReason;

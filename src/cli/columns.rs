@@ -5,7 +5,7 @@
 //! request (`status.processes[].usage`): the CLI reads no /proc.
 
 use crate::api::{
-    CronJob, Event, Job, Kind, LabelSelector, Labels, Node, ObjectMeta, Pod, ReplicaSet,
+    CronJob, DaemonSet, Event, Job, Kind, LabelSelector, Labels, Node, ObjectMeta, Pod, ReplicaSet,
     ReplicationController,
 };
 use crate::output::age::age;
@@ -41,8 +41,16 @@ pub fn table(
         Kind::ReplicaSet | Kind::ReplicationController => {
             strs(&["NAME", "DESIRED", "CURRENT", "READY", "AGE"])
         }
-        Kind::Node if cols.wide => strs(&["NAME", "STATUS", "AGE", "VERSION", "LABELS"]),
-        Kind::Node => strs(&["NAME", "STATUS", "AGE", "VERSION"]),
+        Kind::Node if cols.wide => strs(&[
+            "NAME",
+            "STATUS",
+            "ROLES",
+            "AGE",
+            "VERSION",
+            "INTERNAL-IP",
+            "LABELS",
+        ]),
+        Kind::Node => strs(&["NAME", "STATUS", "ROLES", "AGE", "VERSION"]),
         Kind::Event => strs(&["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"]),
         Kind::Job if cols.wide => strs(&[
             "NAME",
@@ -63,7 +71,27 @@ pub fn table(
             "LAST SCHEDULE",
             "AGE",
         ]),
-        Kind::DaemonSet => strs(&["NAME", "AGE"]),
+        // kubectl's UP-TO-DATE and AVAILABLE are left out: drover has no
+        // rolling updates (every pod is of the template it was made from
+        // until deleted) and no min_ready_seconds (available = ready).
+        Kind::DaemonSet if cols.wide => strs(&[
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "NODE SELECTOR",
+            "AGE",
+            "PROCESSES",
+            "SELECTOR",
+        ]),
+        Kind::DaemonSet => strs(&[
+            "NAME",
+            "DESIRED",
+            "CURRENT",
+            "READY",
+            "NODE SELECTOR",
+            "AGE",
+        ]),
     };
     headers.extend(cols.label_columns.iter().map(|k| label_header(k)));
     let mut table = Table::new(headers);
@@ -125,18 +153,8 @@ pub fn table(
                 (cronjob_row(&cj, now), cj.metadata.labels)
             }
             Kind::DaemonSet => {
-                let meta: ObjectMeta = item
-                    .get("metadata")
-                    .cloned()
-                    .map(serde_json::from_value)
-                    .transpose()
-                    .ok()
-                    .flatten()
-                    .with_context(|| format!("the daemon sent a {kind} without metadata"))?;
-                (
-                    vec![meta.name.clone(), age(meta.creation_timestamp, now)],
-                    meta.labels,
-                )
+                let ds: DaemonSet = parse(item, kind, name)?;
+                (daemonset_row(&ds, cols.wide, now), ds.metadata.labels)
             }
         };
         row.extend(
@@ -312,9 +330,15 @@ pub fn node_status(node: &Node) -> String {
 
 fn node_row(node: &Node, wide: bool, now: DateTime<Utc>) -> Vec<String> {
     let version = &node.status.drover_version;
+    let roles = node.roles();
     let mut row = vec![
         node.metadata.name.clone(),
         node_status(node),
+        if roles.is_empty() {
+            "<none>".into()
+        } else {
+            roles.join(",")
+        },
         age(node.metadata.creation_timestamp, now),
         if version.is_empty() {
             "<unknown>".into()
@@ -323,7 +347,40 @@ fn node_row(node: &Node, wide: bool, now: DateTime<Utc>) -> Vec<String> {
         },
     ];
     if wide {
+        let ip = node
+            .status
+            .addresses
+            .iter()
+            .find(|a| a.type_ == "InternalIP")
+            .map(|a| a.address.clone());
+        row.push(ip.unwrap_or_else(|| "<none>".into()));
         row.push(labels_inline(&node.metadata.labels));
+    }
+    row
+}
+
+fn daemonset_row(ds: &DaemonSet, wide: bool, now: DateTime<Utc>) -> Vec<String> {
+    let st = &ds.status;
+    let mut row = vec![
+        ds.metadata.name.clone(),
+        st.desired_number_scheduled.to_string(),
+        st.current_number_scheduled.to_string(),
+        st.number_ready.to_string(),
+        labels_inline(&ds.spec.template.spec.node_selector),
+        age(ds.metadata.creation_timestamp, now),
+    ];
+    if wide {
+        let processes: Vec<&str> = ds
+            .spec
+            .template
+            .spec
+            .processes
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
+        row.push(processes.join(","));
+        let sel = ds.spec.selector.to_string();
+        row.push(if sel.is_empty() { "<none>".into() } else { sel });
     }
     row
 }
@@ -513,10 +570,32 @@ pub(crate) mod fixtures {
     pub fn node() -> Value {
         json!({
             "kind": "Node",
-            "metadata": {"name": "n1", "uid": "u-n1", "labels": {"disk": "ssd"},
+            "metadata": {"name": "n1", "uid": "u-n1",
+                         "labels": {"disk": "ssd", "node-role.kubernetes.io/edge": ""},
                          "creation_timestamp": "2024-04-01T00:00:00Z"},
             "spec": {"unschedulable": true},
-            "status": {"conditions": [{"type": "Ready", "status": "True"}], "drover_version": "0.1.0"}
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "drover_version": "0.1.0",
+                       "capacity": {"cpu": "2", "memory": "4025848Ki"},
+                       "addresses": [{"type": "InternalIP", "address": "10.0.0.5"},
+                                     {"type": "Hostname", "address": "n1"}],
+                       "daemon_port": 10250}
+        })
+    }
+
+    pub fn daemonset() -> Value {
+        json!({
+            "kind": "DaemonSet",
+            "metadata": {"name": "agent", "uid": "u-ds", "labels": {"app": "agent"},
+                         "creation_timestamp": "2024-04-01T00:00:00Z"},
+            "spec": {
+                "selector": {"match_labels": {"app": "agent"}},
+                "template": {
+                    "labels": {"app": "agent"},
+                    "node_selector": {"disk": "ssd"},
+                    "processes": [{"name": "main", "command": ["sleep", "infinity"]}]
+                }
+            },
+            "status": {"desired_number_scheduled": 3, "current_number_scheduled": 2, "number_ready": 1}
         })
     }
 
@@ -602,8 +681,24 @@ mod tests {
         let t = table(Kind::Node, &[node()], &wide, now()).unwrap();
         assert_eq!(
             t.rows[0],
-            strs(&["n1", "Ready,SchedulingDisabled", "30d", "0.1.0", "disk=ssd"])
+            strs(&[
+                "n1",
+                "Ready,SchedulingDisabled",
+                "edge",
+                "30d",
+                "0.1.0",
+                "10.0.0.5",
+                "disk=ssd,node-role.kubernetes.io/edge="
+            ])
         );
+        let t = table(Kind::DaemonSet, &[daemonset()], &Columns::default(), now()).unwrap();
+        assert_eq!(t.headers[4], "NODE SELECTOR");
+        assert_eq!(
+            t.rows[0],
+            strs(&["agent", "3", "2", "1", "disk=ssd", "30d"])
+        );
+        let t = table(Kind::DaemonSet, &[daemonset()], &wide, now()).unwrap();
+        assert_eq!(t.rows[0][6..], strs(&["main", "app=agent"]));
 
         let t = table(
             Kind::Event,

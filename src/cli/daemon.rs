@@ -17,6 +17,11 @@
 //! socket_group = "drover"        # members may use the control socket (product.md §3)
 //! [node_labels]
 //! disk = "ssd"
+//! [cluster]                      # cluster mode; see crate::cluster::config
+//! endpoints = ["https://10.0.0.1:2379"]
+//! ca = "pki/ca.crt"
+//! cert = "pki/node.crt"
+//! key = "pki/node.key"
 //! ```
 //!
 //! Relative paths in the file are relative to the file's folder.
@@ -33,8 +38,6 @@ use std::path::{Path, PathBuf};
 
 /// Process logs rotate at this size unless the config says otherwise.
 pub const DEFAULT_LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
-
-const CLUSTER_UNSUPPORTED: &str = "cluster mode (--etcd) is not supported by this version yet";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -64,9 +67,19 @@ pub struct NodeArgs {
     /// default state dir, else STATE_DIR/logs]
     #[arg(long, value_name = "DIR")]
     pub log_dir: Option<PathBuf>,
-    /// etcd endpoints for cluster mode (not supported by this version yet)
+    /// etcd endpoints: cluster mode (overrides [cluster] endpoints in
+    /// the config). Plain http only on loopback, else https with the
+    /// cluster's certificates ([cluster] ca, cert, key)
     #[arg(long, value_name = "URL,...", value_delimiter = ',')]
     pub etcd: Vec<String>,
+    /// Accept plain-http etcd endpoints off loopback (no TLS: anyone on
+    /// the network can read and change the cluster)
+    #[arg(long)]
+    pub insecure_etcd: bool,
+    /// This node's labels, over [node_labels] in the config
+    /// (`disk=ssd,zone=a`)
+    #[arg(long, value_name = "KEY=VALUE,...", value_delimiter = ',')]
+    pub node_labels: Vec<String>,
 }
 
 /// The config file's keys.
@@ -84,9 +97,8 @@ pub struct Config {
     pub backoff_initial: Option<String>,
     pub backoff_max: Option<String>,
     pub backoff_reset: Option<String>,
+    pub cluster: Option<crate::cluster::ClusterTable>,
     pub socket_group: Option<String>,
-    #[serde(default)]
-    pub etcd: Vec<String>,
 }
 
 /// `log_max_size`: bytes as a number, or "10Mi", "512Ki", "1Gi", "10M".
@@ -172,8 +184,17 @@ pub(super) fn resolve(
     config_dir: &Path,
     foreground: bool,
 ) -> anyhow::Result<DaemonOptions> {
-    if !node.etcd.is_empty() || !config.etcd.is_empty() {
-        return Err(CliError::Usage(CLUSTER_UNSUPPORTED.into()).into());
+    let cluster =
+        crate::cluster::config::resolve(&node.etcd, node.insecure_etcd, config.cluster, config_dir)
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+    let mut node_labels = config.node_labels;
+    for pair in &node.node_labels {
+        let Some((k, v)) = pair.split_once('=').filter(|(k, _)| !k.trim().is_empty()) else {
+            return Err(
+                CliError::Usage(format!("--node-labels: `{pair}` is not KEY=VALUE")).into(),
+            );
+        };
+        node_labels.insert(k.trim().to_string(), v.trim().to_string());
     }
     let from_config = |p: Option<PathBuf>| p.map(|p| config_dir.join(p));
     let state_dir = absolute(
@@ -236,11 +257,12 @@ pub(super) fn resolve(
         state_dir,
         units_dir: Some(units_dir),
         node_name,
-        node_labels: config.node_labels,
+        node_labels,
         log_dir,
         foreground,
         log_max_bytes,
         backoff,
+        cluster,
         socket_group: config
             .socket_group
             .unwrap_or_else(|| crate::daemon::auth::DEFAULT_GROUP.to_string()),
@@ -327,19 +349,85 @@ mod tests {
     }
 
     #[test]
-    fn unknown_keys_and_cluster_mode_are_errors() {
+    fn unknown_keys_are_errors() {
         let err = parse_config("node_nme = \"x\"\n").unwrap_err().to_string();
         assert!(
             err.starts_with("line 1, column 1: unknown field `node_nme`"),
             "{err}"
         );
+        let err = parse_config("[cluster]\nendpoint = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `endpoint`"), "{err}");
+    }
+
+    #[test]
+    fn cluster_mode_from_flags_and_the_config() {
+        let config = parse_config(
+            "[cluster]\nendpoints = [\"http://127.0.0.1:23790\"]\nlease_ttl = \"3s\"\n",
+        )
+        .unwrap();
+        let opts = resolve(
+            &NodeArgs::default(),
+            None,
+            None,
+            config,
+            Path::new("/"),
+            false,
+        )
+        .unwrap();
+        let cluster = opts.cluster.expect("cluster mode");
+        assert_eq!(cluster.etcd.endpoints, ["http://127.0.0.1:23790"]);
+        assert_eq!(cluster.lease_ttl, std::time::Duration::from_secs(3));
+
+        // Plain http off loopback is a usage error naming the way out.
         let flags = NodeArgs {
-            etcd: vec!["http://127.0.0.1:2379".into()],
+            etcd: vec!["http://10.1.1.1:2379".into()],
             ..NodeArgs::default()
         };
         let err = resolve(&flags, None, None, Config::default(), Path::new("/"), true).unwrap_err();
         assert!(
-            matches!(err.downcast_ref::<CliError>(), Some(CliError::Usage(m)) if m == CLUSTER_UNSUPPORTED)
+            matches!(err.downcast_ref::<CliError>(), Some(CliError::Usage(m)) if m.contains("--insecure-etcd")),
+            "{err}"
         );
+        let flags = NodeArgs {
+            insecure_etcd: true,
+            ..flags
+        };
+        let opts = resolve(&flags, None, None, Config::default(), Path::new("/"), true).unwrap();
+        assert!(opts.cluster.is_some_and(|c| c.etcd.insecure));
+
+        // No endpoints anywhere: single host.
+        let opts = resolve(
+            &NodeArgs::default(),
+            None,
+            None,
+            Config::default(),
+            Path::new("/"),
+            true,
+        )
+        .unwrap();
+        assert!(opts.cluster.is_none());
+    }
+
+    #[test]
+    fn node_labels_flag_over_the_config() {
+        let config = parse_config("[node_labels]\ndisk = \"hdd\"\nzone = \"a\"\n").unwrap();
+        let flags = NodeArgs {
+            node_labels: vec!["disk=ssd".into(), "rack=7".into()],
+            ..NodeArgs::default()
+        };
+        let opts = resolve(&flags, None, None, config, Path::new("/"), false).unwrap();
+        let got: Vec<(&str, &str)> = opts
+            .node_labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        assert_eq!(got, [("disk", "ssd"), ("rack", "7"), ("zone", "a")]);
+        let flags = NodeArgs {
+            node_labels: vec!["oops".into()],
+            ..NodeArgs::default()
+        };
+        assert!(resolve(&flags, None, None, Config::default(), Path::new("/"), false).is_err());
     }
 }

@@ -1,4 +1,4 @@
-//! `drover describe pod|rs|rc|job|cronjob|node NAME`: one object in
+//! `drover describe pod|rs|rc|ds|job|cronjob|node NAME`: one object in
 //! detail, laid out as `kubectl describe` does, then its events.
 
 mod job;
@@ -11,7 +11,8 @@ use super::columns::event_interval;
 use super::print;
 use super::target::{parse_target, words};
 use crate::api::{
-    CronJob, Event, Job, Kind, LabelSelector, Labels, Node, Pod, ReplicaSet, ReplicationController,
+    CronJob, DaemonSet, Event, Job, Kind, LabelSelector, Labels, Node, Pod, ReplicaSet,
+    ReplicationController,
 };
 use crate::client::{list_path, object_path, Client};
 use crate::output::age::TimeZone;
@@ -22,10 +23,11 @@ use std::fmt::Display;
 
 pub use probe::describe_probe;
 
-const KINDS: [Kind; 6] = [
+const KINDS: [Kind; 7] = [
     Kind::Pod,
     Kind::ReplicaSet,
     Kind::ReplicationController,
+    Kind::DaemonSet,
     Kind::Job,
     Kind::CronJob,
     Kind::Node,
@@ -33,7 +35,7 @@ const KINDS: [Kind; 6] = [
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// pod, rs, rc, job, cronjob or node; or KIND/NAME
+    /// pod, rs, rc, ds, job, cronjob or node; or KIND/NAME
     kind: String,
     /// The object's name
     name: Option<String>,
@@ -66,6 +68,11 @@ pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
             let sel = LabelSelector::from_labels(rc.spec.selector.clone());
             let pods = owned_pods(client, &sel, &rc.metadata.uid).await?;
             set::render_replication_controller(&rc, &pods, &events, clock)
+        }
+        Kind::DaemonSet => {
+            let ds: DaemonSet = parse(object)?;
+            let pods = owned_pods(client, &ds.spec.selector, &ds.metadata.uid).await?;
+            set::render_daemonset(&ds, &pods, &events, clock)
         }
         Kind::Job => {
             let job: Job = parse(object)?;

@@ -325,7 +325,9 @@ pub fn node(name: &str) -> Node {
                 type_: "Ready".into(),
                 status: "True".into(),
                 last_heartbeat_time: Some(t(0)),
+                ..NodeCondition::default()
             }],
+            drover_version: String::new(),
             ..NodeStatus::default()
         },
     }

@@ -8,6 +8,14 @@
 //! controllers create replacements on other nodes. Unmanaged pods and
 //! DaemonSet pods stay bound to it: they belong to that node.
 //!
+//! Evictions are removals, not graceful deletions: a lost node cannot
+//! stop its pods and acknowledge it, so a deletion mark would stay
+//! forever. The executor removes the objects outright; the node, if it
+//! comes back, kills what it no longer finds bound to it before anything
+//! else (`cluster::fence`). For the same reason every pod already marked
+//! for deletion on such a node (scaled down, deleted by a user, whatever
+//! its owner) is removed after the timeout too.
+//!
 //! Full disruption: when every node is NotReady at once, the likely cause
 //! is the store (etcd unreachable, or restarted), not the nodes, so
 //! nothing is evicted (Kubernetes stops evicting in a zone in full
@@ -59,7 +67,8 @@ pub struct LifecyclePlan {
     pub health: HealthMap,
     /// Ready conditions to write, by node name.
     pub conditions: Vec<SetReady>,
-    /// `Op::DeletePod` of evicted pods.
+    /// `Op::DeletePod` of evicted pods: the executor removes them
+    /// outright (see the module comment).
     pub evictions: Vec<Op>,
     /// Run again after this long: the next eviction deadline, if a node
     /// that has evictable pods is NotReady but not yet past it.
@@ -68,15 +77,19 @@ pub struct LifecyclePlan {
     pub full_disruption: bool,
 }
 
-/// Pods whose controller recreates them elsewhere.
+/// Pods of a lost node to remove: those whose controller recreates them
+/// elsewhere, and those whose deletion the node cannot finish.
 fn evictable(pod: &Pod) -> bool {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return true;
+    }
     let controlled = pod.metadata.controller().is_some_and(|c| {
         matches!(
             c.kind,
             Kind::ReplicaSet | Kind::ReplicationController | Kind::Job
         )
     });
-    controlled && pod.metadata.deletion_timestamp.is_none() && !pod.is_terminal()
+    controlled && !pod.is_terminal()
 }
 
 fn all_down<'a>(health: impl IntoIterator<Item = &'a NodeHealth>) -> bool {

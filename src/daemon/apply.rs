@@ -120,15 +120,21 @@ pub struct Applied {
 fn appliable(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Pod | Kind::ReplicaSet | Kind::ReplicationController | Kind::Job | Kind::CronJob
+        Kind::Pod
+            | Kind::ReplicaSet
+            | Kind::ReplicationController
+            | Kind::DaemonSet
+            | Kind::Job
+            | Kind::CronJob
     )
 }
 
 /// Kinds whose objects the units folder owns.
-const UNIT_KINDS: [Kind; 5] = [
+const UNIT_KINDS: [Kind; 6] = [
     Kind::Pod,
     Kind::ReplicaSet,
     Kind::ReplicationController,
+    Kind::DaemonSet,
     Kind::Job,
     Kind::CronJob,
 ];
@@ -352,15 +358,24 @@ fn reset_status(obj: &mut Object) {
 
 /// Units-folder objects whose file is gone: deleted (pods by graceful
 /// deletion, controllers at once, their pods then by garbage collection).
+/// In a cluster (`node` set) only those from this node's folder.
 pub fn prune_units_dir(
     store: &mut Store,
     keep: &[(Kind, String)],
+    node: Option<&str>,
     now: DateTime<Utc>,
 ) -> Vec<ApplyResult> {
     let doomed: Vec<(Kind, String)> = UNIT_KINDS
         .iter()
         .flat_map(|k| store.list(*k))
         .filter(|o| from_units_dir(o.meta()))
+        .filter(|o| {
+            o.meta()
+                .annotations
+                .get(crate::api::annotations::SOURCE_NODE)
+                .map(String::as_str)
+                == node
+        })
         .map(|o| (o.kind(), o.name().to_string()))
         .filter(|key| !keep.contains(key))
         .collect();

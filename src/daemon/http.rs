@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct ApiRequest {
     pub method: Method,
     /// Path segments after `/v1/`, e.g. ["pods", "web-x1", "logs"].

@@ -10,7 +10,7 @@ use super::connections::Limits;
 use super::http::{self, ApiReply, ApiRequest};
 use super::{startup, Daemon, DaemonOptions};
 use crate::agent::host::{self, Wakeup};
-use crate::agent::logs::LogDir;
+use crate::agent::logs::{ClaimError, LogDir, LogDirClaim};
 use crate::agent::{AgentConfig, Outbox};
 use crate::api::{Kind, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectMeta};
 use crate::store::embedded::EmbeddedBackend;
@@ -35,7 +35,11 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     host::tune_allocator();
 
     let mut backend = EmbeddedBackend::open(&opts.state_dir)?;
-    let store = Store::load(&mut backend)?;
+    // In a cluster the store is a cache of etcd, filled by its watch.
+    let store = match &opts.cluster {
+        Some(_) => Store::mirror(),
+        None => Store::load(&mut backend)?,
+    };
     let (instance, fresh_instance) = instance_id(&opts.state_dir)?;
 
     let group_gid = etc_group_gid(&opts.socket_group);
@@ -74,7 +78,21 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         after_commit: Default::default(),
         pacing: Default::default(),
         log_follows: Default::default(),
+        cluster: None,
     };
+    let (api_tx, mut api_rx) = mpsc::channel::<(ApiRequest, oneshot::Sender<ApiReply>)>(64);
+    if let Some(c) = &opts.cluster {
+        let side = super::cluster::ClusterSide::start(
+            c,
+            &opts.node_name,
+            opts.node_labels.clone(),
+            api_tx.clone(),
+        )
+        .await
+        .context("joining the cluster")?;
+        d.cluster = Some(side);
+    }
+    let single_host = d.cluster.is_none();
 
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
@@ -96,52 +114,47 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         });
     }
     tokio::task::yield_now().await;
-    register_node(&mut d);
-    // Re-adopt what is still running before anything else can start pods:
-    // first processes whose start never reached the state file, then
-    // every recorded one.
-    let mut out = Outbox::default();
-    if !fresh_instance {
-        // (A new instance id is carried by no process yet: no /proc scan.)
-        d.agent.recover(&mut d.store, Daemon::now(), &mut out);
-    }
-    // Before any pod starts: the log folders of pods the store does not
-    // know (created, then the daemon died before it wrote them down).
-    match &log_claim {
-        Ok(claim) => match logs.remove_unowned(claim, |pod| d.store.pod(pod).is_some()) {
-            Ok(gone) if !gone.is_empty() => {
-                tracing::info!("removed the log folders of gone pods: {}", gone.join(", "))
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("collecting log folders: {e}"),
-        },
-        Err(e) => tracing::warn!(
-            "not removing stale folders in log dir {}: {e}",
-            opts.log_dir.display()
-        ),
-    }
-    d.agent.sync(&mut d.store, Daemon::now(), &mut out);
-    d.absorb(out);
-    if let Some(dir) = d.opts.units_dir.clone() {
-        if dir.exists() {
-            match d.reload_units_durably(&mut backend) {
-                Ok(results) => {
-                    tracing::info!("applied {} units from {}", results.len(), dir.display())
-                }
-                Err(e) => {
-                    if d.opts.foreground {
-                        anyhow::bail!("{e}");
+    if let Some(side) = &mut d.cluster {
+        // The node registers through its heartbeat; the agent re-adopts,
+        // collects log folders and applies the units folder once the
+        // first snapshot of etcd is in (`cluster.rs`).
+        side.hold_log_claim(logs.clone(), log_claim);
+    } else {
+        register_node(&mut d);
+        // Re-adopt what is still running before anything else can start
+        // pods: first processes whose start never reached the state file,
+        // then every recorded one.
+        let mut out = Outbox::default();
+        if !fresh_instance {
+            // (A new instance id is carried by no process yet: no /proc scan.)
+            d.agent.recover(&mut d.store, Daemon::now(), &mut out);
+        }
+        // Before any pod starts: the log folders of pods the store does
+        // not know (created, then the daemon died before it wrote them
+        // down).
+        d.collect_log_folders(&logs, &log_claim);
+        d.agent.sync(&mut d.store, Daemon::now(), &mut out);
+        d.absorb(out);
+        if let Some(dir) = d.opts.units_dir.clone() {
+            if dir.exists() {
+                match d.reload_units_durably(&mut backend) {
+                    Ok(results) => {
+                        tracing::info!("applied {} units from {}", results.len(), dir.display())
                     }
-                    tracing::error!("units folder {} not applied:\n{e}", dir.display());
+                    Err(e) => {
+                        if d.opts.foreground {
+                            anyhow::bail!("{e}");
+                        }
+                        tracing::error!("units folder {} not applied:\n{e}", dir.display());
+                    }
                 }
+            } else if d.opts.foreground {
+                anyhow::bail!("units folder {} does not exist", dir.display());
             }
-        } else if d.opts.foreground {
-            anyhow::bail!("units folder {} does not exist", dir.display());
         }
     }
     d.settle();
 
-    let (api_tx, mut api_rx) = mpsc::channel::<(ApiRequest, oneshot::Sender<ApiReply>)>(64);
     let door = http::FrontDoor {
         limits: Limits::for_fd_limit(fds.soft),
         daemon_uid: nix::unistd::geteuid().as_raw(),
@@ -185,7 +198,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         // restart. While writes fail (a full disk), attempts back off and
         // supervision goes on.
         let mut persist_due: Option<Instant> = None;
-        if d.store.is_dirty() {
+        if single_host && d.store.is_dirty() {
             let now = Instant::now();
             if d.pacing.should_persist(now, !replies.is_empty(), d.halting) {
                 let result = d.store.persist(&mut backend);
@@ -198,7 +211,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 persist_due = d.pacing.due_at();
             }
         }
-        if !started_up && !d.store.is_dirty() {
+        if !started_up && (!single_host || !d.store.is_dirty()) {
             // What was found at start is running and on disk.
             host::release_startup_memory();
             started_up = true;
@@ -218,6 +231,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             break;
         }
         let next_timer = d.agent.next_deadline();
+        let agent_may_act = d.agent_may_act();
+        let cluster_due = d.cluster_wakeup();
         // Controllers that wait on the clock (CronJob schedules, Job
         // backoff, deadlines, TTLs) say when; nothing else polls. Asked
         // again only when the store changed: a probe result or a timer
@@ -239,7 +254,8 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             controllers_due = Some(Instant::now());
         }
         tokio::select! {
-            wakeup = wakeups.next() => {
+            ev = cluster_event(&mut d.cluster) => d.on_cluster_event(ev),
+            wakeup = wakeups.next(), if agent_may_act => {
                 let mut out = Outbox::default();
                 match wakeup {
                     Wakeup::Reap => d.agent.reap(&mut d.store, Daemon::now(), &mut out),
@@ -251,31 +267,42 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 }
                 d.absorb(out);
             }
-            Ok(n) = notify.recv() => {
+            Ok(n) = notify.recv(), if agent_may_act => {
                 let mut out = Outbox::default();
                 d.agent.on_notify(&mut d.store, n, Daemon::now(), &mut out);
                 d.absorb(out);
             }
-            Some((key, result)) = probe_rx.recv() => {
+            Some((key, result)) = probe_rx.recv(), if agent_may_act => {
                 let mut out = Outbox::default();
                 d.agent.on_probe_result(&mut d.store, key, result, Daemon::now(), &mut out);
                 d.absorb(out);
             }
             Some((req, reply)) = api_rx.recv() => {
-                let answer = d.serve_api(req, &mut backend);
-                replies.push((reply, answer));
+                if single_host {
+                    let answer = d.serve_api(req, &mut backend);
+                    replies.push((reply, answer));
+                } else {
+                    // Answered once etcd has it (`cluster.rs`).
+                    d.api_in_cluster(req, reply, 1);
+                }
             }
-            _ = sleep_until(next_timer) => d.fire_timers(),
+            _ = sleep_until(next_timer), if agent_may_act => d.fire_timers(),
+            _ = sleep_until(cluster_due) => d.cluster_timer(),
             _ = sleep_until(persist_due) => {}
             _ = sleep_until(controllers_due) => {
                 // Nothing changed in the store, but time passed: run the
                 // controllers regardless, then ask again when to wake.
                 d.reconciled_at = 0;
+                d.cluster_controllers_due();
                 wakeup_rev = None;
             }
             _ = sighup.recv() => {
-                if let Err(e) = d.reload_units_durably(&mut backend) {
-                    tracing::error!("reload: units folder not applied:\n{e}");
+                if single_host {
+                    if let Err(e) = d.reload_units_durably(&mut backend) {
+                        tracing::error!("reload: units folder not applied:\n{e}");
+                    }
+                } else {
+                    d.reload_units_in_cluster(1);
                 }
             }
             _ = sigterm.recv() => { if d.shutdown() { break; } }
@@ -286,7 +313,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
 
     systemd.stopping();
-    if d.opts.foreground {
+    if d.opts.foreground && single_host {
         // `up` leaves no pods behind: the next `up` starts from its units.
         let pods: Vec<String> = d.store.pods().map(|p| p.metadata.name.clone()).collect();
         for p in pods {
@@ -294,11 +321,24 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
         d.agent.release_cgroups();
     }
-    d.store.persist_all(&mut backend)?;
+    if single_host {
+        d.store.persist_all(&mut backend)?;
+    }
+    d.leave_cluster().await;
     let _ = std::fs::remove_file(&d.opts.socket);
     let _ = std::fs::remove_file(notify.path());
     tracing::info!("drover stopped");
     Ok(())
+}
+
+/// The next event of the cluster's tasks (never, in single-host mode).
+async fn cluster_event(
+    cluster: &mut Option<super::cluster::ClusterSide>,
+) -> crate::cluster::member::Event {
+    match cluster {
+        Some(c) => c.member.next().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -309,6 +349,29 @@ async fn sleep_until(at: Option<Instant>) {
 }
 
 impl Daemon {
+    /// Removes the log folders of pods the store does not know (created,
+    /// then the daemon died before it wrote them down). Before any pod
+    /// starts.
+    pub(crate) fn collect_log_folders(
+        &self,
+        logs: &LogDir,
+        claim: &Result<LogDirClaim, ClaimError>,
+    ) {
+        match claim {
+            Ok(claim) => match logs.remove_unowned(claim, |pod| self.store.pod(pod).is_some()) {
+                Ok(gone) if !gone.is_empty() => {
+                    tracing::info!("removed the log folders of gone pods: {}", gone.join(", "))
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("collecting log folders: {e}"),
+            },
+            Err(e) => tracing::warn!(
+                "not removing stale folders in log dir {}: {e}",
+                self.opts.log_dir.display()
+            ),
+        }
+    }
+
     fn fire_timers(&mut self) {
         let mut out = Outbox::default();
         self.agent
@@ -358,6 +421,7 @@ fn register_node(d: &mut Daemon) {
         type_: "Ready".into(),
         status: "True".into(),
         last_heartbeat_time: Some(now),
+        ..NodeCondition::default()
     };
     let version = env!("CARGO_PKG_VERSION").to_string();
     let cgroups = d.agent.cgroups_description();
@@ -388,6 +452,7 @@ fn register_node(d: &mut Daemon) {
                     conditions: vec![condition],
                     drover_version: version,
                     cgroups,
+                    ..NodeStatus::default()
                 },
             }));
         }

@@ -11,12 +11,14 @@ pub mod accounts;
 mod api;
 pub mod apply;
 pub mod auth;
+mod cluster;
 pub mod connections;
 pub mod events;
 pub mod http;
 mod lifecycle;
 pub mod log_limit;
 mod log_stream;
+mod peer;
 mod persist;
 pub mod reconcile;
 pub mod startup;
@@ -53,6 +55,8 @@ pub struct DaemonOptions {
     /// Restart pacing for crashing processes (config file keys
     /// `backoff_initial`, `backoff_max`, `backoff_reset`).
     pub backoff: BackoffConfig,
+    /// Cluster mode (`--etcd`, `[cluster]`); None: single host.
+    pub cluster: Option<crate::cluster::ClusterOptions>,
     /// The group whose members may use the control socket (config key
     /// `socket_group`, default `drover`): it owns the socket and the log
     /// dir, and membership decides what a caller may do (`auth`).
@@ -96,6 +100,8 @@ pub(crate) struct Daemon {
     pub pacing: persist::Pacing,
     /// `logs -f` streams, ended when their pod is deleted or finishes.
     pub log_follows: log_stream::Follows,
+    /// Cluster mode: the store is a mirror of etcd (`cluster.rs`).
+    pub cluster: Option<cluster::ClusterSide>,
 }
 
 impl Daemon {
@@ -160,6 +166,9 @@ impl Daemon {
 
     /// Controllers until nothing changes (bounded), then the agent.
     pub fn settle(&mut self) {
+        if self.cluster.is_some() {
+            return self.settle_cluster();
+        }
         for _ in 0..4 {
             if self.store.revision() == self.reconciled_at {
                 break;

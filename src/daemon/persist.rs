@@ -142,7 +142,7 @@ impl Daemon {
         }
     }
 
-    fn run_after_commit(&mut self, after: AfterCommit) {
+    pub(crate) fn run_after_commit(&mut self, after: AfterCommit) {
         let now = Daemon::wall();
         for n in after.notes {
             let event = NewEvent {

@@ -16,6 +16,7 @@
 pub mod embedded;
 pub mod etcd;
 mod journal;
+mod mirror;
 mod revisions;
 pub mod versioned;
 
@@ -75,6 +76,9 @@ pub struct Store {
     /// Keys put, changed or deleted since the last successful persist.
     dirty: BTreeSet<Key>,
     watch_tx: tokio::sync::watch::Sender<u64>,
+    /// A mirror of another store (cluster mode: etcd, see `mirror.rs`):
+    /// versions are the other store's, never stamped here.
+    mirror: bool,
     /// The open transaction, if any (see [`Store::begin`]).
     txn: Option<Transaction>,
 }
@@ -107,6 +111,7 @@ impl Store {
             revision: 0,
             dirty: BTreeSet::new(),
             watch_tx,
+            mirror: false,
             txn: None,
         }
     }
@@ -144,9 +149,12 @@ impl Store {
         }
         self.revision += 1;
         // The object's resource_version is the revision of its last write,
-        // whoever wrote it (compare-and-swap: `revisions.rs`).
-        if let Some(obj) = self.objects.get_mut(&key) {
-            obj.meta_mut().resource_version = self.revision;
+        // whoever wrote it (compare-and-swap: `revisions.rs`). A mirror
+        // keeps the versions its source gave (`mirror.rs`).
+        if !self.mirror {
+            if let Some(obj) = self.objects.get_mut(&key) {
+                obj.meta_mut().resource_version = self.revision;
+            }
         }
         if key.0 != Kind::Event {
             self.dirty.insert(key);

@@ -4,8 +4,11 @@
 //! ([`Etcd::start`]) or a cluster ([`Etcd::cluster`]) whose members can be
 //! stopped (SIGKILL) and started again.
 //!
-//! Health is waited for as a condition with a deadline: `GET /health`
-//! answers `{"health":"true"}` once the member has a leader. Drop kills
+//! Health is waited for as a condition with a deadline: `GET /health` on
+//! each member's plain-http metrics port answers `{"health":"true"}` once
+//! the member has a leader (the same port serves `/metrics`, whose gRPC
+//! counters the cluster benchmark reads). [`Etcd::cluster_tls`] serves
+//! clients over TLS with client-certificate auth only. Drop kills
 //! every member by the PID this harness started it with; nothing is
 //! killed by name.
 //!
@@ -44,13 +47,24 @@ struct Member {
     name: String,
     client_port: u16,
     peer_port: u16,
+    metrics_port: u16,
     child: Option<Child>,
+}
+
+/// Client TLS of a cluster: its server certificate, and the CA its
+/// clients' certificates must come from.
+#[derive(Clone, Debug)]
+pub struct ServerTls {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 pub struct Etcd {
     dir: tempfile::TempDir,
     token: String,
     members: Vec<Member>,
+    tls: Option<ServerTls>,
 }
 
 /// `n` distinct free loopback ports, none of them 2379/2380: all bound at
@@ -79,10 +93,20 @@ impl Etcd {
 
     /// `n` members forming one cluster, all healthy.
     pub fn cluster(n: usize) -> Etcd {
+        Etcd::build(n, None)
+    }
+
+    /// One member serving clients over https, requiring a client
+    /// certificate from `tls.ca` (`--client-cert-auth`).
+    pub fn cluster_tls(n: usize, tls: ServerTls) -> Etcd {
+        Etcd::build(n, Some(tls))
+    }
+
+    fn build(n: usize, tls: Option<ServerTls>) -> Etcd {
         let binary = etcd_binary();
         let mut last = String::new();
         for _ in 0..3 {
-            let ports = free_ports(2 * n);
+            let ports = free_ports(3 * n);
             let id = CLUSTERS.fetch_add(1, Ordering::Relaxed);
             let mut etcd = Etcd {
                 dir: tempfile::tempdir().expect("temp dir"),
@@ -90,11 +114,13 @@ impl Etcd {
                 members: (0..n)
                     .map(|i| Member {
                         name: format!("m{i}"),
-                        client_port: ports[2 * i],
-                        peer_port: ports[2 * i + 1],
+                        client_port: ports[3 * i],
+                        peer_port: ports[3 * i + 1],
+                        metrics_port: ports[3 * i + 2],
                         child: None,
                     })
                     .collect(),
+                tls: tls.clone(),
             };
             for i in 0..n {
                 etcd.spawn(&binary, i);
@@ -120,9 +146,22 @@ impl Etcd {
             .append(true)
             .open(self.dir.path().join(format!("{}.log", m.name)))
             .expect("etcd log file");
-        let client = format!("http://127.0.0.1:{}", m.client_port);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{}", m.client_port);
         let peer = format!("http://127.0.0.1:{}", m.peer_port);
-        let child = Command::new(binary)
+        let metrics = format!("http://127.0.0.1:{}", m.metrics_port);
+        let mut command = Command::new(binary);
+        if let Some(tls) = &self.tls {
+            command
+                .arg("--cert-file")
+                .arg(&tls.cert)
+                .arg("--key-file")
+                .arg(&tls.key)
+                .arg("--client-cert-auth")
+                .arg("--trusted-ca-file")
+                .arg(&tls.ca);
+        }
+        let child = command
             .arg("--name")
             .arg(&m.name)
             .arg("--data-dir")
@@ -130,6 +169,7 @@ impl Etcd {
             .args(["--listen-client-urls", &client])
             .args(["--advertise-client-urls", &client])
             .args(["--listen-peer-urls", &peer])
+            .args(["--listen-metrics-urls", &metrics])
             .args(["--initial-advertise-peer-urls", &peer])
             .args(["--initial-cluster", &cluster.join(",")])
             .args(["--initial-cluster-token", &self.token])
@@ -150,7 +190,13 @@ impl Etcd {
     }
 
     pub fn endpoint(&self, i: usize) -> String {
-        format!("http://127.0.0.1:{}", self.members[i].client_port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://127.0.0.1:{}", self.members[i].client_port)
+    }
+
+    /// Member `i`'s Prometheus metrics (gRPC request counters and more).
+    pub fn metrics(&self, i: usize) -> Option<String> {
+        http_get(self.members[i].metrics_port, "/metrics")
     }
 
     pub fn pid(&self, i: usize) -> Option<u32> {
@@ -183,7 +229,7 @@ impl Etcd {
 
     /// Whether member `i` answers `/health` with `"health":"true"`.
     pub fn healthy(&self, i: usize) -> bool {
-        http_get(self.members[i].client_port, "/health")
+        http_get(self.members[i].metrics_port, "/health")
             .is_some_and(|body| body.contains("\"health\":\"true\""))
     }
 

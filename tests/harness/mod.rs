@@ -23,6 +23,8 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+pub mod cluster;
 pub mod etcd;
 
 use drover::api::{Pod, ProcessState};
@@ -55,6 +57,8 @@ const PORT_BLOCK: u16 = 20;
 
 pub struct TestDaemon {
     dir: tempfile::TempDir,
+    /// `--node-name` (a cluster's daemons each have their own).
+    node_name: String,
     /// Our child: the daemon, or its keeper (see [`Options::keeper`]).
     child: Option<Child>,
     daemon_pid: Option<u32>,
@@ -84,6 +88,8 @@ pub struct Options<'a> {
     /// stays a zombie (as under a PID 1 that is slow to reap) until the
     /// test ends.
     pub keeper: bool,
+    /// `--node-name` (default `test-node`).
+    pub node_name: &'a str,
     /// The daemon starts with this RLIMIT_NOFILE, soft and hard (as under
     /// `ulimit -n N`), so it cannot raise it.
     pub nofile: Option<u64>,
@@ -97,6 +103,7 @@ impl Default for Options<'_> {
         Options {
             config: DEFAULT_CONFIG,
             keeper: false,
+            node_name: "test-node",
             nofile: None,
             prepare: None,
         }
@@ -126,6 +133,7 @@ impl TestDaemon {
         let first = PORT_BASE + block * PORT_BLOCK;
         let mut d = TestDaemon {
             dir,
+            node_name: opts.node_name.to_string(),
             nofile: opts.nofile,
             child: None,
             daemon_pid: None,
@@ -232,7 +240,7 @@ impl TestDaemon {
             .arg("--units")
             .arg(self.units_dir())
             .arg("--node-name")
-            .arg("test-node")
+            .arg(&self.node_name)
             .arg("--log-dir")
             .arg(self.path("logs"))
             .current_dir(self.dir())

@@ -215,10 +215,10 @@ fn json_output_has_the_documented_shape() {
 fn nodes_cordon_and_uncordon() {
     let d = TestDaemon::start(&[]);
     let (header, rows) = table(&d.drover_ok(&["get", "nodes"]));
-    assert_eq!(header, ["NAME", "STATUS", "AGE", "VERSION"]);
+    assert_eq!(header, ["NAME", "STATUS", "ROLES", "AGE", "VERSION"]);
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0][..2], ["test-node", "Ready"]);
-    assert_eq!(rows[0][3], env!("CARGO_PKG_VERSION"));
+    assert_eq!(rows[0][..3], ["test-node", "Ready", "<none>"]);
+    assert_eq!(rows[0][4], env!("CARGO_PKG_VERSION"));
 
     assert_eq!(
         d.drover_ok(&["cordon", "test-node"]),

@@ -1,5 +1,5 @@
-//! `describe node`: labels, schedulability, conditions, the pods bound to
-//! it that have not finished, and its events.
+//! `describe node`: roles, labels, schedulability, conditions, addresses,
+//! capacity, the pods bound to it that have not finished, and its events.
 
 use super::super::columns::restarts;
 use super::{Clock, Page};
@@ -10,6 +10,16 @@ pub fn render(node: &Node, pods: &[Pod], events: &[Event], clock: Clock) -> Stri
     let mut page = Page::default();
     let meta = &node.metadata;
     page.field(0, "Name", &meta.name);
+    let roles = node.roles();
+    page.field(
+        0,
+        "Roles",
+        if roles.is_empty() {
+            "<none>".to_string()
+        } else {
+            roles.join(",")
+        },
+    );
     page.labels(0, "Labels", &meta.labels);
     page.annotations(0, &meta.annotations);
     page.field(
@@ -23,14 +33,34 @@ pub fn render(node: &Node, pods: &[Pod], events: &[Event], clock: Clock) -> Stri
         page.field(0, "Conditions", "<none>");
     } else {
         page.heading(0, "Conditions:");
-        page.raw("  Type\tStatus\tLastHeartbeatTime");
-        page.raw("  ----\t------\t-----------------");
+        page.raw("  Type\tStatus\tLastHeartbeatTime\tLastTransitionTime\tReason\tMessage");
+        page.raw("  ----\t------\t-----------------\t------------------\t------\t-------");
+        let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+            t.map(|t| timestamp(t, clock.tz))
+                .unwrap_or_else(|| "<unknown>".into())
+        };
         for c in &node.status.conditions {
-            let beat = c
-                .last_heartbeat_time
-                .map(|t| timestamp(t, clock.tz))
-                .unwrap_or_else(|| "<unknown>".into());
-            page.raw(&format!("  {}\t{}\t{beat}", c.type_, c.status));
+            page.raw(&format!(
+                "  {}\t{}\t{}\t{}\t{}\t{}",
+                c.type_,
+                c.status,
+                when(c.last_heartbeat_time),
+                when(c.last_transition_time),
+                c.reason.as_deref().unwrap_or(""),
+                c.message.as_deref().unwrap_or("")
+            ));
+        }
+    }
+    if !node.status.addresses.is_empty() {
+        page.heading(0, "Addresses:");
+        for a in &node.status.addresses {
+            page.field(1, &a.type_, &a.address);
+        }
+    }
+    if !node.status.capacity.is_empty() {
+        page.heading(0, "Capacity:");
+        for (k, v) in &node.status.capacity {
+            page.field(1, k, v);
         }
     }
     page.heading(0, "System Info:");
@@ -96,10 +126,17 @@ mod tests {
         let page = render(&node, &[pod, elsewhere], &[], clock);
         for want in [
             "Name:               n1",
+            "Roles:              edge",
             "Labels:             disk=ssd",
             "Unschedulable:      true",
-            "  Type   Status  LastHeartbeatTime",
-            "  Ready  True    <unknown>",
+            "  Type   Status  LastHeartbeatTime  LastTransitionTime  Reason  Message",
+            "  Ready  True    <unknown>          <unknown>",
+            "Addresses:",
+            "  InternalIP:  10.0.0.5",
+            "  Hostname:    n1",
+            "Capacity:",
+            "  cpu:     2",
+            "  memory:  4025848Ki",
             "  Drover Version:  0.1.0",
             "Non-terminated Pods:  (1 in total)",
             "  web-x1y2z  Running  3 (5m ago)  10m",

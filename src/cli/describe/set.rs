@@ -1,9 +1,10 @@
-//! `describe rs` and `describe rc`: selector, replica counts, the pods'
-//! phases, the pod template, and the set's events.
+//! `describe rs`, `describe rc` and `describe ds`: selector, replica (or
+//! node) counts, the pods' phases, the pod template, and the set's events.
 
 use super::{command_line, describe_probe, Clock, Page};
 use crate::api::{
-    Event, LabelSelector, ObjectMeta, Pod, PodPhase, PodTemplate, ReplicaSet, ReplicationController,
+    DaemonSet, Event, LabelSelector, ObjectMeta, Pod, PodPhase, PodTemplate, ReplicaSet,
+    ReplicationController,
 };
 use std::collections::BTreeMap;
 
@@ -38,6 +39,44 @@ pub fn render_replication_controller(
     )
 }
 
+/// kubectl's DaemonSet page, without the lines drover cannot compute
+/// (up-to-date and available pods: no rolling updates, no
+/// min_ready_seconds; misscheduled nodes).
+pub fn render_daemonset(ds: &DaemonSet, pods: &[Pod], events: &[Event], clock: Clock) -> String {
+    let mut page = Page::default();
+    let meta = &ds.metadata;
+    page.field(0, "Name", &meta.name);
+    page.field(0, "Selector", &ds.spec.selector);
+    let node_selector = &ds.spec.template.spec.node_selector;
+    if node_selector.is_empty() {
+        page.field(0, "Node-Selector", "<none>");
+    } else {
+        page.labels(0, "Node-Selector", node_selector);
+    }
+    page.labels(0, "Labels", &meta.labels);
+    page.annotations(0, &meta.annotations);
+    let st = &ds.status;
+    page.field(
+        0,
+        "Desired Number of Nodes Scheduled",
+        st.desired_number_scheduled,
+    );
+    page.field(
+        0,
+        "Current Number of Nodes Scheduled",
+        st.current_number_scheduled,
+    );
+    page.field(
+        0,
+        "Number of Nodes Scheduled with Ready Pods",
+        st.number_ready,
+    );
+    page.field(0, "Pods Status", pods_status(pods));
+    pod_template(&mut page, &ds.spec.template);
+    page.events(events, clock.now);
+    page.finish()
+}
+
 #[allow(clippy::too_many_arguments)]
 fn render(
     meta: &ObjectMeta,
@@ -60,6 +99,13 @@ fn render(
         format!("{current} current / {desired} desired"),
     );
     page.field(0, "Pods Status", pods_status(pods));
+    pod_template(&mut page, template);
+    page.events(events, clock.now);
+    page.finish()
+}
+
+/// The `Pod Template:` block.
+fn pod_template(page: &mut Page, template: &PodTemplate) {
     page.heading(0, "Pod Template:");
     page.labels(1, "Labels", &template.labels);
     if !template.spec.node_selector.is_empty() {
@@ -107,8 +153,6 @@ fn render(
             }
         }
     }
-    page.events(events, clock.now);
-    page.finish()
 }
 
 /// "3 Running / 0 Waiting / 0 Succeeded / 0 Failed" (Pending counts as
@@ -129,6 +173,33 @@ mod tests {
     use super::super::super::columns::fixtures;
     use super::*;
     use crate::output::age::TimeZone;
+
+    #[test]
+    fn a_daemonset_page() {
+        let ds: DaemonSet = serde_json::from_value(fixtures::daemonset()).unwrap();
+        let pod: Pod = serde_json::from_value(fixtures::pod()).unwrap();
+        let clock = Clock {
+            now: fixtures::now(),
+            tz: TimeZone::Utc,
+        };
+        let page = render_daemonset(&ds, &[pod], &[], clock);
+        for want in [
+            "Name:                                       agent",
+            "Selector:                                   app=agent",
+            "Node-Selector:                              disk=ssd",
+            "Desired Number of Nodes Scheduled:          3",
+            "Current Number of Nodes Scheduled:          2",
+            "Number of Nodes Scheduled with Ready Pods:  1",
+            "Pods Status:                                1 Running / 0 Waiting / 0 Succeeded / 0 Failed",
+            "Pod Template:",
+            "   main:",
+        ] {
+            assert!(
+                page.lines().any(|l| l == want),
+                "missing {want:?} in:\n{page}"
+            );
+        }
+    }
 
     #[test]
     fn a_replicaset_page() {

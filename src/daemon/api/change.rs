@@ -116,7 +116,20 @@ impl Daemon {
             .iter()
             .map(|u| (u.object.kind(), u.object.name().to_string()))
             .collect();
-        let items: Vec<_> = units.into_iter().map(|u| u.object).collect();
+        let node = self.units_node().map(str::to_string);
+        let items = units
+            .into_iter()
+            .map(|u| {
+                let mut obj = u.object;
+                if let Some(node) = &node {
+                    // In a cluster every node has its own folder.
+                    obj.meta_mut()
+                        .annotations
+                        .insert(annotations::SOURCE_NODE.into(), node.clone());
+                }
+                obj
+            })
+            .collect::<Vec<_>>();
         let unavailable = self.agent.limits_unavailable();
         let refused = apply::unenforceable_limits(&items, unavailable.as_deref());
         if !refused.is_empty() {
@@ -125,7 +138,12 @@ impl Daemon {
         let applied = apply::apply(&mut self.store, items, true, UNITS_FOLDER, now)?;
         self.after_commit.restart_pods.extend(applied.restart_pods);
         let mut results = applied.results;
-        results.extend(apply::prune_units_dir(&mut self.store, &keep, now));
+        results.extend(apply::prune_units_dir(
+            &mut self.store,
+            &keep,
+            node.as_deref(),
+            now,
+        ));
         Ok(results)
     }
 
@@ -154,6 +172,7 @@ impl Daemon {
                 Kind::Pod
                     | Kind::ReplicaSet
                     | Kind::ReplicationController
+                    | Kind::DaemonSet
                     | Kind::Job
                     | Kind::CronJob
             )

@@ -34,6 +34,7 @@ impl Daemon {
                     state_dir: self.opts.state_dir.display().to_string(),
                 },
             ),
+            (&Method::GET, ["cluster"]) => self.cluster_info(),
             (&Method::POST, ["apply"]) => self.api_apply(&req),
             (&Method::POST, ["reload"]) => self.api_reload(&req),
             (&Method::GET, ["events"]) => {
@@ -74,6 +75,12 @@ impl Daemon {
                 format!("no route {} /v1/{}", req.method, req.segments.join("/")),
             ),
         }
+    }
+
+    /// Whether `caller` may read (cluster mode asks before it forwards a
+    /// read to another node): Err is the 403.
+    pub(crate) fn may_read(&self, caller: &Caller) -> Result<(), ApiReply> {
+        self.check(caller, Action::Read, None)
     }
 
     /// Whether `caller` may do `action` (to `target`): Err is the 403.

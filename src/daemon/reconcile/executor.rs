@@ -311,7 +311,7 @@ fn apply_plan(
 }
 
 /// Creates or deletes one pod for a controller, with its event.
-fn apply_pod_op(
+pub(super) fn apply_pod_op(
     store: &mut Store,
     events: &mut EventLog,
     kind: Kind,

@@ -4,6 +4,8 @@
 //!
 //! - [`executor`]: each controller's pass and the thin executor that
 //!   applies its plan (style.md §3: "a thin executor applies the plan").
+//! - [`daemonsets`]: the DaemonSet controller's executor (its pods are
+//!   made for their node; they bypass binding).
 //! - [`bind`]: binding pending pods to nodes (the scheduler's binding).
 //! - [`gc`]: deleting objects whose controller is gone (the garbage
 //!   collector: pods of a deleted set or Job, Jobs of a deleted CronJob).
@@ -21,6 +23,7 @@
 //! change, and a store may hold thousands of pods.
 
 mod bind;
+mod daemonsets;
 mod executor;
 mod gc;
 mod wakeup;
@@ -47,6 +50,7 @@ pub struct Pass {
 pub fn run_controllers(store: &mut Store, events: &mut EventLog, now: DateTime<Utc>) -> Pass {
     let before = store.revision();
     let requeue = executor::run_sets(store, events, now);
+    daemonsets::run_daemonsets(store, events, now);
     executor::run_cronjobs(store, events, now);
     executor::run_jobs(store, events, now);
 

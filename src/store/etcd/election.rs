@@ -38,6 +38,12 @@ impl LeaderGuard {
         LEADER_KEY
     }
 
+    /// A guard for a made-up term (pure tests of code that carries one).
+    #[cfg(test)]
+    pub(crate) fn for_tests(create_revision: i64) -> LeaderGuard {
+        LeaderGuard { create_revision }
+    }
+
     /// The leadership's term: the leader key's create revision, larger
     /// for every new leader (for logs and events).
     pub fn term(&self) -> i64 {

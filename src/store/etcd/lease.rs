@@ -28,6 +28,9 @@ pub struct Lease {
     id: i64,
     ttl: Duration,
     lost: watch::Receiver<bool>,
+    /// Until when the lease surely holds (a TTL after the last
+    /// acknowledged renewal was sent).
+    expires: watch::Receiver<Instant>,
     keeper: tokio::task::JoinHandle<()>,
     store: EtcdStore,
 }
@@ -45,17 +48,20 @@ impl EtcdStore {
             .await?;
         let ttl = Duration::from_secs(granted.ttl().max(1) as u64);
         let (tx, lost) = watch::channel(false);
+        let (expires_tx, expires) = watch::channel(sent + ttl);
         let keeper = tokio::spawn(keep_alive(
             self.failover().clone(),
             granted.id(),
             ttl,
             sent,
             tx,
+            expires_tx,
         ));
         Ok(Lease {
             id: granted.id(),
             ttl,
             lost,
+            expires,
             keeper,
             store: self.clone(),
         })
@@ -74,6 +80,12 @@ impl Lease {
 
     pub fn is_lost(&self) -> bool {
         *self.lost.borrow()
+    }
+
+    /// Until when the lease surely holds, judged locally: a TTL after the
+    /// last acknowledged renewal was sent. Moves with every renewal.
+    pub fn expires(&self) -> watch::Receiver<Instant> {
+        self.expires.clone()
     }
 
     /// Resolves once the lease is lost (at once if it already is).
@@ -127,6 +139,7 @@ async fn keep_alive(
     ttl: Duration,
     granted_at: Instant,
     lost: watch::Sender<bool>,
+    expiry: watch::Sender<Instant>,
 ) {
     let mut expires = granted_at + ttl;
     let mut next = next_renewal(granted_at, ttl, false, expires);
@@ -146,6 +159,7 @@ async fn keep_alive(
         match tokio::time::timeout(expires - sent, renewal).await {
             Ok(Ok(_keeper_and_stream)) => {
                 expires = sent + ttl;
+                expiry.send_replace(expires);
                 next = next_renewal(sent, ttl, false, expires);
             }
             Ok(Err(StoreError::LeaseExpired)) => {

@@ -20,6 +20,7 @@
 //! Must not: decide anything about objects, cache (the daemon's cache is
 //! fed by [`Watch`]), or retry a failed compare (the caller re-decides).
 
+mod batch;
 mod config;
 mod election;
 mod failover;
@@ -27,6 +28,7 @@ pub mod keys;
 mod lease;
 mod watch;
 
+pub use batch::{BatchWrite, StatusReport, CHUNK};
 pub use config::{
     validate_endpoints, ConfigError, Endpoint, EtcdConfig, RetryPolicy, Scheme, TlsFiles,
 };
@@ -128,11 +130,11 @@ impl EtcdStore {
     /// [`StoreError::NotFound`] when the pod object is gone: a node never
     /// resurrects a deleted pod's status. Returns the write's revision.
     pub async fn put_pod_status(&self, pod: &str, uid: &str, status: &PodStatus) -> Result<u64> {
-        let value = serde_json::to_vec(&NodeStatus {
+        let value = batch::status_value(&StatusReport {
+            pod: pod.to_string(),
             uid: uid.to_string(),
             status: status.clone(),
-        })
-        .expect("statuses always serialise");
+        });
         let txn = Txn::new()
             .when([Compare::version(
                 object_key(Kind::Pod, pod),
@@ -239,32 +241,7 @@ impl EtcdStore {
     async fn write(&self, op: Write<'_>, guard: Option<&LeaderGuard>) -> Result<u64> {
         let (kind, name) = (op.kind(), op.name().to_string());
         let key = object_key(kind, &name);
-        let mut when = Vec::new();
-        let mut then = Vec::new();
-        match &op {
-            Write::Create(obj) => {
-                when.push(Compare::version(key.clone(), CompareOp::Equal, 0));
-                then.push(TxnOp::put(key.clone(), keys::encode((*obj).clone()), None));
-            }
-            Write::Update(obj) => {
-                let rv = obj.meta().resource_version as i64;
-                when.push(Compare::version(key.clone(), CompareOp::Greater, 0));
-                when.push(Compare::mod_revision(key.clone(), CompareOp::Equal, rv));
-                then.push(TxnOp::put(key.clone(), keys::encode((*obj).clone()), None));
-            }
-            Write::Delete { expected, .. } => {
-                when.push(Compare::version(key.clone(), CompareOp::Greater, 0));
-                when.push(Compare::mod_revision(
-                    key.clone(),
-                    CompareOp::Equal,
-                    *expected as i64,
-                ));
-                then.push(TxnOp::delete(key.clone(), None::<DeleteOptions>));
-                if kind == Kind::Pod {
-                    then.push(TxnOp::delete(status_key(&name), None));
-                }
-            }
-        }
+        let (mut when, then) = op.parts();
         let mut otherwise = vec![TxnOp::get(key.clone(), None)];
         if let Some(g) = guard {
             when.push(g.compare());
@@ -334,6 +311,42 @@ enum Write<'a> {
 }
 
 impl Write<'_> {
+    /// The transaction's conditions and operations for this write alone.
+    fn parts(&self) -> (Vec<Compare>, Vec<TxnOp>) {
+        let key = object_key(self.kind(), self.name());
+        let mut when = Vec::new();
+        let mut then = Vec::new();
+        match self {
+            Write::Create(obj) => {
+                when.push(Compare::version(key.clone(), CompareOp::Equal, 0));
+                then.push(TxnOp::put(key, keys::encode((*obj).clone()), None));
+            }
+            Write::Update(obj) => {
+                let rv = obj.meta().resource_version as i64;
+                when.push(Compare::version(key.clone(), CompareOp::Greater, 0));
+                when.push(Compare::mod_revision(key.clone(), CompareOp::Equal, rv));
+                then.push(TxnOp::put(key, keys::encode((*obj).clone()), None));
+            }
+            Write::Delete {
+                kind,
+                name,
+                expected,
+            } => {
+                when.push(Compare::version(key.clone(), CompareOp::Greater, 0));
+                when.push(Compare::mod_revision(
+                    key.clone(),
+                    CompareOp::Equal,
+                    *expected as i64,
+                ));
+                then.push(TxnOp::delete(key, None::<DeleteOptions>));
+                if *kind == Kind::Pod {
+                    then.push(TxnOp::delete(status_key(name), None));
+                }
+            }
+        }
+        (when, then)
+    }
+
     fn kind(&self) -> Kind {
         match self {
             Write::Create(o) | Write::Update(o) => o.kind(),

@@ -23,7 +23,7 @@ pub enum Feature {
 }
 
 /// Parsed, validated, and refused: the daemon does not do these yet.
-pub const NOT_YET_SUPPORTED: &[Feature] = &[Feature::DaemonSets];
+pub const NOT_YET_SUPPORTED: &[Feature] = &[];
 
 impl Feature {
     pub const ALL: [Feature; 4] = [

@@ -788,6 +788,7 @@ fn the_example_units_are_valid() {
             Kind::Pod,
             Kind::ReplicaSet,
             Kind::ReplicationController,
+            Kind::DaemonSet,
             Kind::Job,
             Kind::CronJob
         ]
