@@ -487,13 +487,38 @@ fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(lock),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => anyhow::bail!(
-            "another drover daemon is using the state dir {} (pass a different --state-dir)",
-            dir.display()
-        ),
-        Err((_, e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    // A daemon SIGKILLed a moment ago may still hold the lock while the
+    // kernel tears it down (its threads, a child between clone and exec
+    // with a copy of its fds): a restart right after a crash (systemd,
+    // the keeper, a user) waits for that instead of failing. Start-up
+    // only; an idle daemon never polls.
+    const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut f = f;
+    let mut warned = false;
+    loop {
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
+                if std::time::Instant::now() >= deadline {
+                    anyhow::bail!(
+                        "another drover daemon is using the state dir {} (pass a different --state-dir)",
+                        dir.display()
+                    );
+                }
+                if !warned {
+                    tracing::warn!(
+                        "the state dir {} is locked (a daemon that just died, or another one): waiting up to {}s",
+                        dir.display(),
+                        WAIT.as_secs()
+                    );
+                    warned = true;
+                }
+                f = back;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err((_, e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+        }
     }
 }
 

@@ -319,3 +319,48 @@ fn a_deletion_under_way_at_a_restart_keeps_its_grace_period() {
     assert_eq!(pod_processes(&uid), Vec::<u32>::new());
     d.assert_teardown_leaves_nothing();
 }
+
+/// Issue 9 (found by benches/crash_stress.py): a daemon restarted right
+/// after a SIGKILL can find the state dir still locked for a moment (the
+/// kernel still tearing the dead one down); it used to exit at once with
+/// "another drover daemon is using the state dir". It waits for the lock
+/// instead, and takes its pods back.
+#[test]
+fn a_restart_waits_for_the_state_dir_lock_of_a_daemon_still_dying() {
+    use nix::fcntl::{Flock, FlockArg};
+    let mut d = TestDaemon::start(&[(
+        "kept.toml",
+        &pod_unit("kept", "Always", &["sleep", "1000"], ""),
+    )]);
+    let pid = main_pid(&d.wait_running("kept"));
+    d.wait_persisted();
+    d.kill9();
+    // The lock held by someone else (here: this test) as the daemon starts.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(d.path("state").join("lock"))
+        .unwrap();
+    let lock = Flock::lock(file, FlockArg::LockExclusiveNonblock).expect("the lock is free");
+    let log = d.path("daemon.log");
+    let holder = std::thread::spawn(move || {
+        // Released once the daemon says it waits for it.
+        let deadline = std::time::Instant::now() + SOON;
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("is locked")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the daemon never waited for the lock"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(lock);
+    });
+    d.restart();
+    holder.join().unwrap();
+    let p = d.wait_running("kept");
+    assert_eq!(main_pid(&p), pid, "re-adopted, not restarted");
+    assert_eq!(p.status.processes[0].restart_count, 0);
+    d.assert_teardown_leaves_nothing();
+}
