@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Issue 9's long stress mode (not in CI): the daemon is SIGKILLed at a
-random moment during applies, scales and deletes, again and again, and
-after each restart the script checks that nothing acknowledged was lost,
-nothing is duplicated and no process is left unowned; Jobs run alongside,
-and no completed index may ever run twice.
+random moment during applies, scales and deletes, again and again (the
+daemon D, not its keeper: the keeper starts the next D, as after a
+crash), and after each restart the script checks that nothing
+acknowledged was lost, nothing is duplicated and no process is left
+unowned; Jobs run alongside, and no completed index may ever run twice.
 
 usage: benches/crash_stress.py PATH/TO/drover [KILLS=200] [SEED]
 
@@ -61,28 +62,55 @@ def api(path, timeout=30):
     return int(head.split()[1]), body
 
 
+def version_pid():
+    try:
+        st, body = api("/v1/version", 2)
+        if st == 200:
+            return json.loads(body)["pid"]
+    except (OSError, ValueError, IndexError, KeyError):
+        pass
+    return None
+
+
+daemon_pid = None
+
+
 def start_daemon():
-    global daemon
-    daemon = subprocess.Popen(
-        [drover, "daemon", "--config", f"{d}/drover.toml", "--socket", sock,
-         "--state-dir", f"{d}/state", "--units", f"{d}/units", "--log-dir", f"{d}/logs",
-         "--node-name", "stress"],
-        stdout=daemon_log, stderr=daemon_log, start_new_session=True, cwd=d)
+    """Starts `drover daemon` (its keeper K, which starts the daemon D)
+    when none runs; then waits for a D other than the one before to
+    answer: after a kill of D, K starts the next one itself."""
+    global daemon, daemon_pid
+    if daemon is None or daemon.poll() is not None:
+        daemon = subprocess.Popen(
+            [drover, "daemon", "--config", f"{d}/drover.toml", "--socket", sock,
+             "--state-dir", f"{d}/state", "--units", f"{d}/units", "--log-dir", f"{d}/logs",
+             "--node-name", "stress"],
+            stdout=daemon_log, stderr=daemon_log, start_new_session=True, cwd=d)
     deadline = time.time() + 30
     while time.time() < deadline:
-        try:
-            if api("/v1/version", 2)[0] == 200:
-                return
-        except (OSError, ValueError, IndexError):
-            pass
+        pid = version_pid()
+        if pid is not None and pid != daemon_pid:
+            daemon_pid = pid
+            return
         time.sleep(0.02)
     raise SystemExit("the daemon did not come up in 30 s; see " + f"{d}/daemon.log")
 
 
 def kill_daemon():
-    # Only the daemon's own pid: its pods must survive it.
-    os.kill(daemon.pid, signal.SIGKILL)
-    daemon.wait()
+    """SIGKILL of the daemon D, a crash: its keeper K starts the next.
+    Only D's own pid: its pods must survive it."""
+    try:
+        os.kill(daemon_pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def stop_all_daemons():
+    """K first (it would start another D), then D."""
+    if daemon is not None and daemon.poll() is None:
+        daemon.kill()
+        daemon.wait()
+    kill_daemon()
 
 
 def cli_async(*args):
@@ -319,10 +347,10 @@ try:
     finished = True
 finally:
     try:
-        if daemon.poll() is None:
+        if daemon is not None and daemon.poll() is None:
             for name in list(believed) + list(maybe_exists):
                 subprocess.run([drover, "--socket", sock, "delete", "rs", name], capture_output=True)
-        kill_daemon()
+        stop_all_daemons()
     except Exception as e:
         print("cleanup via the API failed:", e)
     # What is left of this run (its pods run in the temp dir): by pid.

@@ -23,6 +23,8 @@ pub enum Wakeup {
     /// The keeper asks for every pod to stop gracefully, then an exit
     /// (SIGTERM, SIGINT or SIGPWR reached it). A second: kill now.
     Halt,
+    /// The keeper died (it was SIGKILLed).
+    KeeperGone,
 }
 
 /// The exits and file changes the daemon's loop waits on.
@@ -39,6 +41,7 @@ impl Wakeups {
                 ExitEvent::Children => Wakeup::Reap,
                 ExitEvent::Watched(pid) => Wakeup::AdoptedExit(pid),
                 ExitEvent::Halt => Wakeup::Halt,
+                ExitEvent::KeeperGone => Wakeup::KeeperGone,
             },
             changed = self.files.changed() => {
                 if let Err(e) = changed {

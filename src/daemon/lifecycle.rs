@@ -257,7 +257,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             ev = cluster_event(&mut d.cluster) => d.on_cluster_event(ev),
             wakeup = wakeups.next(), if agent_may_act => {
                 let mut out = Outbox::default();
+                let mut keeper_gone = false;
                 match wakeup {
+                    Wakeup::KeeperGone => keeper_gone = true,
                     Wakeup::Reap => d.agent.reap(&mut d.store, Daemon::now(), &mut out),
                     Wakeup::AdoptedExit(pid) => {
                         d.agent.on_adopted_exit(&mut d.store, pid, Daemon::now(), &mut out)
@@ -266,6 +268,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     Wakeup::Files => d.agent.on_files(&mut d.store, Daemon::now(), &mut out),
                 }
                 d.absorb(out);
+                if keeper_gone && d.keeper_gone() {
+                    break;
+                }
             }
             Ok(n) = notify.recv(), if agent_may_act => {
                 let mut out = Outbox::default();
@@ -388,6 +393,25 @@ impl Daemon {
         }
         self.halt();
         false
+    }
+
+    /// The keeper was SIGKILLed. As a service (`daemon`), this daemon
+    /// exits and leaves its pods running, as on SIGTERM: whoever restarts
+    /// the service (systemd, an init script) starts a keeper whose daemon
+    /// needs this state dir, and re-adopts them. Left running, this daemon
+    /// would serve on unseen while every new one failed on the state dir
+    /// lock. Under `up`, the process the user started is gone: everything
+    /// stops. Returns whether the loop ends now.
+    fn keeper_gone(&mut self) -> bool {
+        if self.opts.foreground {
+            eprintln!("drover's keeper is gone: stopping all pods");
+            self.halt();
+            return false;
+        }
+        tracing::warn!(
+            "drover's keeper is gone: exiting, leaving every pod running for the next daemon"
+        );
+        true
     }
 
     /// Stop every pod gracefully (grace periods honoured), then exit (the

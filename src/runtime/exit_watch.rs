@@ -251,6 +251,9 @@ pub enum ExitEvent {
     Watched(i32),
     /// The keeper asks the daemon to stop every pod and exit.
     Halt,
+    /// The keeper died (SIGKILLed): whoever restarts the service starts a
+    /// new one, whose daemon needs this one's state dir.
+    KeeperGone,
 }
 
 /// The exits the daemon's loop waits on. One per runtime.
@@ -289,27 +292,23 @@ impl ExitEvents {
     }
 
     pub async fn next(&mut self) -> ExitEvent {
-        loop {
-            let from_keeper = async {
-                match &mut self.keeper {
-                    Some(k) => k.next().await,
-                    None => std::future::pending().await,
+        let from_keeper = async {
+            match &mut self.keeper {
+                Some(k) => k.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = self.sigchld.recv() => ExitEvent::Children,
+            Some(pid) = self.watched.recv() => ExitEvent::Watched(pid),
+            k = from_keeper => match k {
+                KeeperEvent::Exits => ExitEvent::Children,
+                KeeperEvent::Halt => ExitEvent::Halt,
+                KeeperEvent::Gone => {
+                    self.keeper = None;
+                    ExitEvent::KeeperGone
                 }
-            };
-            let event = tokio::select! {
-                _ = self.sigchld.recv() => ExitEvent::Children,
-                Some(pid) = self.watched.recv() => ExitEvent::Watched(pid),
-                k = from_keeper => match k {
-                    KeeperEvent::Exits => ExitEvent::Children,
-                    KeeperEvent::Halt => ExitEvent::Halt,
-                    KeeperEvent::Gone => {
-                        tracing::warn!("the keeper is gone: exits while this daemon is down will be lost");
-                        self.keeper = None;
-                        continue;
-                    }
-                },
-            };
-            return event;
+            },
         }
     }
 }

@@ -308,3 +308,36 @@ fn as_pid_1_drover_reaps_orphans_and_stops_pods_gracefully_on_sigterm() {
     );
     assert_eq!(exit.unwrap().code(), Some(0), "{}", log());
 }
+
+/// A keeper SIGKILLed (by a user, an OOM killer): its daemon exits and
+/// leaves the pods running, so the service's next start (a new keeper and
+/// daemon) gets the state dir and takes them back. Before, the orphaned
+/// daemon served on unseen and every new daemon failed on the state dir
+/// lock (found by benches/crash_stress.py).
+#[test]
+fn a_daemon_whose_keeper_is_killed_exits_and_leaves_its_pods_to_the_next() {
+    let mut d = TestDaemon::start(&[(
+        "kept.toml",
+        &pod_unit("kept", "Always", &["sleep", "1000"], ""),
+    )]);
+    let pid = main_pid(&d.wait_running("kept"));
+    d.wait_persisted();
+    let daemon = d.daemon_pid();
+    send_signal(d.keeper_pid(), libc::SIGKILL);
+    d.wait_until("the daemon exited after its keeper", SOON, || {
+        !alive(daemon)
+    });
+    assert!(alive(pid), "the pod's process was stopped");
+    assert!(
+        std::fs::read_to_string(d.path("daemon.log"))
+            .unwrap()
+            .contains("keeper is gone: exiting"),
+        "{}",
+        d.log()
+    );
+    d.restart();
+    let p = d.wait_running("kept");
+    assert_eq!(main_pid(&p), pid, "re-adopted, not restarted");
+    assert_eq!(p.status.processes[0].restart_count, 0);
+    d.assert_teardown_leaves_nothing();
+}
