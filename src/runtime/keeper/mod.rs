@@ -12,7 +12,7 @@
 //!   `Unknown`. Processes that daemon re-adopts stay the keeper's
 //!   children: their exits are passed on live, with their statuses.
 //! - **The daemon's life.** A daemon killed or crashed is started again
-//!   (100 ms doubling to 10 s); one that exits 0 (asked to stop) or fails
+//!   (100 ms doubling to 1 s); one that exits 0 (asked to stop) or fails
 //!   before it serves is not: the keeper exits with its code.
 //! - **Signals.** SIGTERM, SIGINT, SIGPWR to the keeper become a halt:
 //!   the daemon stops every pod with its grace period, then exits, then
