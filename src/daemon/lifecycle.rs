@@ -14,7 +14,7 @@ use crate::agent::logs::{ClaimError, LogDir, LogDirClaim};
 use crate::agent::{AgentConfig, Outbox};
 use crate::api::{Kind, Node, NodeCondition, NodeSpec, NodeStatus, Object, ObjectMeta};
 use crate::store::embedded::EmbeddedBackend;
-use crate::store::Store;
+use crate::store::{Backend, Store};
 use anyhow::Context;
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
@@ -153,7 +153,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             }
         }
     }
-    d.settle();
+    d.settle(single_host.then_some(&mut backend as &mut dyn Backend));
 
     let door = http::FrontDoor {
         limits: Limits::for_fd_limit(fds.soft),
@@ -313,7 +313,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = sigterm.recv() => { if d.shutdown() { break; } }
             _ = sigint.recv() => { if d.shutdown() { break; } }
         }
-        d.settle();
+        d.settle(single_host.then_some(&mut backend as &mut dyn Backend));
         systemd.update(&d.store, &d.opts.node_name);
     }
 

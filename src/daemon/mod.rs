@@ -165,7 +165,10 @@ impl Daemon {
     }
 
     /// Controllers until nothing changes (bounded), then the agent.
-    pub fn settle(&mut self) {
+    /// `backend`: where pods the controllers made are written before
+    /// their processes start (single host; None in cluster mode, where
+    /// they are in etcd before this node sees them).
+    pub fn settle(&mut self, mut backend: Option<&mut dyn crate::store::Backend>) {
         if self.cluster.is_some() {
             return self.settle_cluster();
         }
@@ -178,6 +181,22 @@ impl Daemon {
             if !self.halting {
                 let pass = reconcile::run_controllers(&mut self.store, &mut self.events, now);
                 self.requeue = pass.requeue;
+                // New pods durable before their processes start: after a
+                // crash, a pod whose start was not saved is found again by
+                // its marker, but a pod that was never saved is gone, and a
+                // process of it that already finished its work (a Job's
+                // index) would be run again (benches/crash_stress.py).
+                // Only new pods: restarts and statuses keep their pacing.
+                if let Some(b) = backend.as_deref_mut() {
+                    if self.store.has_unsaved_new_pods() {
+                        let at = Instant::now();
+                        let result = self.store.persist(b);
+                        if let Err(e) = &result {
+                            tracing::error!("persisting new pods (will retry): {e:#}");
+                        }
+                        self.pacing.record(at, result.is_ok());
+                    }
+                }
             }
             let mut out = Outbox::default();
             if !self.halting {

@@ -334,6 +334,18 @@ impl Store {
         !self.dirty.is_empty()
     }
 
+    /// Whether a pod that never started (no process status yet) is not
+    /// durable yet: a pod a controller just made. Its processes must not
+    /// start before it is on disk, or a crash forgets a pod whose process
+    /// ran (a Job's completed index would run again).
+    pub fn has_unsaved_new_pods(&self) -> bool {
+        self.dirty.iter().any(|key| {
+            key.0 == Kind::Pod
+                && matches!(self.objects.get(key), Some(Object::Pod(p))
+                    if p.status.processes.is_empty() && p.metadata.deletion_timestamp.is_none())
+        })
+    }
+
     /// Makes every change since the last successful persist durable
     /// (nothing to do if there is none). On error the changes stay
     /// pending, so the next call retries them with whatever changed
@@ -376,6 +388,35 @@ mod tests {
             spec: NodeSpec::default(),
             status: NodeStatus::default(),
         })
+    }
+
+    /// A pod a controller just made is "unsaved and new" until a persist;
+    /// one that started (has process statuses) or is being deleted is not
+    /// what holds its processes back.
+    #[test]
+    fn new_pods_are_unsaved_until_persisted() {
+        use crate::controllers::fixtures::{pod, PodFixture};
+        struct Nothing;
+        impl Backend for Nothing {
+            fn load(&mut self) -> anyhow::Result<Vec<Object>> {
+                Ok(vec![])
+            }
+            fn persist(&mut self, _: &Changes) -> anyhow::Result<()> {
+                Ok(())
+            }
+        }
+        let mut s = Store::new();
+        s.put(node("n"));
+        assert!(!s.has_unsaved_new_pods(), "a node is not a pod");
+        s.put(Object::Pod(pod("started").running()));
+        assert!(!s.has_unsaved_new_pods(), "it has started");
+        s.put(Object::Pod(pod("new")));
+        assert!(s.has_unsaved_new_pods());
+        s.persist(&mut Nothing).unwrap();
+        assert!(!s.has_unsaved_new_pods(), "on disk now");
+        let t = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        s.put(Object::Pod(pod("going").terminating(t)));
+        assert!(!s.has_unsaved_new_pods(), "being deleted");
     }
 
     #[test]
