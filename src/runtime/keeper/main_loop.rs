@@ -94,6 +94,10 @@ fn run_inner(exe: PathBuf, args: Vec<OsString>) -> std::io::Result<i32> {
         exit: None,
     };
     k.start_daemon()?;
+    // The keeper's loop uses a sliver of the binary: give back the pages
+    // its start-up touched (argument parsing, tracing set-up), as the
+    // daemon does once running (2.3 MiB of PSS measured here).
+    crate::runtime::memory::release_startup_memory();
     loop {
         if let Some(code) = k.exit {
             return Ok(code);
