@@ -12,7 +12,7 @@ Runs a daemon of its own in a temp dir; removes its pods and kills what
 is left of them (by their working directory) at the end."""
 import json, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
-drover, n = sys.argv[1], int(sys.argv[2])
+drover, n = os.path.abspath(sys.argv[1]), int(sys.argv[2])
 d = tempfile.mkdtemp(prefix="drover-scale-")
 sock = f"{d}/sock"
 os.makedirs(f"{d}/units")
@@ -72,8 +72,10 @@ command = ["sleep", "100000"]
     print(f"{n + 1} pods running after {time.time() - t:.1f}s")
     time.sleep(1)
     # The daemon's memory with N pods, and what a full listing costs.
-    pss = sum(int(l.split()[1]) for l in open(f"/proc/{daemon.pid}/smaps_rollup") if l.startswith("Pss:"))
-    rss = sum(int(l.split()[1]) for l in open(f"/proc/{daemon.pid}/smaps_rollup") if l.startswith("Rss:"))
+    # drover's processes: the keeper (our child) and the daemon it runs.
+    ours = {daemon.pid, json.loads(api("/v1/version")[1])["pid"]}
+    pss = sum(int(l.split()[1]) for p in ours for l in open(f"/proc/{p}/smaps_rollup") if l.startswith("Pss:"))
+    rss = sum(int(l.split()[1]) for p in ours for l in open(f"/proc/{p}/smaps_rollup") if l.startswith("Rss:"))
     lat = []
     for _ in range(10):
         a = time.time()
