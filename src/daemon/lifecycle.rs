@@ -201,11 +201,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         if single_host && d.store.is_dirty() {
             let now = Instant::now();
             if d.pacing.should_persist(now, !replies.is_empty(), d.halting) {
-                let result = d.store.persist(&mut backend);
-                if let Err(e) = &result {
-                    tracing::error!("persisting state (will retry): {e:#}");
-                }
-                d.pacing.record(now, result.is_ok());
+                d.persist_paced(&mut backend, "state");
             }
             if d.store.is_dirty() {
                 persist_due = d.pacing.due_at();
@@ -405,13 +401,13 @@ impl Daemon {
     fn keeper_gone(&mut self) -> bool {
         if self.opts.foreground {
             eprintln!("drover's keeper is gone: stopping all pods");
-            self.halt();
-            return false;
+        } else {
+            tracing::warn!(
+                "drover's keeper is gone: exiting, leaving every pod running for the next daemon"
+            );
         }
-        tracing::warn!(
-            "drover's keeper is gone: exiting, leaving every pod running for the next daemon"
-        );
-        true
+        // What SIGTERM does in each mode.
+        self.shutdown()
     }
 
     /// Stop every pod gracefully (grace periods honoured), then exit (the

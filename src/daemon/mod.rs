@@ -189,12 +189,7 @@ impl Daemon {
                 // Only new pods: restarts and statuses keep their pacing.
                 if let Some(b) = backend.as_deref_mut() {
                     if self.store.has_unsaved_new_pods() {
-                        let at = Instant::now();
-                        let result = self.store.persist(b);
-                        if let Err(e) = &result {
-                            tracing::error!("persisting new pods (will retry): {e:#}");
-                        }
-                        self.pacing.record(at, result.is_ok());
+                        self.persist_paced(b, "new pods");
                     }
                 }
             }

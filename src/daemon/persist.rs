@@ -82,6 +82,18 @@ pub struct ChangeNote {
 }
 
 impl Daemon {
+    /// One write of what the daemon changed on its own, recorded in the
+    /// pacing (a failure backs the next attempts off). `what`: for the
+    /// error in the log.
+    pub(crate) fn persist_paced(&mut self, backend: &mut dyn Backend, what: &str) {
+        let at = Instant::now();
+        let result = self.store.persist(backend);
+        if let Err(e) = &result {
+            tracing::error!("persisting {what} (will retry): {e:#}");
+        }
+        self.pacing.record(at, result.is_ok());
+    }
+
     /// Answers one API request as a transaction: its store changes are
     /// persisted before the answer, or undone and refused.
     ///
