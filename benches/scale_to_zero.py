@@ -5,8 +5,11 @@ to 0 while another pod's process is killed; prints how long that pod took
 to be restarted and the slowest API call meanwhile (every exit used to
 rescan /proc: 62 s and 74 s at 5,000 pods).
 
-usage: benches/scale_to_zero.py PATH/TO/drover N   (PERF=1: perf record
-the daemon during the scale, into ./perf.data)
+usage: benches/scale_to_zero.py PATH/TO/drover N
+  PERF=1: perf record the daemon (not its keeper) on CPU during the
+  scale, into ./perf.data; PERF=offcpu: where it sleeps instead
+  (sched_switch with call graphs: `perf report --no-children`).
+  KEEP_LOG=FILE: copy the daemon's log there before cleaning up.
 
 Runs a daemon of its own in a temp dir; removes its pods and kills what
 is left of them (by their working directory) at the end."""
@@ -87,7 +90,14 @@ command = ["sleep", "100000"]
     solo = json.loads(api("/v1/pods/solo")[1])["status"]["processes"][0]["pid"]
     perf = None
     if os.environ.get("PERF"):
-        perf = subprocess.Popen(["perf", "record", "-F", "499", "--call-graph", "dwarf,16384", "-p", str(daemon.pid), "-o", "perf.data"],
+        # The daemon, not `daemon.pid`: that is its keeper, which only
+        # waits (recording it shows a flat profile of nothing).
+        target = str(json.loads(api("/v1/version")[1])["pid"])
+        if os.environ["PERF"] == "offcpu":
+            what = ["-e", "sched:sched_switch", "-g"]
+        else:
+            what = ["-F", "499", "--call-graph", "dwarf,16384"]
+        perf = subprocess.Popen(["perf", "record", *what, "-p", target, "-o", "perf.data"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
     t0 = time.time()
@@ -122,6 +132,9 @@ finally:
         print("cleanup via API failed:", e)
     time.sleep(2)
     os.killpg(daemon.pid, signal.SIGKILL); daemon.wait()
+    if os.environ.get("KEEP_LOG"):
+        log.flush()
+        shutil.copy(f"{d}/daemon.log", os.environ["KEEP_LOG"])
     # Anything left of this run (its pods run in the daemon's working
     # directory, the temp dir): by pid.
     for pid in os.listdir("/proc"):
