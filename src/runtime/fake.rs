@@ -20,7 +20,10 @@
 //! with `cgroup` puts the fake process in it, `kill_cgroup` kills every
 //! process in it, and a test scripts OOM kills ([`FakeRuntime::oom_kill`])
 //! and usage ([`FakeRuntime::set_usage`]). Without cgroups, a spawn with
-//! `resources` fails as the real one does.
+//! `resources` fails as the real one does. A released pod cgroup is
+//! removed only when the test says ([`FakeRuntime::run_removals`]), as
+//! the real runtime's thread does it later; making it again first
+//! cancels the removal, as there.
 //!
 //! Clones share one state, so a test keeps a handle while the agent owns
 //! another. Not behind `cfg(test)`: integration code may use it too; pass
@@ -104,6 +107,8 @@ struct State {
     /// None: cgroups available; Some(reason): not.
     no_cgroups: Option<String>,
     pod_cgroups: BTreeSet<PodCgroup>,
+    /// Released pod cgroups, not removed yet.
+    releasing: BTreeSet<PodCgroup>,
     cgroup_calls: Vec<CgroupCall>,
     oom_kills: BTreeMap<ProcessCgroup, u64>,
     usage: BTreeMap<PodCgroup, Usage>,
@@ -116,6 +121,8 @@ pub enum CgroupCall {
     Create(PodCgroup),
     Kill(PodCgroup),
     Remove(PodCgroup),
+    /// `release_pod_cgroup`: removal queued.
+    Release(PodCgroup),
     /// `kill_process_cgroup` of a non-empty process cgroup.
     KillProcess(ProcessCgroup),
     /// `signal_tree`: the group, and the members of the cgroup outside it.
@@ -140,6 +147,7 @@ impl Default for State {
             scans: 0,
             no_cgroups: None,
             pod_cgroups: BTreeSet::new(),
+            releasing: BTreeSet::new(),
             cgroup_calls: Vec::new(),
             oom_kills: BTreeMap::new(),
             usage: BTreeMap::new(),
@@ -342,9 +350,29 @@ impl FakeRuntime {
         self.state().cgroup_calls.clone()
     }
 
-    /// Pod cgroups made and not removed.
+    /// Pod cgroups made and not removed (released ones included, until
+    /// [`FakeRuntime::run_removals`]).
     pub fn pod_cgroups(&self) -> Vec<PodCgroup> {
         self.state().pod_cgroups.iter().cloned().collect()
+    }
+
+    /// Released pod cgroups whose removal has not run yet.
+    pub fn pending_removals(&self) -> Vec<PodCgroup> {
+        self.state().releasing.iter().cloned().collect()
+    }
+
+    /// What the real runtime's removal thread does: removes each
+    /// released pod cgroup that is empty (a busy one stays pending).
+    pub fn run_removals(&self) {
+        let mut s = self.state();
+        let released = std::mem::take(&mut s.releasing);
+        for cg in released {
+            if live_in(&s, &cg).is_empty() {
+                s.pod_cgroups.remove(&cg);
+            } else {
+                s.releasing.insert(cg);
+            }
+        }
     }
 
     /// The cgroup a live or zombie fake process is in.
@@ -446,6 +474,7 @@ impl ProcessRuntime for FakeRuntime {
                     source: fake_no_cgroups(&s),
                 });
             }
+            s.releasing.remove(&cg.pod());
             s.pod_cgroups.insert(cg.pod());
         }
         let pid = s.insert(req.env.clone(), true);
@@ -581,6 +610,7 @@ impl ProcessRuntime for FakeRuntime {
         }
         let pod = PodCgroup::new(pod_uid)?;
         s.cgroup_calls.push(CgroupCall::Create(pod.clone()));
+        s.releasing.remove(&pod);
         s.pod_cgroups.insert(pod.clone());
         Ok(pod)
     }
@@ -607,8 +637,19 @@ impl ProcessRuntime for FakeRuntime {
                 path: PathBuf::from(cgroup.pod_uid()),
             });
         }
+        s.releasing.remove(cgroup);
         s.pod_cgroups.remove(cgroup);
         Ok(())
+    }
+
+    fn release_pod_cgroup(&mut self, cgroup: &PodCgroup) {
+        let mut s = self.state();
+        s.cgroup_calls.push(CgroupCall::Release(cgroup.clone()));
+        s.releasing.insert(cgroup.clone());
+    }
+
+    fn existing_pod_cgroups(&self) -> Vec<PodCgroup> {
+        self.pod_cgroups()
     }
 
     fn cgroup_usage(&self, cgroup: &PodCgroup) -> Result<Usage, CgroupError> {

@@ -365,6 +365,14 @@ impl ProcessRuntime for LinuxRuntime {
         self.cgroups.remove_pod(cgroup)
     }
 
+    fn release_pod_cgroup(&mut self, cgroup: &PodCgroup) {
+        self.cgroups.release_pod(cgroup)
+    }
+
+    fn existing_pod_cgroups(&self) -> Vec<PodCgroup> {
+        self.cgroups.pod_cgroups()
+    }
+
     fn cgroup_usage(&self, cgroup: &PodCgroup) -> Result<Usage, CgroupError> {
         self.cgroups.usage(cgroup)
     }

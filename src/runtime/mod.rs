@@ -318,10 +318,27 @@ pub trait ProcessRuntime {
         let _ = cgroup;
         Ok(None)
     }
-    /// Removes an empty pod cgroup (Err(NotEmpty) while processes remain).
+    /// Removes an empty pod cgroup now (Err(NotEmpty) while processes
+    /// remain).
     fn remove_pod_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
         let _ = cgroup;
         Err(no_cgroups())
+    }
+    /// Removes an empty pod cgroup soon, without waiting for it: rmdir of
+    /// a cgroup is slow (see `cgroup`'s removal.rs) and the daemon's loop
+    /// must not wait. Failures are logged; a cgroup still busy is tried
+    /// again, then left for the next start. A later `create_pod_cgroup`
+    /// of the same pod cancels the removal. This default removes at once.
+    fn release_pod_cgroup(&mut self, cgroup: &PodCgroup) {
+        match self.remove_pod_cgroup(cgroup) {
+            Ok(()) | Err(CgroupError::Unavailable { .. }) => {}
+            Err(e) => tracing::warn!("removing the cgroup of pod {}: {e}", cgroup.pod_uid()),
+        }
+    }
+    /// The pod cgroups that exist in this daemon's cgroup root (at start:
+    /// those of pods no longer known are removed).
+    fn existing_pod_cgroups(&self) -> Vec<PodCgroup> {
+        Vec::new()
     }
     /// Memory and CPU time of the pod's cgroup.
     fn cgroup_usage(&self, cgroup: &PodCgroup) -> Result<Usage, CgroupError> {

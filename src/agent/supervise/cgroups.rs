@@ -12,11 +12,15 @@
 //!   is without one;
 //! - once every process of the pod is done, what is left in the cgroup
 //!   is killed (at the end of the grace period for a pod being stopped,
-//!   at once for one that completed), and the cgroup is removed when
+//!   at once for one that completed), and the cgroup is released when
 //!   empty: checked after each reap, by the v2 emptiness watch, and by a
 //!   timer backing off (processes that are not our children, after a
 //!   daemon restart, end in no reap). A deleted pod leaves the store
-//!   only then.
+//!   only then. Released, not removed: the runtime removes it off the
+//!   loop (rmdir of 2,000 pods' cgroups held the loop 1.9 s, issue 9);
+//! - at a daemon start, the cgroups of pods it no longer knows (deleted
+//!   while it was down, or whose removal failed) are killed and
+//!   released.
 
 use super::*;
 use crate::runtime::{CgroupError, ExitReason, PodCgroup, ProcessCgroup};
@@ -229,11 +233,7 @@ impl<R: ProcessRuntime> Agent<R> {
         };
         if empty {
             let cg = pc.cg.clone();
-            match self.rt.remove_pod_cgroup(&cg) {
-                Ok(()) => {}
-                Err(CgroupError::NotEmpty { .. }) => return self.drain(name, now),
-                Err(e) => tracing::warn!("pod {name}: removing its cgroup: {e}"),
-            }
+            self.rt.release_pod_cgroup(&cg);
             if let Some(rt) = self.pods.get_mut(name) {
                 rt.cgroup = None;
             }
@@ -314,14 +314,47 @@ impl<R: ProcessRuntime> Agent<R> {
     }
 
     /// A terminal pod seen first after a daemon restart: a cgroup left by
-    /// the previous daemon goes (its leftovers killed).
+    /// the previous daemon goes (its leftovers killed first).
     pub(super) fn leftover_cgroup(&mut self, name: &str, uid: &str, now: Now) {
         let Ok(cg) = PodCgroup::new(uid) else { return };
-        if let Err(CgroupError::NotEmpty { .. }) = self.rt.remove_pod_cgroup(&cg) {
-            if let Some(rt) = self.pods.get_mut(name) {
-                rt.cgroup = Some(PodCg::new(cg));
+        if !self.leftover_cgroups.remove(&cg) {
+            return;
+        }
+        if let Some(rt) = self.pods.get_mut(name) {
+            rt.cgroup = Some(PodCg::new(cg));
+        }
+        self.settle_cgroup(name, now);
+    }
+
+    /// At start (`recover`): the pod cgroups the previous daemon left.
+    /// Those of pods the store does not know are killed and released
+    /// now; those of terminal pods when the pod is first seen
+    /// (`leftover_cgroup`).
+    pub(super) fn collect_cgroups(&mut self, store: &Store) {
+        let pods: HashMap<&str, bool> = store
+            .pods()
+            .map(|p| (p.metadata.uid.as_str(), p.is_terminal()))
+            .collect();
+        for cg in self.rt.existing_pod_cgroups() {
+            match pods.get(cg.pod_uid()) {
+                // Used again by the pod's processes.
+                Some(false) => continue,
+                Some(true) => {
+                    self.leftover_cgroups.insert(cg);
+                    continue;
+                }
+                None => {}
             }
-            self.settle_cgroup(name, now);
+            tracing::info!(
+                "removing the cgroup of pod uid {}: no such pod",
+                cg.pod_uid()
+            );
+            if let Err(e) = self.rt.kill_cgroup(&cg) {
+                tracing::warn!("killing the cgroup of pod uid {}: {e}", cg.pod_uid());
+            }
+            // Killed processes take a moment to die: the removal tries
+            // again while the cgroup is busy.
+            self.rt.release_pod_cgroup(&cg);
         }
     }
 

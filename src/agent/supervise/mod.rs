@@ -166,6 +166,9 @@ pub struct Agent<R: ProcessRuntime> {
     cgroup_events: Option<cgroups::EventSink>,
     /// Pods whose processes are done and whose cgroup is not empty yet.
     draining: std::collections::BTreeSet<String>,
+    /// Cgroups of terminal pods found at start (`collect_cgroups`), until
+    /// the pod is first seen.
+    leftover_cgroups: HashSet<crate::runtime::PodCgroup>,
 }
 
 impl<R: ProcessRuntime> Agent<R> {
@@ -187,6 +190,7 @@ impl<R: ProcessRuntime> Agent<R> {
             pid_files: pid_files::PidFiles::default(),
             cgroup_events: None,
             draining: Default::default(),
+            leftover_cgroups: HashSet::new(),
         }
     }
 

@@ -3,13 +3,16 @@
 //! They carry this instance's marker, so one scan of /proc finds them:
 //! one whose pod still exists is recorded as that pod's running process
 //! (and then re-adopted like any other, never started twice); one whose
-//! pod is gone is stopped, as nobody would ever supervise it.
+//! pod is gone is stopped, as nobody would ever supervise it. So is what
+//! is left in the cgroup of a pod that is gone.
 
 use super::*;
 
 impl<R: ProcessRuntime> Agent<R> {
-    /// Call once at start, before the first [`Agent::sync`].
+    /// Call once at start, before the first [`Agent::sync`]. Also sees to
+    /// the pod cgroups the previous daemon left (`collect_cgroups`).
     pub fn recover(&mut self, store: &mut Store, now: Now, out: &mut Outbox) {
+        self.collect_cgroups(store);
         let prefix = format!("{}/", self.cfg.instance);
         for (pid, value) in self.rt.marked_leaders(super::super::env::MARKER, &prefix) {
             let Some((_, uid, process, run)) = super::super::env::parse_marker(&value) else {

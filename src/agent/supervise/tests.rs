@@ -1029,6 +1029,8 @@ fn leftovers_in_the_cgroup_die_at_the_end_of_the_grace_period_then_the_pod_goes(
     }
     assert_eq!(removed, ["web-1"]);
     assert!(!w.fake.is_alive(escaped2));
+    assert_eq!(w.fake.pending_removals(), [cg.pod()], "released once empty");
+    w.fake.run_removals();
     assert!(w.fake.pod_cgroups().is_empty(), "its cgroup was removed");
 }
 

@@ -55,12 +55,18 @@
 //!    `cgroup_is_empty(&pod)`: check it after each reap, and on v2 also
 //!    when `watch_cgroup_empty`'s [`EmptyWatch`] wakes (the only signal
 //!    for processes that are not our children, after a daemon restart).
-//! 5. When the pod is finished and empty: `remove_pod_cgroup(&pod)`.
+//! 5. When the pod is finished and empty: `release_pod_cgroup(&pod)`,
+//!    which returns at once: a thread removes it (removal.rs: rmdir of
+//!    a cgroup is slow, and the daemon's loop must not wait for it).
+//!    `remove_pod_cgroup` is the same, done now (tests, tools).
+//! 7. At daemon start: `pod_cgroups()`, the pod cgroups left in the
+//!    instance root, so those of pods no longer known are removed.
 //! 6. Whenever asked (describe pod, get pods -o wide): `cgroup_usage(&pod)`.
 //!
 //! Files: detect.rs (choosing, instance root), hierarchy.rs (names to
 //! directories), limits.rs, place.rs (ready for a spawn), clone_into.rs
-//! (clone3), stop.rs (kill, empty), usage.rs, controller.rs.
+//! (clone3), stop.rs (kill, empty), removal.rs (the removal thread),
+//! usage.rs, controller.rs.
 
 mod clone_into;
 mod controller;
@@ -68,6 +74,7 @@ mod detect;
 mod hierarchy;
 mod limits;
 mod place;
+mod removal;
 mod stop;
 mod usage;
 
@@ -84,8 +91,10 @@ pub(crate) use place::Placement;
 
 use crate::api::Resources;
 use hierarchy::Tree;
+use removal::Removals;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// A pod's cgroup, by name (the pod's uid): a plain handle, resolved by
 /// the runtime that made it. Cheap to clone and to keep in agent state.
@@ -221,6 +230,8 @@ impl CgroupError {
 #[derive(Clone, Debug)]
 pub struct Cgroups {
     support: Result<Tree, String>,
+    /// Pod cgroups waiting for removal (shared by clones).
+    removals: Option<Arc<Removals>>,
 }
 
 impl Cgroups {
@@ -272,9 +283,7 @@ impl Cgroups {
         let name = root_name(instance)?;
         let c = found.v2.as_ref().ok_or("cgroup v2 is not mounted")?;
         let h = detect::setup_v2(c, &name)?;
-        Ok(Cgroups {
-            support: Ok(Tree::V2(h)),
-        })
+        Ok(Cgroups::with_tree(Tree::V2(h)))
     }
 
     fn setup_v1(found: &detect::Candidates, instance: &str) -> Result<Cgroups, String> {
@@ -285,15 +294,21 @@ impl Cgroups {
             );
         }
         let hs = detect::setup_v1(&found.v1, &name)?;
-        Ok(Cgroups {
-            support: Ok(Tree::V1(hs)),
-        })
+        Ok(Cgroups::with_tree(Tree::V1(hs)))
+    }
+
+    fn with_tree(tree: Tree) -> Cgroups {
+        Cgroups {
+            removals: Some(Arc::new(Removals::new(tree.clone()))),
+            support: Ok(tree),
+        }
     }
 
     /// No cgroups, for `reason` (shown in errors and by `describe`).
     pub fn unavailable(reason: impl Into<String>) -> Cgroups {
         Cgroups {
             support: Err(reason.into()),
+            removals: None,
         }
     }
 
@@ -338,38 +353,76 @@ impl Cgroups {
             })
     }
 
-    /// Makes pod `pod_uid`'s cgroup (idempotent).
+    /// Makes pod `pod_uid`'s cgroup (idempotent). A removal of it still
+    /// pending is cancelled first (one under way is waited for).
     pub fn create_pod(&self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
         let pod = PodCgroup::new(pod_uid)?;
-        place::ensure_pod(self.tree()?, pod_uid)?;
+        let tree = self.tree()?;
+        self.take_back(pod_uid);
+        place::ensure_pod(tree, pod_uid)?;
         Ok(pod)
     }
 
-    /// Removes the pod's cgroup and its process cgroups. Err(NotEmpty)
+    /// Removes the pod's cgroup and its process cgroups now. Err(NotEmpty)
     /// while a process is left (kill and wait first); a cgroup already
     /// gone is Ok.
     pub fn remove_pod(&self, pod: &PodCgroup) -> Result<(), CgroupError> {
-        for dir in self.tree()?.dirs(pod.pod_uid()) {
-            let mut all = hierarchy::walk(&dir);
-            all.reverse(); // children first
-            for d in all {
-                match std::fs::remove_dir(&d) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                        return Err(CgroupError::NotEmpty { path: d });
+        let tree = self.tree()?;
+        self.take_back(pod.pod_uid());
+        removal::remove_now(tree, pod.pod_uid())
+    }
+
+    /// Removes the (empty) pod's cgroup soon, off this thread (see
+    /// removal.rs: a busy one is tried again, then left for the next
+    /// start; failures are logged).
+    pub fn release_pod(&self, pod: &PodCgroup) {
+        if let Some(r) = &self.removals {
+            r.release(pod.pod_uid());
+        }
+    }
+
+    /// Pod cgroups queued for removal or being removed.
+    pub fn pending_removals(&self) -> usize {
+        self.removals.as_ref().map_or(0, |r| r.pending())
+    }
+
+    /// The pod cgroups in the instance root, in any hierarchy (what a
+    /// daemon start compares with the pods it knows).
+    pub fn pod_cgroups(&self) -> Vec<PodCgroup> {
+        let Ok(tree) = self.tree() else {
+            return Vec::new();
+        };
+        let mut found = std::collections::BTreeSet::new();
+        for h in tree.hierarchies() {
+            let Ok(entries) = std::fs::read_dir(&h.root) else {
+                continue;
+            };
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    if let Some(pod) = e.file_name().to_str().and_then(|n| PodCgroup::new(n).ok()) {
+                        found.insert(pod);
                     }
-                    Err(source) => return Err(CgroupError::Io { path: d, source }),
                 }
             }
         }
-        Ok(())
+        found.into_iter().collect()
+    }
+
+    fn take_back(&self, pod_uid: &str) {
+        if let Some(r) = &self.removals {
+            r.take_back(pod_uid);
+        }
     }
 
     /// Removes the instance root (a daemon shutting down with no pod
-    /// left; tests). Err(NotEmpty) while pod cgroups remain.
+    /// left; tests). Err(NotEmpty) while pod cgroups remain. Waits for
+    /// the removals queued before.
     pub fn remove_root(&self) -> Result<(), CgroupError> {
-        for h in self.tree()?.hierarchies() {
+        let tree = self.tree()?;
+        if let Some(r) = &self.removals {
+            r.wait_idle();
+        }
+        for h in tree.hierarchies() {
             match std::fs::remove_dir(&h.root) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -472,7 +525,10 @@ impl Cgroups {
         process: &ProcessCgroup,
         res: Option<&Resources>,
     ) -> Result<Placement, CgroupError> {
-        place::prepare(self.tree()?, process, res)
+        let tree = self.tree()?;
+        // Its pod's cgroup is wanted again, whoever released it.
+        self.take_back(process.pod_uid());
+        place::prepare(tree, process, res)
     }
 
     /// The pod's directories (one per hierarchy).
