@@ -1034,6 +1034,74 @@ fn leftovers_in_the_cgroup_die_at_the_end_of_the_grace_period_then_the_pod_goes(
     assert!(w.fake.pod_cgroups().is_empty(), "its cgroup was removed");
 }
 
+/// Issue 9: the pod's cgroup was removed in the daemon's loop (rmdir in
+/// every hierarchy: 1.9 s for 2,000 pods, no restart and no API answer
+/// meanwhile). Now the loop releases it and goes on: the pod leaves the
+/// store while the removal is still pending, and nothing is removed
+/// inside the loop's call (before the fix, the fake recorded a `Remove`
+/// there).
+#[test]
+fn a_deleted_pod_leaves_without_waiting_for_its_cgroup_removal() {
+    let mut w = World::new();
+    w.fake.dies_on(Signal::TERM);
+    w.add(pod("web-1", RestartPolicy::Always));
+    w.sync();
+    let cg = w.fake.cgroup_of_pid(w.pid("web-1")).unwrap().pod();
+    w.delete("web-1");
+    let out = w.reap();
+    assert_eq!(out.removed, ["web-1"]);
+    assert!(
+        !w.fake
+            .cgroup_calls()
+            .contains(&CgroupCall::Remove(cg.clone())),
+        "no rmdir in the loop: {:?}",
+        w.fake.cgroup_calls()
+    );
+    assert_eq!(w.fake.pending_removals(), std::slice::from_ref(&cg));
+    w.fake.run_removals();
+    assert!(w.fake.pod_cgroups().is_empty());
+}
+
+/// A completed pod restarted while its cgroup's removal is pending gets
+/// the cgroup back: the removal never runs under the new run.
+#[test]
+fn a_completed_pod_restarted_takes_its_cgroup_back_from_the_removal() {
+    let mut w = World::new();
+    w.add(pod("once", RestartPolicy::Never));
+    w.sync();
+    let cg = w.fake.cgroup_of_pid(w.pid("once")).unwrap();
+    w.fake.exit(w.pid("once"), ExitReason::Code(0));
+    w.reap();
+    assert_eq!(w.pod("once").status.phase, PodPhase::Succeeded);
+    assert_eq!(w.fake.pending_removals(), [cg.pod()]);
+    let mut out = Outbox::default();
+    assert!(w.agent.restart_pod(&mut w.store, "once", w.now, &mut out));
+    assert!(w.fake.pending_removals().is_empty(), "taken back");
+    w.fake.run_removals();
+    assert_eq!(w.fake.cgroup_of_pid(w.pid("once")), Some(cg.clone()));
+    assert_eq!(w.fake.pod_cgroups(), [cg.pod()]);
+}
+
+/// At start, the cgroups the previous daemon left: a pod it no longer
+/// knows has its cgroup killed and released; a known live pod keeps its.
+#[test]
+fn a_start_kills_and_releases_the_cgroups_of_pods_it_does_not_know() {
+    let mut w = World::new();
+    let mut rt = w.fake.clone();
+    let gone = rt.create_pod_cgroup("uid-of-a-gone-pod").unwrap();
+    let left = w
+        .fake
+        .add_process_in(&gone.process("main").unwrap(), vec![]);
+    w.add(pod("web-1", RestartPolicy::Always));
+    let known = rt.create_pod_cgroup(&w.pod("web-1").metadata.uid).unwrap();
+    let mut out = Outbox::default();
+    w.agent.recover(&mut w.store, w.now, &mut out);
+    assert!(!w.fake.is_alive(left), "what was left in it is killed");
+    assert_eq!(w.fake.pending_removals(), [gone]);
+    w.fake.run_removals();
+    assert_eq!(w.fake.pod_cgroups(), [known]);
+}
+
 fn init_pod(name: &str) -> Pod {
     let mut p = pod(name, RestartPolicy::Always);
     p.spec.init_processes = vec![process("init0"), process("init1")];
