@@ -256,7 +256,10 @@ mod tests {
         assert!(unchanged("max\n", "max"));
         assert!(unchanged("max 100000\n", "max 100000"));
         assert!(unchanged("67108864\n", "67108864"));
-        assert!(!unchanged("67108864\n", "-1"), "a limit set by the last run");
+        assert!(
+            !unchanged("67108864\n", "-1"),
+            "a limit set by the last run"
+        );
         assert!(!unchanged("20000\n", "-1"));
         assert!(!unchanged("max\n", "100"));
         assert!(!unchanged("50000 100000\n", "max 100000"));

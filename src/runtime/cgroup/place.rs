@@ -80,7 +80,11 @@ pub(crate) fn prepare(
         procs: Vec::new(),
         procs_paths: Vec::new(),
     };
-    let join_file = if tree.is_v2() { "cgroup.procs" } else { "tasks" };
+    let join_file = if tree.is_v2() {
+        "cgroup.procs"
+    } else {
+        "tasks"
+    };
     for dir in tree.dirs(&rel) {
         let path = dir.join(join_file);
         placement.procs.push(open(&path, libc::O_WRONLY)?);
