@@ -100,12 +100,14 @@ pub(crate) fn pids(tree: &Tree, rel: &str) -> Vec<i32> {
 /// Whether no live process is left in `rel` and below (a cgroup that
 /// does not exist is empty).
 ///
-/// One read where the kernel keeps the count for the whole subtree: v2's
-/// `populated`, v1's `pids.current` (a task counts there until it is
-/// reaped, so an unreaped zombie reads as not empty yet: looked at again
-/// after the reap). Without a pids hierarchy, v1 lists every cgroup's
-/// procs. The agent asks this for every pod that ends: 2,000 pods scaled
-/// to 0 spent 0.6 s of the daemon's loop listing (debug build, issue 9).
+/// v2: one read of `populated`. v1: first one read of `pids.current`,
+/// the kernel's count for the whole subtree: 0 is empty. It also counts
+/// zombies not yet reaped (by the keeper, for processes adopted after a
+/// restart), which are not live and never reap here: any other count is
+/// settled by listing every cgroup's procs, which leaves them out. The
+/// agent asks this for every pod that ends, and listing them all cost
+/// 2,000 pods scaled to 0 0.6 s of the daemon's loop (debug build, issue
+/// 9); the count is one small read.
 pub(crate) fn is_empty(tree: &Tree, rel: &str) -> Result<bool, CgroupError> {
     if tree.is_v2() {
         let dir = tree.membership().root.join(rel);
@@ -116,11 +118,12 @@ pub(crate) fn is_empty(tree: &Tree, rel: &str) -> Result<bool, CgroupError> {
         };
     }
     if let Some(dir) = tree.dir_for(super::controller::Controller::Pids, rel) {
-        return match std::fs::read_to_string(dir.join("pids.current")) {
-            Ok(text) => Ok(text.trim() == "0"),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-            Err(source) => Err(CgroupError::io(&dir, source)),
-        };
+        match std::fs::read_to_string(dir.join("pids.current")) {
+            Ok(text) if text.trim() == "0" => return Ok(true),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+            Err(source) => return Err(CgroupError::io(&dir, source)),
+        }
     }
     let dir = tree.membership().root.join(rel);
     if !dir.exists() {
