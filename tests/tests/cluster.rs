@@ -349,6 +349,35 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
 }
 
 #[test]
+fn usage_of_a_pod_on_another_node_is_measured_there() {
+    let c = TestCluster::start(&[("n1", NONE), ("n2", SSD)]);
+    let n1 = c.node("n1");
+    TestCluster::wait_nodes(n1, &[("n1", "Ready"), ("n2", "Ready")], SOON);
+    n1.apply(
+        "p.toml",
+        "kind = \"Pod\"\nname = \"far\"\n[spec]\nnode_selector = { disk = \"ssd\" }\n\
+         [[spec.processes]]\nname = \"main\"\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let far = n1.wait_running("far");
+    assert_eq!(far.status.node_name.as_deref(), Some("n2"));
+
+    // Through n1, which cannot measure it: n2 does, for the list and the
+    // one pod alike.
+    let (header, rows) = table(&n1.drover_ok(&["get", "pods", "-o", "wide"]));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let r = row(&rows, "far");
+    assert_eq!(r[col("NODE")], "n2");
+    assert!(r[col("MEM")].ends_with("i"), "measured on n2: {r:?}");
+    assert!(r[col("CPU")].ends_with('s'), "measured on n2: {r:?}");
+    let page = n1.drover_ok(&["describe", "pod", "far"]);
+    let usage = page.lines().find(|l| l.trim_start().starts_with("Usage:"));
+    assert!(
+        usage.is_some_and(|l| l.contains("CPU ") && l.contains("memory ")),
+        "{page}"
+    );
+}
+
+#[test]
 fn a_changed_pod_on_another_node_restarts_there_with_its_new_spec() {
     let c = TestCluster::start(&[("n1", NONE), ("n2", SSD)]);
     let n1 = c.node("n1");
