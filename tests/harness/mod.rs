@@ -421,6 +421,22 @@ impl TestDaemon {
         }
     }
 
+    /// SIGTERM to drover's keeper, as `systemctl stop drover` and a
+    /// machine's shutdown send: every pod is stopped gracefully, then
+    /// drover exits. Start it again with [`restart`](Self::restart).
+    pub fn stop_service(&mut self) {
+        let keeper = self.keeper_pid();
+        let daemon = self.daemon_pid();
+        send_signal(keeper, libc::SIGTERM);
+        self.wait_dead(daemon);
+        self.wait_dead(keeper);
+        self.keeper_pid = None;
+        if let Some(child) = self.child.take() {
+            self.old_keepers.push(child);
+        }
+        self.wait_state_unlocked();
+    }
+
     /// Starts the daemon again on the same dirs (after `kill9` or `stop`).
     pub fn restart(&mut self) {
         self.kill9();
