@@ -472,6 +472,17 @@ impl TestDaemon {
 
     /// Runs the CLI, asserts exit 0, returns stdout.
     #[track_caller]
+    /// A CLI command that streams (`logs -f`), running, and the lines it
+    /// prints as they come. The caller kills and waits for it.
+    pub fn streaming(
+        &self,
+        args: &[&str],
+    ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+        let mut child = self.command(args).stdout(Stdio::piped()).spawn().unwrap();
+        let lines = line_channel(child.stdout.take().unwrap());
+        (child, lines)
+    }
+
     pub fn drover_ok(&self, args: &[&str]) -> String {
         let out = self.drover(args);
         assert!(
@@ -852,8 +863,8 @@ impl Drop for TestDaemon {
 }
 
 /// The lines `out` prints, as they come (a reader thread that stops when
-/// the receiver goes): for `logs -f` and other commands that stream.
-pub fn line_channel(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+/// the receiver goes).
+fn line_channel(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
