@@ -421,6 +421,22 @@ impl TestDaemon {
         }
     }
 
+    /// SIGTERM to drover's keeper, as `systemctl stop drover` and a
+    /// machine's shutdown send: every pod is stopped gracefully, then
+    /// drover exits. Start it again with [`restart`](Self::restart).
+    pub fn stop_service(&mut self) {
+        let keeper = self.keeper_pid();
+        let daemon = self.daemon_pid();
+        send_signal(keeper, libc::SIGTERM);
+        self.wait_dead(daemon);
+        self.wait_dead(keeper);
+        self.keeper_pid = None;
+        if let Some(child) = self.child.take() {
+            self.old_keepers.push(child);
+        }
+        self.wait_state_unlocked();
+    }
+
     /// Starts the daemon again on the same dirs (after `kill9` or `stop`).
     pub fn restart(&mut self) {
         self.kill9();
@@ -456,6 +472,17 @@ impl TestDaemon {
 
     /// Runs the CLI, asserts exit 0, returns stdout.
     #[track_caller]
+    /// A CLI command that streams (`logs -f`), running, and the lines it
+    /// prints as they come. The caller kills and waits for it.
+    pub fn streaming(
+        &self,
+        args: &[&str],
+    ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+        let mut child = self.command(args).stdout(Stdio::piped()).spawn().unwrap();
+        let lines = line_channel(child.stdout.take().unwrap());
+        (child, lines)
+    }
+
     pub fn drover_ok(&self, args: &[&str]) -> String {
         let out = self.drover(args);
         assert!(
@@ -836,8 +863,8 @@ impl Drop for TestDaemon {
 }
 
 /// The lines `out` prints, as they come (a reader thread that stops when
-/// the receiver goes): for `logs -f` and other commands that stream.
-pub fn line_channel(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+/// the receiver goes).
+fn line_channel(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -1054,6 +1081,13 @@ pub fn show(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// The row of a `table` whose first column is `name`.
+pub fn row<'a>(rows: &'a [Vec<String>], name: &str) -> &'a Vec<String> {
+    rows.iter()
+        .find(|r| r[0] == name)
+        .unwrap_or_else(|| panic!("no row {name} in {rows:?}"))
 }
 
 /// A table printed by `get`: header words and rows split on runs of 2+

@@ -295,12 +295,7 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
     assert!(page.contains("Scheduled") || page.contains("n2"), "{page}");
     // A stream is relayed from n2 as it comes: what was written, then a
     // line written after the stream began.
-    let mut follow = n1
-        .command(&["logs", "-f", "talk"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = line_channel(follow.stdout.take().unwrap());
+    let (mut follow, lines) = n1.streaming(&["logs", "-f", "talk"]);
     let next = |what: &str| {
         lines
             .recv_timeout(SOON)
@@ -329,12 +324,7 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
 
     // A relayed stream ends when its pod is deleted on the other node, as
     // a local one does: the CLI exits 0.
-    let mut follow = n1
-        .command(&["logs", "-f", "talk"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = line_channel(follow.stdout.take().unwrap());
+    let (mut follow, lines) = n1.streaming(&["logs", "-f", "talk"]);
     assert_eq!(
         lines.recv_timeout(SOON).expect("the log again"),
         "hello from n2"
@@ -346,6 +336,35 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
         ended.is_some()
     });
     assert!(ended.unwrap().success(), "{ended:?}");
+}
+
+#[test]
+fn usage_of_a_pod_on_another_node_is_measured_there() {
+    let c = TestCluster::start(&[("n1", NONE), ("n2", SSD)]);
+    let n1 = c.node("n1");
+    TestCluster::wait_nodes(n1, &[("n1", "Ready"), ("n2", "Ready")], SOON);
+    n1.apply(
+        "p.toml",
+        "kind = \"Pod\"\nname = \"far\"\n[spec]\nnode_selector = { disk = \"ssd\" }\n\
+         [[spec.processes]]\nname = \"main\"\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let far = n1.wait_running("far");
+    assert_eq!(far.status.node_name.as_deref(), Some("n2"));
+
+    // Through n1, which cannot measure it: n2 does, for the list and the
+    // one pod alike.
+    let (header, rows) = table(&n1.drover_ok(&["get", "pods", "-o", "wide"]));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let r = row(&rows, "far");
+    assert_eq!(r[col("NODE")], "n2");
+    assert!(r[col("MEM")].ends_with("i"), "measured on n2: {r:?}");
+    assert!(r[col("CPU")].ends_with('s'), "measured on n2: {r:?}");
+    let page = n1.drover_ok(&["describe", "pod", "far"]);
+    let usage = page.lines().find(|l| l.trim_start().starts_with("Usage:"));
+    assert!(
+        usage.is_some_and(|l| l.contains("CPU ") && l.contains("memory ")),
+        "{page}"
+    );
 }
 
 #[test]
