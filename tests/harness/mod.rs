@@ -789,49 +789,11 @@ impl TestDaemon {
     }
 
     /// Removes the daemon's cgroup root (`drover-<instance id>`) and what
-    /// is under it from every hierarchy, once no process of it is left: a
-    /// SIGKILLed daemon leaves its (empty) root behind, and hundreds of
-    /// tests would leave hundreds of them. rmdir only removes empty
-    /// cgroups, so one still in use stays (and is no test's business).
+    /// is under it, once no process of it is left: a SIGKILLed daemon
+    /// leaves them behind, and hundreds of tests would leave hundreds.
     fn remove_cgroups(&self) {
-        let Ok(id) = std::fs::read_to_string(self.path("state").join("instance-id")) else {
-            return;
-        };
-        let name = format!("drover-{}", id.trim());
-        if name.len() <= "drover-".len() || name.contains('/') {
-            return;
-        }
-        fn remove_tree(dir: &Path) {
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for e in entries.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        remove_tree(&e.path());
-                    }
-                }
-            }
-            let _ = std::fs::remove_dir(dir);
-        }
-        let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return;
-        };
-        let mut hierarchies = vec![PathBuf::from("/sys/fs/cgroup")];
-        hierarchies.extend(mounts.flatten().map(|e| e.path()));
-        // The daemon puts its root under its own cgroup, which is ours.
-        let own: BTreeSet<String> = std::fs::read_to_string("/proc/self/cgroup")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.splitn(3, ':').nth(2))
-            .map(|p| p.trim_start_matches('/').to_string())
-            .collect();
-        for h in hierarchies {
-            for base in &own {
-                let base = h.join(base);
-                for root in [base.join(&name), base.join(format!("{name}-daemon"))] {
-                    if root.is_dir() {
-                        remove_tree(&root);
-                    }
-                }
-            }
+        if let Ok(id) = std::fs::read_to_string(self.path("state").join("instance-id")) {
+            drover::runtime::cgroup::remove_leftovers(id.trim());
         }
     }
 
