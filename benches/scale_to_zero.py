@@ -12,7 +12,8 @@ usage: benches/scale_to_zero.py PATH/TO/drover N
   KEEP_LOG=FILE: copy the daemon's log there before cleaning up.
 
 Runs a daemon of its own in a temp dir; removes its pods and kills what
-is left of them (by their working directory) at the end."""
+is left of them (by their working directory) at the end, then its
+cgroups."""
 import json, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
 drover, n = os.path.abspath(sys.argv[1]), int(sys.argv[2])
@@ -146,4 +147,18 @@ finally:
         if cwd.startswith(d):
             try: os.kill(int(pid), signal.SIGKILL)
             except OSError: pass
+    # Its cgroups (`drover-<instance id>` below our own cgroup in each
+    # hierarchy, as the daemon made them), deepest first: a daemon killed
+    # mid-removal leaves thousands, and they slow every later mkdir.
+    try:
+        name = "drover-" + open(f"{d}/state/instance-id").read().strip()
+        own = [l.split(":", 2)[2].strip("/") for l in open("/proc/self/cgroup").read().splitlines()]
+        for mount in os.listdir("/sys/fs/cgroup"):
+            for base in own:
+                root = os.path.join("/sys/fs/cgroup", mount, base, name)
+                for sub, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
+                    try: os.rmdir(sub)
+                    except OSError: pass
+    except OSError:
+        pass
     shutil.rmtree(d, ignore_errors=True)
