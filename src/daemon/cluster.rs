@@ -92,8 +92,6 @@ enum Route {
     Local,
     /// About a pod on another node: asked of that node.
     Remote { node: String, addr: Option<String> },
-    /// Not served in cluster mode (yet): answered with why.
-    Refused(ApiReply),
 }
 
 impl ClusterSide {
@@ -356,9 +354,6 @@ impl Daemon {
                 self.run_after_commit(after);
                 let _ = reply.send(answer);
             }
-            Route::Refused(answer) => {
-                let _ = reply.send(answer);
-            }
             Route::Remote { node, addr } => {
                 // The caller is known here only: this node decides.
                 if let Err(refused) = self.may_read(&req.caller) {
@@ -429,20 +424,8 @@ impl Daemon {
             })
         };
         match (&req.method, segs.as_slice()) {
-            (&Method::GET, ["pods", name, "logs"]) => match remote(name) {
-                // The node-to-node channel answers whole bodies; a stream
-                // that lasts as long as the pod is not relayed (yet).
-                Some(Route::Remote { node, .. }) if follows(req) => {
-                    Route::Refused(ApiReply::error(
-                        501,
-                        format!(
-                        "pod {name} runs on node {node}: `logs -f` of a pod on another node is \
-                         not relayed; run it on {node}, or leave out -f"
-                    ),
-                    ))
-                }
-                other => other.unwrap_or(Route::Read),
-            },
+            // A `logs -f` of a pod on another node is relayed as it comes.
+            (&Method::GET, ["pods", name, "logs"]) => remote(name).unwrap_or(Route::Read),
             (&Method::GET, ["events"]) => {
                 let target = req.query.get("for").and_then(|f| f.split_once('/'));
                 match target {
@@ -549,7 +532,7 @@ impl Daemon {
 }
 
 /// `logs -f` (and not of the previous run, which is over).
-fn follows(req: &ApiRequest) -> bool {
+pub(super) fn follows(req: &ApiRequest) -> bool {
     let on = |k: &str| {
         req.query
             .get(k)

@@ -44,9 +44,19 @@ pub struct ApiReply {
     pub status: u16,
     pub content_type: &'static str,
     pub body: Vec<u8>,
-    /// A `logs -f` to stream instead of `body` (see `log_stream`); boxed,
-    /// as it is rare and every other reply carries it.
-    pub follow: Option<Box<LogFollow>>,
+    /// A `logs -f` to stream instead of `body`; boxed, as it is rare and
+    /// every other reply carries it.
+    pub stream: Option<Box<Stream>>,
+}
+
+/// What a `logs -f` answer streams.
+#[derive(Debug)]
+pub enum Stream {
+    /// A log of this node's, followed here (see `log_stream`).
+    Log(LogFollow),
+    /// Another node's stream of a pod it runs, relayed as it comes (see
+    /// `peer::ask`).
+    Relayed(crate::cluster::peer::PeerBody),
 }
 
 /// The loop's answer to a `logs -f`: which log to stream, from how far
@@ -74,7 +84,7 @@ impl ApiReply {
             status,
             content_type: "application/json",
             body,
-            follow: None,
+            stream: None,
         }
     }
 
@@ -92,14 +102,14 @@ impl ApiReply {
             status: 200,
             content_type: "text/plain; charset=utf-8",
             body,
-            follow: None,
+            stream: None,
         }
     }
 
     /// `logs -f`: streamed by the HTTP task, not sent from the loop.
     pub fn follow(follow: LogFollow) -> ApiReply {
         ApiReply {
-            follow: Some(Box::new(follow)),
+            stream: Some(Box::new(Stream::Log(follow))),
             ..ApiReply::text(vec![])
         }
     }
@@ -320,7 +330,7 @@ type ReplyBody = Either<Full<Bytes>, Streaming>;
 /// The response to `reply`. Its connection turns idle now, or, for a
 /// `logs -f` stream, once the stream ends.
 fn response(mut reply: ApiReply, ticket: &Arc<Ticket>) -> Response<ReplyBody> {
-    let body = match reply.follow.take().map(|f| super::log_stream::start(*f)) {
+    let body = match reply.stream.take().map(|s| open_stream(*s)) {
         Some(Ok(body)) => Either::Right(Streaming {
             body,
             ticket: ticket.clone(),
@@ -341,11 +351,20 @@ fn response(mut reply: ApiReply, ticket: &Arc<Ticket>) -> Response<ReplyBody> {
         .expect("valid response")
 }
 
+/// The body of a `logs -f` answer, or the error to send instead (the log
+/// cannot be opened).
+pub(super) fn open_stream(stream: Stream) -> Result<crate::cluster::peer::PeerBody, ApiReply> {
+    match stream {
+        Stream::Log(f) => super::log_stream::start(f).map(BodyExt::boxed),
+        Stream::Relayed(body) => Ok(body),
+    }
+}
+
 /// A `logs -f` body. Its connection stays busy while it streams, so it is
 /// never the idle one closed to make room at the cap (nor timed out as
 /// idle); it turns idle when the stream ends or the client goes.
 struct Streaming {
-    body: super::log_stream::LogBody,
+    body: crate::cluster::peer::PeerBody,
     ticket: Arc<Ticket>,
 }
 

@@ -11,7 +11,9 @@
 //! other nodes.
 
 use super::auth::{Caller, Role};
-use super::http::{parse_query, percent_decode, ApiReply, ApiRequest, ApiSender};
+use super::http::{
+    open_stream, parse_query, percent_decode, ApiReply, ApiRequest, ApiSender, Stream,
+};
 use crate::cluster::peer::{self, Handler, PeerClient, PeerRequest};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -55,13 +57,23 @@ pub fn handler(api: ApiSender) -> Handler {
             if api.send((request, tx)).await.is_err() {
                 return peer::text(503, "the daemon is shutting down");
             }
-            let reply = rx
+            let mut reply = rx
                 .await
                 .unwrap_or_else(|_| ApiReply::error(503, "the daemon is shutting down"));
+            // A `logs -f` streams from here for as long as the asking node
+            // reads it; this node's loop ends it as it ends a local one.
+            let body = match reply.stream.take().map(|s| open_stream(*s)) {
+                Some(Ok(body)) => body,
+                Some(Err(refused)) => {
+                    reply = refused;
+                    peer::full(std::mem::take(&mut reply.body))
+                }
+                None => peer::full(std::mem::take(&mut reply.body)),
+            };
             hyper::Response::builder()
                 .status(reply.status)
                 .header("content-type", reply.content_type)
-                .body(peer::full(reply.body))
+                .body(body)
                 .expect("a valid response")
         })
     })
@@ -91,6 +103,7 @@ pub async fn ask(
     local: Option<ApiReply>,
     reply: oneshot::Sender<ApiReply>,
 ) {
+    let streamed = super::cluster::follows(&req);
     let mut path = format!("/v1/{}", req.segments.join("/"));
     let mut query: Vec<String> = req
         .query
@@ -102,6 +115,14 @@ pub async fn ask(
     path.push('?');
     path.push_str(&query.join("&"));
     let answer = match client.get(&node, &addr, &path).await {
+        // A `logs -f` the owning node streams: relayed as it comes, for as
+        // long as the CLI reads it (dropping it closes the other node's).
+        Ok(resp) if resp.status() == 200 && streamed => ApiReply {
+            stream: Some(Box::new(Stream::Relayed(
+                resp.into_body().map_err(std::io::Error::other).boxed(),
+            ))),
+            ..ApiReply::text(Vec::new())
+        },
         Ok(resp) => {
             let status = resp.status().as_u16();
             let json = resp
@@ -121,7 +142,7 @@ pub async fn ask(
                         "text/plain; charset=utf-8"
                     },
                     body: body.to_bytes().to_vec(),
-                    follow: None,
+                    stream: None,
                 },
                 Err(e) => ApiReply::error(502, format!("node {node}: reading the answer: {e}")),
             }

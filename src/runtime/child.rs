@@ -55,7 +55,8 @@ const STACK_SIZE: usize = 64 * 1024;
 /// must stay open until `spawn` returns.
 #[derive(Debug, Default)]
 pub(super) struct Confinement {
-    /// `cgroup.procs` files the child writes "0" (itself) into first.
+    /// Files the child writes "0" (itself) into first: v1 `tasks`, v2
+    /// `cgroup.procs` (see `cgroup::place::Placement::procs`).
     pub join: Vec<RawFd>,
     /// v2: the cgroup directory to be born in (clone3); `join` is then
     /// the fallback where clone3 is refused.

@@ -835,6 +835,21 @@ impl Drop for TestDaemon {
     }
 }
 
+/// The lines `out` prints, as they come (a reader thread that stops when
+/// the receiver goes): for `logs -f` and other commands that stream.
+pub fn line_channel(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            if tx.send(line.unwrap_or_default()).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 // ---- pods -------------------------------------------------------------------
 
 /// Every process of the pod is running (and has a pid).

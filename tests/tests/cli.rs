@@ -3,7 +3,6 @@
 use crate::harness::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::io::BufRead;
 use std::time::{Duration, Instant};
 
 fn keys(v: &Value) -> BTreeSet<String> {
@@ -434,15 +433,7 @@ fn logs_follow_streams_new_lines() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            if tx.send(line.unwrap_or_default()).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = line_channel(child.stdout.take().unwrap());
     let next = |what: &str| {
         rx.recv_timeout(SOON)
             .unwrap_or_else(|_| panic!("logs -f printed no {what} line in {SOON:?}\n{}", d.log()))

@@ -273,11 +273,17 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
     let mut c = TestCluster::start(&[("n1", NONE), ("n2", SSD)]);
     let n1 = c.node("n1");
     TestCluster::wait_nodes(n1, &[("n1", "Ready"), ("n2", "Ready")], SOON);
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
     n1.apply(
         "talk.toml",
-        "kind = \"Pod\"\nname = \"talk\"\nlabels = { app = \"talk\" }\n[spec]\n\
-         node_selector = { disk = \"ssd\" }\n[[spec.processes]]\nname = \"main\"\n\
-         command = [\"sh\", \"-c\", \"echo hello from $DROVER_NODE_NAME; exec sleep 1000\"]\n",
+        &format!(
+            "kind = \"Pod\"\nname = \"talk\"\nlabels = {{ app = \"talk\" }}\n[spec]\n\
+             node_selector = {{ disk = \"ssd\" }}\n[[spec.processes]]\nname = \"main\"\n\
+             command = [\"sh\", \"-c\", \"echo hello from $DROVER_NODE_NAME; \
+             while [ ! -e {go} ]; do sleep 0.05; done; echo and more; exec sleep 1000\"]\n",
+            go = go.display()
+        ),
     );
     let pod = n1.wait_running("talk");
     assert_eq!(pod.status.node_name.as_deref(), Some("n2"));
@@ -287,9 +293,24 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
     let page = n1.drover_ok(&["describe", "pod", "talk"]);
     assert!(page.contains("Started"), "the owning node's events: {page}");
     assert!(page.contains("Scheduled") || page.contains("n2"), "{page}");
-    // A stream is not relayed: the CLI is told where to run it, at once.
-    let err = n1.drover_fails(&["logs", "-f", "talk"], 1);
-    assert!(err.contains("runs on node n2"), "{err}");
+    // A stream is relayed from n2 as it comes: what was written, then a
+    // line written after the stream began.
+    let mut follow = n1
+        .command(&["logs", "-f", "talk"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = line_channel(follow.stdout.take().unwrap());
+    let next = |what: &str| {
+        lines
+            .recv_timeout(SOON)
+            .unwrap_or_else(|_| panic!("logs -f through n1 printed no {what} line in {SOON:?}"))
+    };
+    assert_eq!(next("existing"), "hello from n2");
+    std::fs::write(&go, "").unwrap();
+    assert_eq!(next("new"), "and more");
+    let _ = follow.kill();
+    let _ = follow.wait();
 
     // n2's daemon dies and comes back: it re-adopts the pod from its first
     // snapshot of etcd, and keeps the pod's log folder (its store starts
@@ -303,8 +324,28 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
     });
     let n1 = c.node("n1");
     n1.wait_until("the log through n1 after n2's restart", SOON, || {
-        n1.drover_ok(&["logs", "talk"]) == "hello from n2\n"
+        n1.drover_ok(&["logs", "talk"]) == "hello from n2\nand more\n"
     });
+
+    // A relayed stream ends when its pod is deleted on the other node, as
+    // a local one does: the CLI exits 0.
+    let mut follow = n1
+        .command(&["logs", "-f", "talk"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = line_channel(follow.stdout.take().unwrap());
+    assert_eq!(
+        lines.recv_timeout(SOON).expect("the log again"),
+        "hello from n2"
+    );
+    n1.drover_ok(&["delete", "pod", "talk"]);
+    let mut ended = None;
+    n1.wait_until("logs -f to end with its deleted pod", SOON, || {
+        ended = follow.try_wait().unwrap();
+        ended.is_some()
+    });
+    assert!(ended.unwrap().success(), "{ended:?}");
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! The node-to-node channel: how `drover logs POD` and `describe pod`
-//! reach a pod on another node. The owning node's daemon serves what only
+//! The node-to-node channel: how `drover logs POD` (`-f` too, relayed as
+//! it streams) and `describe pod` reach a pod on another node. The owning node's daemon serves what only
 //! it has (the pod's log files, the agent's events) on a listener of its
 //! own, and the asking daemon relays it to its CLI. Never through etcd:
 //! logs are large and private to the node.

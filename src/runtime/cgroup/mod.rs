@@ -46,7 +46,8 @@
 //!    resources, .. }`. The runtime makes the process cgroup, writes its
 //!    limits and starts the child inside it (v2 `clone3` with
 //!    CLONE_INTO_CGROUP, else the child writes itself into `cgroup.procs`
-//!    before exec; failing that, the spawn fails).
+//!    before exec, on v1 into each hierarchy's `tasks` (see
+//!    `place::Placement::procs`); failing that, the spawn fails).
 //! 3. At a process's start and exit: `oom_kills(&process_cgroup)`; if it
 //!    grew and the process died by SIGKILL, the reason is `OOMKilled`
 //!    (exit code 137).

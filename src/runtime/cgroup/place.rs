@@ -18,8 +18,13 @@ pub(crate) struct Placement {
     /// v2: the process cgroup's directory, for clone3(CLONE_INTO_CGROUP):
     /// the child is born inside it.
     pub clone_into: Option<OwnedFd>,
-    /// The `cgroup.procs` files the child writes "0" (itself) into before
-    /// exec: one per v1 hierarchy, or v2's when clone3 cannot be used.
+    /// The files the child writes "0" (itself) into before exec: each v1
+    /// hierarchy's `tasks`, or v2's `cgroup.procs` when clone3 cannot be
+    /// used. v1 gets `tasks` because moving one thread that is the writer
+    /// itself skips the kernel's global threadgroup lock, whose write side
+    /// waits for an RCU grace period: 5.8 ms a spawn on the build machine
+    /// against 0.6 ms (the child is single-threaded, so moving its one
+    /// thread moves the process).
     pub procs: Vec<OwnedFd>,
     /// Their paths, same order (for error messages).
     pub procs_paths: Vec<PathBuf>,
@@ -75,8 +80,13 @@ pub(crate) fn prepare(
         procs: Vec::new(),
         procs_paths: Vec::new(),
     };
+    let join_file = if tree.is_v2() {
+        "cgroup.procs"
+    } else {
+        "tasks"
+    };
     for dir in tree.dirs(&rel) {
-        let path = dir.join("cgroup.procs");
+        let path = dir.join(join_file);
         placement.procs.push(open(&path, libc::O_WRONLY)?);
         placement.procs_paths.push(path);
         if tree.is_v2() {
