@@ -50,7 +50,12 @@ pub struct Clock {
 
 pub async fn run(args: Args, client: &Client) -> anyhow::Result<()> {
     let target = parse_target(&words(&args.kind, args.name.as_deref()), &KINDS, "describe")?;
-    let object: Value = client.get(&object_path(target.kind, &target.name)).await?;
+    let mut path = object_path(target.kind, &target.name);
+    if target.kind == Kind::Pod {
+        // Each running process's CPU and memory, measured by its node.
+        path.push_str("?usage=true");
+    }
+    let object: Value = client.get(&path).await?;
     let events = events_for(client, target.kind, &target.name).await?;
     let clock = Clock {
         now: Utc::now(),

@@ -92,6 +92,9 @@ enum Route {
     Local,
     /// About a pod on another node: asked of that node.
     Remote { node: String, addr: Option<String> },
+    /// `get pods -o wide`: the list from the cache, with each pod's usage
+    /// asked of the node that runs it (measured there, never stored).
+    UsageOfEveryNode,
 }
 
 impl ClusterSide {
@@ -354,6 +357,29 @@ impl Daemon {
                 self.run_after_commit(after);
                 let _ = reply.send(answer);
             }
+            Route::UsageOfEveryNode => {
+                let local = self.handle_api(req.clone());
+                if local.status != 200 {
+                    let _ = reply.send(local);
+                    return;
+                }
+                let side = self.cluster.as_ref().expect("cluster mode");
+                let me = self.opts.node_name.as_str();
+                let nodes: std::collections::BTreeSet<&str> = self
+                    .store
+                    .pods()
+                    .filter_map(|p| p.status.node_name.as_deref())
+                    .filter(|n| *n != me)
+                    .collect();
+                let peers = nodes
+                    .into_iter()
+                    .filter_map(|n| {
+                        Some((n.to_string(), side.member.peer_address(&self.store, n)?))
+                    })
+                    .collect();
+                let client = side.member.peer_client.clone();
+                tokio::spawn(super::peer::fill_usage(client, peers, local, reply));
+            }
             Route::Remote { node, addr } => {
                 // The caller is known here only: this node decides.
                 if let Err(refused) = self.may_read(&req.caller) {
@@ -426,6 +452,11 @@ impl Daemon {
         match (&req.method, segs.as_slice()) {
             // A `logs -f` of a pod on another node is relayed as it comes.
             (&Method::GET, ["pods", name, "logs"]) => remote(name).unwrap_or(Route::Read),
+            // Usage is measured where the pod runs.
+            (&Method::GET, ["pods", name]) if wants_usage(req) => {
+                remote(name).unwrap_or(Route::Read)
+            }
+            (&Method::GET, ["pods"]) if wants_usage(req) && !local_only => Route::UsageOfEveryNode,
             (&Method::GET, ["events"]) => {
                 let target = req.query.get("for").and_then(|f| f.split_once('/'));
                 match target {
@@ -539,6 +570,11 @@ pub(super) fn follows(req: &ApiRequest) -> bool {
             .is_some_and(|v| matches!(v.as_str(), "" | "1" | "true"))
     };
     on("follow") && !on("previous")
+}
+
+/// `?usage=true`: with each process's CPU and memory.
+fn wants_usage(req: &ApiRequest) -> bool {
+    req.query.get("usage").is_some_and(|v| v == "true")
 }
 
 fn events_request(req: &ApiRequest) -> bool {

@@ -155,6 +155,17 @@ impl Daemon {
         ok
     }
 
+    /// A pod whose spec an apply changed: its processes restart in place,
+    /// once (see `Agent::restart_if_spec_changed`).
+    pub fn restart_if_spec_changed(&mut self, name: &str) -> bool {
+        let mut out = Outbox::default();
+        let restarted =
+            self.agent
+                .restart_if_spec_changed(&mut self.store, name, Self::now(), &mut out);
+        self.absorb(out);
+        restarted
+    }
+
     /// `drover kill`: how many processes of the pod were signalled.
     pub fn kill_pod(&mut self, name: &str, signal: Signal) -> usize {
         self.agent

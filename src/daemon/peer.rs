@@ -2,7 +2,8 @@
 //! `cluster::peer`): what this daemon answers other nodes, and how it asks
 //! another node on behalf of its own CLI.
 //!
-//! Other nodes may read a pod's logs and events, nothing else: their
+//! Other nodes may read pods (with the usage measured here), their logs
+//! and events, nothing else: their
 //! request enters the loop as a CLI request would, marked [`LOCAL_ONLY`]
 //! (answered from this node's files and events, never passed on, so two
 //! nodes with different views cannot bounce a request between them).
@@ -41,8 +42,11 @@ pub fn handler(api: ApiSender) -> Handler {
                 .map(percent_decode)
                 .collect();
             let segs: Vec<&str> = segments.iter().map(String::as_str).collect();
-            if !matches!(segs.as_slice(), ["pods", _, "logs"] | ["events"]) {
-                return peer::text(403, "other nodes may read pods' logs and events only");
+            if !matches!(
+                segs.as_slice(),
+                ["pods", _, "logs"] | ["events"] | ["pods"] | ["pods", _]
+            ) {
+                return peer::text(403, "other nodes may read pods, their logs and events only");
             }
             let mut query = parse_query(req.query.as_deref().unwrap_or(""));
             query.insert(LOCAL_ONLY.into(), "1".into());
@@ -176,4 +180,82 @@ fn merge_lists(local: ApiReply, remote: ApiReply) -> ApiReply {
         _ => None,
     });
     ApiReply::json(200, &a)
+}
+
+/// `get pods -o wide` in a cluster: `local` is this node's list, with the
+/// usage of its own pods; each of `peers` (node, address) is asked for
+/// its list and the usage of the pods it runs is copied in. A node that
+/// does not answer leaves its pods without usage (shown as unknown), as a
+/// process this node cannot measure is.
+pub async fn fill_usage(
+    client: PeerClient,
+    peers: Vec<(String, String)>,
+    local: ApiReply,
+    reply: oneshot::Sender<ApiReply>,
+) {
+    use crate::api::{http::List, Object, Pod};
+    let Ok(mut list) = serde_json::from_slice::<List>(&local.body) else {
+        let _ = reply.send(local);
+        return;
+    };
+    let mut asks = tokio::task::JoinSet::new();
+    for (node, addr) in peers {
+        let client = client.clone();
+        asks.spawn(async move {
+            let path = format!("/v1/pods?usage=true&{LOCAL_ONLY}=1");
+            let resp = client.get(&node, &addr, &path).await;
+            let body = match resp {
+                Ok(r) if r.status() == 200 => http_body_util::Limited::new(r.into_body(), MAX_BODY)
+                    .collect()
+                    .await
+                    .ok(),
+                Ok(r) => {
+                    tracing::info!("usage from node {node}: HTTP {}", r.status());
+                    None
+                }
+                Err(e) => {
+                    tracing::info!("usage from node {node}: {e}");
+                    None
+                }
+            };
+            let theirs = body
+                .and_then(|b| serde_json::from_slice::<List>(&b.to_bytes()).ok())
+                .map(|l| l.items)
+                .unwrap_or_default();
+            (node, theirs)
+        });
+    }
+    let mut measured: std::collections::HashMap<(String, String), Pod> = Default::default();
+    while let Some(Ok((node, items))) = asks.join_next().await {
+        for item in items {
+            if let Object::Pod(p) = item {
+                if p.status.node_name.as_deref() == Some(node.as_str()) {
+                    measured.insert((p.metadata.name.clone(), p.metadata.uid.clone()), p);
+                }
+            }
+        }
+    }
+    for item in &mut list.items {
+        let Object::Pod(pod) = item else { continue };
+        let key = (pod.metadata.name.clone(), pod.metadata.uid.clone());
+        let Some(there) = measured.get(&key) else {
+            continue;
+        };
+        let theirs = there
+            .status
+            .init_processes
+            .iter()
+            .chain(&there.status.processes);
+        let ours = pod
+            .status
+            .init_processes
+            .iter_mut()
+            .chain(&mut pod.status.processes);
+        for (o, t) in ours.zip(theirs) {
+            if o.name == t.name && o.pid == t.pid {
+                o.usage = t.usage;
+            }
+        }
+    }
+    let _ = reply.send(ApiReply::json(200, &list));
 }

@@ -169,7 +169,7 @@ impl Daemon {
             self.events.record(event, now);
         }
         for p in &after.restart_pods {
-            self.restart_pod(p);
+            self.restart_if_spec_changed(p);
         }
     }
 

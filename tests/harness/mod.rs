@@ -1056,6 +1056,13 @@ pub fn show(out: &Output) -> String {
     )
 }
 
+/// The row of a `table` whose first column is `name`.
+pub fn row<'a>(rows: &'a [Vec<String>], name: &str) -> &'a Vec<String> {
+    rows.iter()
+        .find(|r| r[0] == name)
+        .unwrap_or_else(|| panic!("no row {name} in {rows:?}"))
+}
+
 /// A table printed by `get`: header words and rows split on runs of 2+
 /// spaces (cells such as "1 (3s ago)" hold single spaces).
 pub fn table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {

@@ -24,12 +24,6 @@ fn json(out: &str) -> Value {
     serde_json::from_str(out).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
 }
 
-fn row<'a>(rows: &'a [Vec<String>], name: &str) -> &'a Vec<String> {
-    rows.iter()
-        .find(|r| r[0] == name)
-        .unwrap_or_else(|| panic!("no row {name} in {rows:?}"))
-}
-
 #[test]
 fn get_pods_tables() {
     let solo = pod_unit("solo", "Always", &["sleep", "1000"], "");
@@ -70,6 +64,14 @@ fn get_pods_tables() {
             main_pid(&solo).to_string(),
             "<none>".to_string()
         ]
+    );
+
+    // describe measures the running process too (its cgroup here).
+    let page = d.drover_ok(&["describe", "pod", "solo"]);
+    let usage = page.lines().find(|l| l.trim_start().starts_with("Usage:"));
+    assert!(
+        usage.is_some_and(|l| l.contains("CPU ") && l.contains("memory ")),
+        "{page}"
     );
 
     let (header, rows) = table(&d.drover_ok(&["get", "pods", "-L", "app"]));

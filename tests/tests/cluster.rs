@@ -349,6 +349,81 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
 }
 
 #[test]
+fn usage_of_a_pod_on_another_node_is_measured_there() {
+    let c = TestCluster::start(&[("n1", NONE), ("n2", SSD)]);
+    let n1 = c.node("n1");
+    TestCluster::wait_nodes(n1, &[("n1", "Ready"), ("n2", "Ready")], SOON);
+    n1.apply(
+        "p.toml",
+        "kind = \"Pod\"\nname = \"far\"\n[spec]\nnode_selector = { disk = \"ssd\" }\n\
+         [[spec.processes]]\nname = \"main\"\ncommand = [\"sleep\", \"1000\"]\n",
+    );
+    let far = n1.wait_running("far");
+    assert_eq!(far.status.node_name.as_deref(), Some("n2"));
+
+    // Through n1, which cannot measure it: n2 does, for the list and the
+    // one pod alike.
+    let (header, rows) = table(&n1.drover_ok(&["get", "pods", "-o", "wide"]));
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let r = row(&rows, "far");
+    assert_eq!(r[col("NODE")], "n2");
+    assert!(r[col("MEM")].ends_with("i"), "measured on n2: {r:?}");
+    assert!(r[col("CPU")].ends_with('s'), "measured on n2: {r:?}");
+    let page = n1.drover_ok(&["describe", "pod", "far"]);
+    let usage = page.lines().find(|l| l.trim_start().starts_with("Usage:"));
+    assert!(
+        usage.is_some_and(|l| l.contains("CPU ") && l.contains("memory ")),
+        "{page}"
+    );
+}
+
+#[test]
+fn a_changed_pod_on_another_node_restarts_there_with_its_new_spec() {
+    let c = TestCluster::start(&[("n1", NONE), ("n2", SSD)]);
+    let n1 = c.node("n1");
+    TestCluster::wait_nodes(n1, &[("n1", "Ready"), ("n2", "Ready")], SOON);
+    let unit = |seconds: &str| {
+        format!(
+            "kind = \"Pod\"\nname = \"p\"\n[spec]\nnode_selector = {{ disk = \"ssd\" }}\n\
+             [[spec.processes]]\nname = \"main\"\ncommand = [\"sleep\", \"{seconds}\"]\n"
+        )
+    };
+    n1.apply("p.toml", &unit("1000"));
+    let first = n1.wait_running("p");
+    assert_eq!(first.status.node_name.as_deref(), Some("n2"));
+
+    // Changed through n1; n2 runs it and restarts it in place, once.
+    assert_eq!(n1.apply("p.toml", &unit("2000")), "pod/p configured\n");
+    let second = n1.wait_for("p restarted on n2 with its new command", SOON, || {
+        n1.pod("p")
+            .filter(|p| all_running(p) && main_pid(p) != main_pid(&first))
+    });
+    assert_eq!(second.metadata.uid, first.metadata.uid, "the same pod");
+    let cmdline = std::fs::read(format!("/proc/{}/cmdline", main_pid(&second))).unwrap();
+    assert_eq!(cmdline, b"sleep\x002000\x00");
+    n1.wait_until("the first process gone", SOON, || !alive(main_pid(&first)));
+
+    // A change of labels only restarts nothing.
+    let labelled = unit("2000").replace(
+        "name = \"p\"\n",
+        "name = \"p\"\nlabels = { tier = \"x\" }\n",
+    );
+    assert_eq!(n1.apply("p.toml", &labelled), "pod/p configured\n");
+    n1.wait_until("the label on n2's copy", SOON, || {
+        c.node("n2")
+            .pod("p")
+            .is_some_and(|p| p.metadata.labels.get("tier").map(String::as_str) == Some("x"))
+    });
+    let third = n1.pod("p").unwrap();
+    assert_eq!(
+        main_pid(&third),
+        main_pid(&second),
+        "not restarted for a label"
+    );
+    assert_eq!(third.restarts(), second.restarts());
+}
+
+#[test]
 fn a_cluster_with_tls_and_client_certificates() {
     use crate::harness::certs::Pki;
     use crate::harness::etcd::{Etcd, ServerTls};

@@ -124,6 +124,31 @@ struct PodRt {
     cgroup: Option<cgroups::PodCg>,
     /// OOM kills counted in each process's cgroup before its current run.
     oom_before: Vec<Option<u64>>,
+    /// The spec its processes run: a newer one restarts them in place.
+    spec: SpecSeen,
+}
+
+/// Which spec a pod's processes were started with: its generation, and a
+/// hash of the spec (generation also counts changes of labels and
+/// annotations, which restart nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SpecSeen {
+    generation: u64,
+    hash: u64,
+}
+
+impl SpecSeen {
+    fn of(pod: &Pod) -> SpecSeen {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        serde_json::to_vec(&pod.spec)
+            .expect("a pod spec serialises")
+            .hash(&mut h);
+        SpecSeen {
+            generation: pod.metadata.generation,
+            hash: h.finish(),
+        }
+    }
 }
 
 impl PodRt {
@@ -137,6 +162,10 @@ impl PodRt {
             stop_deadline: None,
             cgroup: None,
             oom_before: vec![None; n],
+            spec: SpecSeen {
+                generation: 0,
+                hash: 0,
+            },
         }
     }
 }
@@ -268,6 +297,7 @@ impl<R: ProcessRuntime> Agent<R> {
                 (pod.metadata.deletion_timestamp.is_some() && !rt.stopping)
                     || init::next(rt, &pod.status) != init::Next::Nothing
                     || rt.uid != pod.metadata.uid
+                    || rt.spec.generation != pod.metadata.generation
             }
         }
     }
@@ -290,6 +320,9 @@ impl<R: ProcessRuntime> Agent<R> {
             .is_some_and(|p| p.metadata.deletion_timestamp.is_some());
         if deleting {
             self.stop_pod(store, name, now, out);
+            return;
+        }
+        if self.restart_if_spec_changed(store, name, now, out) {
             return;
         }
         if !self.allocate_ports(store, name, out) {
@@ -335,6 +368,7 @@ impl<R: ProcessRuntime> Agent<R> {
         let pod = store.pod(name).expect("pod exists");
         let n = pod.spec.process_count();
         let mut rt = PodRt::new(&pod.metadata.uid, pod.spec.init_processes.len(), n);
+        rt.spec = SpecSeen::of(pod);
         if pod.is_terminal() {
             for p in &mut rt.procs {
                 p.phase = Phase::Done;
@@ -484,6 +518,30 @@ impl<R: ProcessRuntime> Agent<R> {
     /// `drover restart pod`: stop each running process (SIGTERM, grace,
     /// SIGKILL) and start it again at once; the restart counts. False if
     /// the pod is not supervised here or is being stopped.
+    /// Restarts the pod's processes in place if its spec changed since
+    /// they were started (an `apply` on any node: in a cluster the change
+    /// reaches the owning node through etcd). Idempotent: the node that
+    /// took the change pokes it at once, the sync finds it later; either
+    /// way the processes restart once. True if they restart.
+    pub fn restart_if_spec_changed(
+        &mut self,
+        store: &mut Store,
+        name: &str,
+        now: Now,
+        out: &mut Outbox,
+    ) -> bool {
+        let (Some(pod), Some(rt)) = (store.pod(name), self.pods.get_mut(name)) else {
+            return false;
+        };
+        if rt.spec.generation == pod.metadata.generation || rt.uid != pod.metadata.uid {
+            return false;
+        }
+        let seen = SpecSeen::of(pod);
+        let changed = seen.hash != rt.spec.hash;
+        rt.spec = seen;
+        changed && self.restart_pod(store, name, now, out)
+    }
+
     pub fn restart_pod(
         &mut self,
         store: &mut Store,
@@ -494,12 +552,15 @@ impl<R: ProcessRuntime> Agent<R> {
         let Some(pod) = store.pod(name) else {
             return false;
         };
-        let Some(rt) = self.pods.get(name) else {
+        let Some(rt) = self.pods.get_mut(name) else {
             return false;
         };
         if rt.stopping {
             return false;
         }
+        // Its processes start with the spec as it is now.
+        rt.spec = SpecSeen::of(pod);
+        let rt = &self.pods[name];
         let grace = pod.spec.termination_grace_period.as_duration();
         out.notes.push(note(
             pod,

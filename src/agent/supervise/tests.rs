@@ -613,6 +613,56 @@ fn restart_pod_stops_and_starts_again_counting_a_restart() {
 }
 
 #[test]
+fn a_changed_spec_restarts_the_pod_once_and_a_label_change_not_at_all() {
+    let mut w = World::new();
+    w.fake.dies_on(Signal::TERM);
+    w.add(pod("p", RestartPolicy::Always));
+    w.sync();
+    let bump = |w: &mut World, change: &dyn Fn(&mut Pod)| {
+        w.store.update_pod("p", |p| {
+            change(p);
+            p.metadata.generation += 1;
+            true
+        });
+    };
+    // Labels only: a new generation, the same spec.
+    bump(&mut w, &|p| {
+        p.metadata.labels.insert("tier".into(), "x".into());
+    });
+    w.sync();
+    assert_eq!(w.fake.spawns().len(), 1, "nothing restarted for a label");
+
+    // A new command: restarted in place by the sync (a cluster's owning
+    // node), and not again by the poke of the node that took the apply.
+    bump(&mut w, &|p| {
+        p.spec.processes[0].command = vec!["sleep".into(), "2".into()]
+    });
+    w.sync();
+    w.reap();
+    let mut out = Outbox::default();
+    assert!(!w
+        .agent
+        .restart_if_spec_changed(&mut w.store, "p", w.now, &mut out));
+    w.sync();
+    assert_eq!(w.fake.spawns().len(), 2);
+    assert_eq!(w.status("p").restart_count, 1);
+
+    // The poke first (single host), then the sync: once again.
+    bump(&mut w, &|p| {
+        p.spec.processes[0].command = vec!["sleep".into(), "3".into()]
+    });
+    let mut out = Outbox::default();
+    assert!(w
+        .agent
+        .restart_if_spec_changed(&mut w.store, "p", w.now, &mut out));
+    w.reap();
+    w.sync();
+    assert_eq!(w.fake.spawns().len(), 3);
+    assert_eq!(w.status("p").restart_count, 2);
+    assert_eq!(w.fake.spawns()[2].argv, ["sleep", "3"], "the new spec runs");
+}
+
+#[test]
 fn kill_signals_each_running_process_group() {
     let mut w = World::new();
     w.add(pod("p", RestartPolicy::Always));

@@ -65,6 +65,19 @@ fn ports(pod: &Pod) -> String {
         .join(", ")
 }
 
+/// What the pod's node measured of a running process (its cgroup, or its
+/// process tree without one): CPU time so far and memory now.
+fn usage(u: Option<crate::api::ProcessUsage>) -> String {
+    match u {
+        Some(u) => format!(
+            "CPU {}, memory {}",
+            super::super::columns::cpu_time((u.cpu_seconds * 1000.0).round() as u64),
+            super::super::columns::memory(u.memory_bytes)
+        ),
+        None => "<unknown>".into(),
+    }
+}
+
 fn process(
     page: &mut Page,
     pod: &Pod,
@@ -90,6 +103,9 @@ fn process(
             }
             page.field(2, "Ready", if st.ready { "True" } else { "False" });
             page.field(2, "Restart Count", st.restart_count);
+            if st.pid.is_some() {
+                page.field(2, "Usage", usage(st.usage));
+            }
             if let Some(s) = &st.notify_status {
                 page.field(2, "Notify Status", s);
             }
@@ -204,6 +220,7 @@ mod tests {
             "      Finished:     Wed, 01 May 2024 11:55:00 +0000",
             "    Ready:          True",
             "    Restart Count:  3",
+            "    Usage:          <unknown>",
             "    Liveness:       http-get http://127.0.0.1:8081/ delay=5s timeout=1s period=10s #success=1 #failure=3",
             "    Readiness:      tcp-socket 127.0.0.1:8080 delay=0s timeout=1s period=5s #success=1 #failure=3",
             "    Environment:",
