@@ -254,6 +254,20 @@ impl Adapter for Drover {
     fn socket(&self) -> Option<PathBuf> {
         self.socket.clone()
     }
+
+    /// As every supervisor, then the pods' cgroups, which the daemon
+    /// (killed too) cannot remove: 2,000 a run at N=1000.
+    fn stop(&mut self) {
+        procs::kill_all_descendants();
+        let state = self
+            .socket
+            .as_ref()
+            .and_then(|s| s.parent())
+            .map(|d| d.join("state"));
+        if let Some(Ok(id)) = state.map(|d| std::fs::read_to_string(d.join("instance-id"))) {
+            drover::runtime::cgroup::remove_leftovers(id.trim());
+        }
+    }
 }
 
 // ------------------------------------------------------------ supervisord

@@ -374,6 +374,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     }
 
     systemd.stopping();
+    if d.halting && !d.opts.foreground && single_host {
+        d.agent.park_halted(&mut d.store);
+    }
     if d.opts.foreground && single_host {
         // `up` leaves no pods behind: the next `up` starts from its units.
         let pods: Vec<String> = d.store.pods().map(|p| p.metadata.name.clone()).collect();

@@ -421,6 +421,22 @@ impl TestDaemon {
         }
     }
 
+    /// SIGTERM to drover's keeper, as `systemctl stop drover` and a
+    /// machine's shutdown send: every pod is stopped gracefully, then
+    /// drover exits. Start it again with [`restart`](Self::restart).
+    pub fn stop_service(&mut self) {
+        let keeper = self.keeper_pid();
+        let daemon = self.daemon_pid();
+        send_signal(keeper, libc::SIGTERM);
+        self.wait_dead(daemon);
+        self.wait_dead(keeper);
+        self.keeper_pid = None;
+        if let Some(child) = self.child.take() {
+            self.old_keepers.push(child);
+        }
+        self.wait_state_unlocked();
+    }
+
     /// Starts the daemon again on the same dirs (after `kill9` or `stop`).
     pub fn restart(&mut self) {
         self.kill9();
@@ -456,6 +472,17 @@ impl TestDaemon {
 
     /// Runs the CLI, asserts exit 0, returns stdout.
     #[track_caller]
+    /// A CLI command that streams (`logs -f`), running, and the lines it
+    /// prints as they come. The caller kills and waits for it.
+    pub fn streaming(
+        &self,
+        args: &[&str],
+    ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+        let mut child = self.command(args).stdout(Stdio::piped()).spawn().unwrap();
+        let lines = line_channel(child.stdout.take().unwrap());
+        (child, lines)
+    }
+
     pub fn drover_ok(&self, args: &[&str]) -> String {
         let out = self.drover(args);
         assert!(
@@ -762,49 +789,11 @@ impl TestDaemon {
     }
 
     /// Removes the daemon's cgroup root (`drover-<instance id>`) and what
-    /// is under it from every hierarchy, once no process of it is left: a
-    /// SIGKILLed daemon leaves its (empty) root behind, and hundreds of
-    /// tests would leave hundreds of them. rmdir only removes empty
-    /// cgroups, so one still in use stays (and is no test's business).
+    /// is under it, once no process of it is left: a SIGKILLed daemon
+    /// leaves them behind, and hundreds of tests would leave hundreds.
     fn remove_cgroups(&self) {
-        let Ok(id) = std::fs::read_to_string(self.path("state").join("instance-id")) else {
-            return;
-        };
-        let name = format!("drover-{}", id.trim());
-        if name.len() <= "drover-".len() || name.contains('/') {
-            return;
-        }
-        fn remove_tree(dir: &Path) {
-            if let Ok(entries) = std::fs::read_dir(dir) {
-                for e in entries.flatten() {
-                    if e.file_type().is_ok_and(|t| t.is_dir()) {
-                        remove_tree(&e.path());
-                    }
-                }
-            }
-            let _ = std::fs::remove_dir(dir);
-        }
-        let Ok(mounts) = std::fs::read_dir("/sys/fs/cgroup") else {
-            return;
-        };
-        let mut hierarchies = vec![PathBuf::from("/sys/fs/cgroup")];
-        hierarchies.extend(mounts.flatten().map(|e| e.path()));
-        // The daemon puts its root under its own cgroup, which is ours.
-        let own: BTreeSet<String> = std::fs::read_to_string("/proc/self/cgroup")
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| l.splitn(3, ':').nth(2))
-            .map(|p| p.trim_start_matches('/').to_string())
-            .collect();
-        for h in hierarchies {
-            for base in &own {
-                let base = h.join(base);
-                for root in [base.join(&name), base.join(format!("{name}-daemon"))] {
-                    if root.is_dir() {
-                        remove_tree(&root);
-                    }
-                }
-            }
+        if let Ok(id) = std::fs::read_to_string(self.path("state").join("instance-id")) {
+            drover::runtime::cgroup::remove_leftovers(id.trim());
         }
     }
 
@@ -836,8 +825,8 @@ impl Drop for TestDaemon {
 }
 
 /// The lines `out` prints, as they come (a reader thread that stops when
-/// the receiver goes): for `logs -f` and other commands that stream.
-pub fn line_channel(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+/// the receiver goes).
+fn line_channel(out: impl Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
     use std::io::BufRead;
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {

@@ -430,12 +430,7 @@ fn logs_follow_streams_new_lines() {
         d.drover_ok(&["logs", "chatty"]) == "first\n"
     });
 
-    let mut child = d
-        .command(&["logs", "-f", "chatty"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let rx = line_channel(child.stdout.take().unwrap());
+    let (mut child, rx) = d.streaming(&["logs", "-f", "chatty"]);
     let next = |what: &str| {
         rx.recv_timeout(SOON)
             .unwrap_or_else(|_| panic!("logs -f printed no {what} line in {SOON:?}\n{}", d.log()))

@@ -295,12 +295,7 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
     assert!(page.contains("Scheduled") || page.contains("n2"), "{page}");
     // A stream is relayed from n2 as it comes: what was written, then a
     // line written after the stream began.
-    let mut follow = n1
-        .command(&["logs", "-f", "talk"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = line_channel(follow.stdout.take().unwrap());
+    let (mut follow, lines) = n1.streaming(&["logs", "-f", "talk"]);
     let next = |what: &str| {
         lines
             .recv_timeout(SOON)
@@ -329,12 +324,7 @@ fn logs_and_events_of_a_pod_on_another_node_kept_across_its_daemons_restart() {
 
     // A relayed stream ends when its pod is deleted on the other node, as
     // a local one does: the CLI exits 0.
-    let mut follow = n1
-        .command(&["logs", "-f", "talk"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = line_channel(follow.stdout.take().unwrap());
+    let (mut follow, lines) = n1.streaming(&["logs", "-f", "talk"]);
     assert_eq!(
         lines.recv_timeout(SOON).expect("the log again"),
         "hello from n2"

@@ -9,7 +9,7 @@
 //! no daemon runs; K resumes, reaps it, and only then starts the next D.
 
 use crate::harness::*;
-use drover::api::Job;
+use drover::api::{Job, PodPhase};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -339,5 +339,55 @@ fn a_daemon_whose_keeper_is_killed_exits_and_leaves_its_pods_to_the_next() {
     let p = d.wait_running("kept");
     assert_eq!(main_pid(&p), pid, "re-adopted, not restarted");
     assert_eq!(p.status.processes[0].restart_count, 0);
+    d.assert_teardown_leaves_nothing();
+}
+
+/// `systemctl stop drover` (or a reboot) and start again: every pod is
+/// stopped gracefully, then comes back as an enabled systemd service or a
+/// supervisord `autostart` program would: in place, the same pods, one
+/// restart counted, the stop's exit as their last state. Before, each
+/// process was recorded as ended for good: the standalone pod stayed down
+/// (Failed, 143) and the ReplicaSet's pods were replaced by new ones.
+#[test]
+fn pods_stopped_with_drover_start_again_with_it() {
+    let mut d = TestDaemon::start(&[
+        (
+            "solo.toml",
+            &pod_unit("solo", "Always", &["sleep", "1000"], ""),
+        ),
+        (
+            "once.toml",
+            &pod_unit("once", "Never", &["sleep", "1000"], ""),
+        ),
+        ("web.toml", &rs_unit("web", "web", 2)),
+    ]);
+    let solo = d.wait_running("solo");
+    let once = d.wait_running("once");
+    let web = names(&d.wait_pods("app=web", 2));
+    d.wait_persisted();
+
+    d.stop_service();
+    for pid in [main_pid(&solo), main_pid(&once)] {
+        assert!(!alive(pid), "stopped with drover: {pid}");
+    }
+    d.restart();
+
+    let solo = d.wait_for("solo running again", SOON, || {
+        d.pod("solo").filter(all_running)
+    });
+    let st = &solo.status.processes[0];
+    assert_eq!(st.restart_count, 1, "{st:?}");
+    let last = st.last_state.as_ref().expect("the stop as last state");
+    assert_eq!(
+        (last.exit_code, last.signal),
+        (Some(143), Some(libc::SIGTERM))
+    );
+    d.wait_until("the same two web pods running", SOON, || {
+        let now = d.selected("app=web");
+        names(&now) == web && now.iter().all(all_running)
+    });
+    // Never means never: it stays as the stop left it.
+    let once = d.pod("once").expect("once kept");
+    assert_eq!(once.status.phase, PodPhase::Failed);
     d.assert_teardown_leaves_nothing();
 }

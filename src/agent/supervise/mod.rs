@@ -33,6 +33,7 @@ use std::time::Instant;
 
 mod cgroups;
 mod dispatch;
+mod halted;
 mod init;
 mod log_removal;
 mod notify;
@@ -195,6 +196,8 @@ pub struct Agent<R: ProcessRuntime> {
     cgroup_events: Option<cgroups::EventSink>,
     /// Pods whose processes are done and whose cgroup is not empty yet.
     draining: std::collections::BTreeSet<String>,
+    /// What a halt stopped, to start again with the next daemon.
+    halted: halted::Halted,
 }
 
 impl<R: ProcessRuntime> Agent<R> {
@@ -216,6 +219,7 @@ impl<R: ProcessRuntime> Agent<R> {
             pid_files: pid_files::PidFiles::default(),
             cgroup_events: None,
             draining: Default::default(),
+            halted: Default::default(),
         }
     }
 
@@ -515,9 +519,6 @@ impl<R: ProcessRuntime> Agent<R> {
         self.flush(store, now, out);
     }
 
-    /// `drover restart pod`: stop each running process (SIGTERM, grace,
-    /// SIGKILL) and start it again at once; the restart counts. False if
-    /// the pod is not supervised here or is being stopped.
     /// Restarts the pod's processes in place if its spec changed since
     /// they were started (an `apply` on any node: in a cluster the change
     /// reaches the owning node through etcd). Idempotent: the node that
@@ -542,6 +543,9 @@ impl<R: ProcessRuntime> Agent<R> {
         changed && self.restart_pod(store, name, now, out)
     }
 
+    /// `drover restart pod`: stop each running process (SIGTERM, grace,
+    /// SIGKILL) and start it again at once; the restart counts. False if
+    /// the pod is not supervised here or is being stopped.
     pub fn restart_pod(
         &mut self,
         store: &mut Store,
@@ -612,10 +616,23 @@ impl<R: ProcessRuntime> Agent<R> {
     /// Returns whether anything still has to exit.
     pub fn halt_all(&mut self, store: &mut Store, now: Now, out: &mut Outbox) -> bool {
         let names: Vec<String> = self.pods.keys().cloned().collect();
+        for (name, rt) in &self.pods {
+            if !rt.stopping {
+                self.halted
+                    .record(name, rt.procs.iter().map(Process::is_live).collect());
+            }
+        }
         for name in names {
             self.stop_pod(store, &name, now, out);
         }
         self.anything_running()
+    }
+
+    /// Once a halt stopped everything: the pods it stopped start again
+    /// with the next daemon (see `halted.rs`). Daemon mode only: `up`
+    /// forgets its pods on exit.
+    pub fn park_halted(&mut self, store: &mut Store) {
+        self.halted.park(store);
     }
 
     /// A second Ctrl-C: SIGKILL to everything still running.
