@@ -46,6 +46,8 @@ mod probes;
 mod process_setup;
 #[path = "tests/readoption.rs"]
 mod readoption;
+#[path = "tests/reexec.rs"]
+mod reexec;
 #[path = "tests/replicasets.rs"]
 mod replicasets;
 #[path = "tests/scale.rs"]

@@ -98,6 +98,13 @@ pub fn start(cfg: AgentConfig) -> io::Result<(HostAgent, Wakeups)> {
     ))
 }
 
+/// Re-executing the daemon in place (`drover daemon-reexec`): the
+/// program resolved at start, the descriptors the previous image handed
+/// over, and the exec itself (`runtime::reexec`).
+pub use crate::runtime::reexec::{
+    exec as reexec, generation as reexec_generation, Executable, Handover, ReexecError,
+};
+
 /// Call first thing in the daemon (see `runtime::memory`).
 pub fn tune_allocator() {
     crate::runtime::memory::tune_allocator();

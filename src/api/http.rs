@@ -21,6 +21,7 @@
 //! | POST   | /v1/nodes/{name}/cordon                |                 | the node |
 //! | POST   | /v1/nodes/{name}/uncordon              |                 | the node |
 //! | POST   | /v1/reload                             |                 | [`ApplyResponse`] |
+//! | POST   | /v1/reexec                             |                 | 202 [`ActionResponse`]: the daemon re-executes itself in place once the answer is out (root only); [`VersionInfo`]'s `image_id` tells the new image |
 //! | GET    | /v1/pods/{name}/logs?process=P&previous=true&tail=N |  | text/plain |
 //! | GET    | /v1/pods/{name}/logs?process=P&tail=N&follow=true |    | text/plain, chunked: the log as it grows, through restarts and rotations; ends when the pod is deleted or finished (`logs -f`) |
 //! | GET    | /v1/events?for=Kind/name               |                 | [`List`] of events |
@@ -40,6 +41,14 @@ pub struct VersionInfo {
     pub node_name: String,
     pub pid: u32,
     pub state_dir: String,
+    /// A new random id each time the daemon's program starts: a restart,
+    /// or a `daemon-reexec` (same pid, new image). Empty from daemons
+    /// that predate it.
+    #[serde(default)]
+    pub image_id: String,
+    /// How many times this daemon process re-executed itself in place.
+    #[serde(default)]
+    pub reexecs: u32,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

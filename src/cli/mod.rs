@@ -24,6 +24,7 @@ mod kill;
 mod label;
 mod logs;
 mod man;
+mod reexec;
 mod reload;
 mod restart;
 mod scale;
@@ -110,6 +111,9 @@ pub enum Command {
     /// Re-read the units folder and apply what changed
     #[command(name = "daemon-reload")]
     DaemonReload(reload::Args),
+    /// Re-execute the daemon in place (after an upgrade: the new binary); its pods keep running, untouched
+    #[command(name = "daemon-reexec")]
+    DaemonReexec(reexec::Args),
     /// Print the output of a pod's process
     Logs(logs::Args),
     /// Mark a node unschedulable: no new pods are placed on it
@@ -191,6 +195,7 @@ async fn run_verb(command: Command, client: &Client) -> anyhow::Result<()> {
         Command::Restart(args) => restart::run(args, client).await,
         Command::Kill(args) => kill::run(args, client).await,
         Command::DaemonReload(args) => reload::run(args, client).await,
+        Command::DaemonReexec(args) => reexec::run(args, client).await,
         Command::Logs(args) => logs::run(args, client).await,
         Command::Cordon(args) => cordon::run(args, client, true).await,
         Command::Uncordon(args) => cordon::run(args, client, false).await,
@@ -274,6 +279,7 @@ mod tests {
         assert!(help.contains("Exit status:"), "{help}");
         assert!(help.contains("3  the daemon cannot be reached"), "{help}");
         assert!(help.contains("daemon-reload"), "{help}");
+        assert!(help.contains("daemon-reexec"), "{help}");
     }
 
     #[test]

@@ -14,7 +14,8 @@
 //!   `allow_privilege_escalation` is refused. It may change, delete,
 //!   label, scale, restart or signal only objects it could have created:
 //!   those whose every process runs as itself ([`decide`] with
-//!   [`Action::Change`]). Nodes (cordon) are root's.
+//!   [`Action::Change`]). Nodes (cordon) and the daemon itself
+//!   (`daemon-reexec`) are root's.
 //! - anyone else (an **outsider**: the socket's mode normally keeps them
 //!   out, but a daemon run as root must not rely on it) is refused.
 //!
@@ -122,6 +123,8 @@ pub enum Action {
     Cordon,
     /// Re-read the units folder (what root's files say).
     Reload,
+    /// Re-execute the daemon in place (`daemon-reexec`): root's.
+    Reexec,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -175,6 +178,9 @@ pub fn decide(
         (Role::Member, Action::Read | Action::Reload | Action::Create) => Decision::Allow,
         (Role::Member, Action::Cordon) => {
             Decision::Deny("only root may cordon or uncordon a node".into())
+        }
+        (Role::Member, Action::Reexec) => {
+            Decision::Deny("only root may re-execute the daemon".into())
         }
         (Role::Member, Action::Change(_)) if target.is_some_and(|t| t.kind() == Kind::Node) => {
             Decision::Deny("only root may change a node".into())

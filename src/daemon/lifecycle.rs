@@ -4,6 +4,11 @@
 //! node agent re-adopts live processes (verifying pid + start time) BEFORE
 //! the units folder is applied or any controller runs, so a restarted
 //! daemon never starts a duplicate of a process that is still running.
+//!
+//! `daemon-reexec` (`reexec.rs`) ends an image without ending the loop's
+//! process: the next image starts here again, with the listening socket
+//! and the state dir's lock handed over, and finds every process alive
+//! as its own child.
 
 use super::accounts::{etc_group_gid, Accounts};
 use super::connections::Limits;
@@ -16,12 +21,18 @@ use crate::api::{Kind, Node, NodeCondition, NodeSpec, NodeStatus, Object, Object
 use crate::store::embedded::EmbeddedBackend;
 use crate::store::{Backend, Store};
 use anyhow::Context;
+use nix::fcntl::Flock;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Instant;
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 
 pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
+    // A re-executed image: what the previous one handed over (`reexec.rs`).
+    let mut handover = host::Handover::from_env();
+    // Before the notifier takes the service manager's variables away.
+    let reexec = super::reexec::Reexec::at_start();
     let mut systemd = super::systemd_notify::SystemdNotify::from_env();
     let fds = startup::raise_fd_limit();
     tracing::info!(
@@ -31,7 +42,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         fds.hard
     );
     startup::prepare_state_dir(&opts.state_dir)?;
-    let _lock = lock_state_dir(&opts.state_dir)?;
+    let lock = lock_state_dir(&opts.state_dir, handover.take("lock"))?;
     host::tune_allocator();
 
     let mut backend = EmbeddedBackend::open(&opts.state_dir)?;
@@ -43,7 +54,13 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let (instance, fresh_instance) = instance_id(&opts.state_dir)?;
 
     let group_gid = etc_group_gid(&opts.socket_group);
-    let listener = bind_socket(&opts.socket, group_gid)?;
+    let listener = match handover.take("listen") {
+        Some(fd) => inherited_listener(fd, &opts.socket, group_gid)?,
+        None => bind_socket(&opts.socket, group_gid)?,
+    };
+    // Kept to hand the socket to the next image (`daemon-reexec`): the
+    // accept task that owns `listener` is stopped before the exec.
+    let listener_fd = std::os::fd::AsFd::as_fd(&listener).try_clone_to_owned()?;
     // This daemon's own, named after its control socket (issue 9: two
     // daemons whose sockets share a folder shared one notify.sock).
     let notify_path = crate::agent::notify::path_for(&opts.socket);
@@ -79,7 +96,15 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         pacing: Default::default(),
         log_follows: Default::default(),
         cluster: None,
+        reexec,
     };
+    if d.reexec.generation > 0 {
+        tracing::info!(
+            "re-executed in place (pid {}, re-exec #{}): taking over this process's children",
+            std::process::id(),
+            d.reexec.generation
+        );
+    }
     let (api_tx, mut api_rx) = mpsc::channel::<(ApiRequest, oneshot::Sender<ApiReply>)>(64);
     if let Some(c) = &opts.cluster {
         let side = super::cluster::ClusterSide::start(
@@ -134,6 +159,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         // down).
         d.collect_log_folders(&logs, &log_claim);
         d.agent.sync(&mut d.store, Daemon::now(), &mut out);
+        if d.reexec.generation > 0 {
+            // Children that exited during the exec and that no recorded
+            // run claimed (an exec probe, a descendant): reaped now, as
+            // their SIGCHLD came before this image had a handler.
+            d.agent.reap(&mut d.store, Daemon::now(), &mut out);
+        }
         d.absorb(out);
         if let Some(dir) = d.opts.units_dir.clone() {
             if dir.exists() {
@@ -167,7 +198,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         "control socket: at most {} connections",
         door.limits.max_connections
     );
-    tokio::spawn(http::serve(listener, api_tx, d.store.subscribe(), door));
+    let mut serving = tokio::spawn(http::serve(
+        listener,
+        api_tx.clone(),
+        d.store.subscribe(),
+        door.clone(),
+    ));
     let (probe_tx, mut probe_rx) =
         mpsc::unbounded_channel::<(crate::agent::ProbeKey, crate::agent::probe::ProbeResult)>();
     // Replies to API requests wait until what they changed is on disk: an
@@ -214,6 +250,30 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         }
         for (reply, answer) in replies.drain(..) {
             let _ = reply.send(answer);
+        }
+        if std::mem::take(&mut d.reexec.requested) {
+            // Returns only if the exec failed: then serving goes on.
+            let failed = reexec_in_place(
+                &mut d,
+                single_host.then_some(&mut backend as &mut dyn Backend),
+                &mut serving,
+                &mut api_rx,
+                &listener_fd,
+                &lock,
+            )
+            .await;
+            tracing::error!("daemon-reexec failed, going on as before: {failed:#}");
+            match restart_serving(&listener_fd) {
+                Ok(listener) => {
+                    serving = tokio::spawn(http::serve(
+                        listener,
+                        api_tx.clone(),
+                        d.store.subscribe(),
+                        door.clone(),
+                    ))
+                }
+                Err(e) => anyhow::bail!("serving the control socket again: {e}"),
+            }
         }
         d.log_follows.end_finished(&d.store);
         for req in d.pending_checks.drain(..) {
@@ -333,6 +393,70 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     let _ = std::fs::remove_file(notify.path());
     tracing::info!("drover stopped");
     Ok(())
+}
+
+/// `daemon-reexec`, asked for and answered: stop accepting (new clients
+/// wait in the socket's backlog for the next image), refuse what is
+/// queued, persist, let the answers out, exec (`reexec.rs`). Returns why
+/// it did not happen; on success it never returns.
+async fn reexec_in_place(
+    d: &mut Daemon,
+    backend: Option<&mut dyn Backend>,
+    serving: &mut tokio::task::JoinHandle<()>,
+    api_rx: &mut mpsc::Receiver<(ApiRequest, oneshot::Sender<ApiReply>)>,
+    listener: &OwnedFd,
+    lock: &Flock<std::fs::File>,
+) -> anyhow::Error {
+    serving.abort();
+    while let Ok((_, reply)) = api_rx.try_recv() {
+        let _ = reply.send(ApiReply::error(
+            503,
+            "the daemon is re-executing itself: try again in a moment",
+        ));
+    }
+    if let Err(e) = d.prepare_reexec(backend) {
+        return e.context("persisting the state before the exec");
+    }
+    // The connection tasks write the answers already made (the 202 of
+    // the request among them) when they get a turn of this one thread.
+    for _ in 0..16 {
+        tokio::task::yield_now().await;
+    }
+    let failed = d.exec_in_place(&[("listen", listener.as_fd()), ("lock", (**lock).as_fd())]);
+    anyhow::Error::new(failed)
+}
+
+/// The control socket served again from the descriptor kept for the
+/// next image (a re-exec that failed).
+fn restart_serving(listener: &OwnedFd) -> std::io::Result<tokio::net::UnixListener> {
+    let listener = std::os::unix::net::UnixListener::from(listener.try_clone()?);
+    listener.set_nonblocking(true)?;
+    tokio::net::UnixListener::from_std(listener)
+}
+
+/// The control socket the previous image of this process listened on
+/// (`daemon-reexec`): clients that connected during the exec are in its
+/// backlog. Bound anew if it is not the socket at `path` any more.
+fn inherited_listener(
+    fd: OwnedFd,
+    path: &std::path::Path,
+    group: Option<u32>,
+) -> anyhow::Result<tokio::net::UnixListener> {
+    let listener = std::os::unix::net::UnixListener::from(fd);
+    let bound = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(std::path::Path::to_path_buf));
+    if bound.as_deref() != Some(path) || !path.exists() {
+        tracing::warn!(
+            "the control socket handed over is not {} any more: binding it anew",
+            path.display()
+        );
+        drop(listener);
+        return bind_socket(path, group);
+    }
+    listener.set_nonblocking(true)?;
+    Ok(tokio::net::UnixListener::from_std(listener)?)
 }
 
 /// The next event of the cluster's tasks (never, in single-host mode).
@@ -501,9 +625,29 @@ fn instance_id(dir: &std::path::Path) -> anyhow::Result<(String, bool)> {
 
 /// One daemon per state dir: an exclusive flock on STATE_DIR/lock, held
 /// for the daemon's life (released by the kernel if it dies).
-fn lock_state_dir(dir: &std::path::Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
-    use nix::fcntl::{Flock, FlockArg};
+/// `inherited`: the lock the previous image of this process held (it
+/// crossed the exec, so no other daemon could take it meanwhile).
+fn lock_state_dir(
+    dir: &std::path::Path,
+    inherited: Option<OwnedFd>,
+) -> anyhow::Result<Flock<std::fs::File>> {
+    use nix::fcntl::FlockArg;
+    use std::os::unix::fs::MetadataExt;
     let path = dir.join("lock");
+    if let Some(fd) = inherited {
+        let f = std::fs::File::from(fd);
+        let same = match (f.metadata(), std::fs::metadata(&path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        };
+        if same {
+            // Already ours: flock on the same open file succeeds at once.
+            match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => return Ok(lock),
+                Err((_, e)) => tracing::warn!("the state dir lock handed over: {e}"),
+            }
+        }
+    }
     let f = std::fs::OpenOptions::new()
         .create(true)
         .truncate(false)

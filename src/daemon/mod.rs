@@ -21,6 +21,7 @@ mod log_stream;
 mod peer;
 mod persist;
 pub mod reconcile;
+mod reexec;
 pub mod startup;
 mod systemd_notify;
 
@@ -102,6 +103,8 @@ pub(crate) struct Daemon {
     pub log_follows: log_stream::Follows,
     /// Cluster mode: the store is a mirror of etcd (`cluster.rs`).
     pub cluster: Option<cluster::ClusterSide>,
+    /// `daemon-reexec`: this image, and a re-exec asked for (`reexec.rs`).
+    pub reexec: reexec::Reexec,
 }
 
 impl Daemon {

@@ -319,6 +319,11 @@ impl ProcessRuntime for LinuxRuntime {
     /// passes its exit on, with the status, and no pidfd is needed.
     /// Otherwise a pidfd, and no status.
     fn watch(&mut self, pid: i32, identity: &ProcessIdentity) -> Watch {
+        // Our own child (after a re-exec): SIGCHLD and `reap` report its
+        // exit with its status; a pidfd would race them with no status.
+        if super::reexec::is_own_child(pid, identity) {
+            return Watch::Watching;
+        }
         if let Some(watch) = self.keeper.as_ref().and_then(|k| k.watch(pid, identity)) {
             return watch;
         }
@@ -326,7 +331,10 @@ impl ProcessRuntime for LinuxRuntime {
     }
 
     fn kept_exit(&self, pid: i32, identity: &ProcessIdentity) -> Option<KeptExit> {
-        self.keeper.as_ref()?.kept_exit(pid, identity)
+        self.keeper
+            .as_ref()
+            .and_then(|k| k.kept_exit(pid, identity))
+            .or_else(|| super::reexec::reap_own_zombie(pid, identity))
     }
 
     fn marked(&self, key: &str, values: &HashSet<String>) -> Vec<(i32, String)> {

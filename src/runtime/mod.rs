@@ -22,6 +22,9 @@
 //! - [`become_subreaper`], [`boot_id`], [`is_same_process`]: daemon start
 //!   and re-adoption. [`procfs`]: /proc readers ([`procfs::stat`] gives
 //!   state, ppid, pgid of a pid).
+//! - [`reexec`]: the daemon re-executing itself in place (same pid, its
+//!   children stay its children): the exec, the descriptors handed
+//!   over, and the children that exited meanwhile.
 //! - signals.rs: checks `api::Signal`'s table against libc.
 //! - [`user_env`] (credentials.rs): HOME/USER/LOGNAME/SHELL for the agent
 //!   to put into a process's env.
@@ -52,6 +55,7 @@ pub mod keeper;
 pub mod linux;
 pub mod memory;
 pub mod procfs;
+pub mod reexec;
 mod rlimits;
 pub mod signals;
 #[cfg(test)]
@@ -267,8 +271,10 @@ pub trait ProcessRuntime {
     /// a pid reused meanwhile is [`Watch::Gone`], not watched.
     fn watch(&mut self, pid: i32, identity: &ProcessIdentity) -> Watch;
     /// How `pid` (the process `identity`) ended, if this daemon's keeper
-    /// reaped it while no daemon ran ([`keeper`]); None without a keeper,
-    /// or when the exit is not known.
+    /// reaped it while no daemon ran ([`keeper`]), or if it is this
+    /// process's own child that ended while the daemon re-executed
+    /// itself (a zombie: reaped now, [`reexec`]); None when the exit is
+    /// not known.
     fn kept_exit(&self, pid: i32, identity: &ProcessIdentity) -> Option<KeptExit> {
         let _ = (pid, identity);
         None

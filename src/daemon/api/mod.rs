@@ -7,6 +7,7 @@
 //! changes in `change.rs`, which also record who made each change).
 
 mod change;
+mod reexec;
 
 use super::accounts::Accounts;
 use super::auth::{self, Action, Caller, Decision, Role};
@@ -32,11 +33,14 @@ impl Daemon {
                     node_name: self.opts.node_name.clone(),
                     pid: std::process::id(),
                     state_dir: self.opts.state_dir.display().to_string(),
+                    image_id: self.reexec.image_id.clone(),
+                    reexecs: self.reexec.generation,
                 },
             ),
             (&Method::GET, ["cluster"]) => self.cluster_info(),
             (&Method::POST, ["apply"]) => self.api_apply(&req),
             (&Method::POST, ["reload"]) => self.api_reload(&req),
+            (&Method::POST, ["reexec"]) => self.api_reexec(&req),
             (&Method::GET, ["events"]) => {
                 let filter = req.query.get("for").and_then(|f| {
                     let (k, n) = f.split_once('/')?;

@@ -100,6 +100,7 @@ fn decide_table() {
         (0, Change(Verb::Delete), Some(&root_pod), Ok(())),
         (0, Change(Verb::Kill), Some(&bob_pod), Ok(())),
         (0, Cordon, None, Ok(())),
+        (0, Reexec, None, Ok(())),
         // a member reads everything, reloads root's folder, creates
         (1001, Read, None, Ok(())),
         (1001, Reload, None, Ok(())),
@@ -118,6 +119,8 @@ fn decide_table() {
         (1001, Change(Verb::Scale), Some(&root_rs), Err("ReplicaSet/web (process main) runs as root (no `user`): only root may scale it")),
         (1001, Change(Verb::RunNow), Some(&root_rs), Err("only root may run it")),
         (1001, Cordon, None, Err("only root may cordon or uncordon a node")),
+        (1001, Reexec, None, Err("only root may re-execute the daemon")),
+        (1005, Reexec, None, Err("neither root nor a member")),
         (1001, Change(Verb::Label), Some(&a_node), Err("only root may change a node")),
         (0, Change(Verb::Label), Some(&a_node), Ok(())),
         // an outsider nothing at all

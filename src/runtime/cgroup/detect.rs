@@ -257,6 +257,7 @@ fn delegation(c: &Candidate) -> Delegation {
 /// offer passed down to pods ([`v2_base`] says where). Err: why v2
 /// cannot be used.
 pub(crate) fn setup_v2(c: &Candidate, name: &str) -> Result<Hierarchy, String> {
+    let c = &out_of_own_leaf(c, name);
     let why = |e: super::CgroupError| format!("cgroup v2: {e}");
     let own_is_root = c.own_in_hierarchy == "/";
     let me = std::process::id() as i32;
@@ -307,6 +308,26 @@ pub(crate) fn setup_v2(c: &Candidate, name: &str) -> Result<Hierarchy, String> {
         root_in_hierarchy: join_cgroup_path(&base_in_hierarchy, name),
         proc_key: String::new(),
     })
+}
+
+/// The daemon's cgroup as it was before the daemon moved itself into its
+/// leaf `NAME-daemon` ([`v2_base`]): a daemon that re-executed itself
+/// in place (`runtime::reexec`) starts out in that leaf, and must find
+/// the same instance root as before, not one below its leaf.
+pub(crate) fn out_of_own_leaf(c: &Candidate, name: &str) -> Candidate {
+    let leaf = format!("{name}-daemon");
+    let in_leaf = c.own.file_name().is_some_and(|n| *n == *leaf)
+        && c.own_in_hierarchy
+            .trim_end_matches('/')
+            .ends_with(&format!("/{leaf}"));
+    match c.own.parent() {
+        Some(parent) if in_leaf => Candidate {
+            own: parent.to_path_buf(),
+            own_in_hierarchy: parent_cgroup_path(&c.own_in_hierarchy),
+            ..c.clone()
+        },
+        _ => c.clone(),
+    }
 }
 
 fn parent_cgroup_path(path: &str) -> String {
@@ -373,6 +394,34 @@ fn join_cgroup_path(parent: &str, name: &str) -> String {
 mod tests {
     use super::*;
     use crate::runtime::cgroup::Controller;
+
+    #[test]
+    fn a_daemon_in_its_own_leaf_finds_the_cgroup_it_left() {
+        let c = |own: &str, in_h: &str| Candidate {
+            own: PathBuf::from(own),
+            own_in_hierarchy: in_h.to_string(),
+            controllers: Controllers::default(),
+            proc_key: String::new(),
+        };
+        let leaf = c(
+            "/sys/fs/cgroup/system.slice/drover.service/drover-ab12-daemon",
+            "/system.slice/drover.service/drover-ab12-daemon",
+        );
+        let left = out_of_own_leaf(&leaf, "drover-ab12");
+        assert_eq!(
+            left.own,
+            PathBuf::from("/sys/fs/cgroup/system.slice/drover.service")
+        );
+        assert_eq!(left.own_in_hierarchy, "/system.slice/drover.service");
+        // Another instance's leaf, or no leaf at all: as it is.
+        let other = out_of_own_leaf(&leaf, "drover-cd34");
+        assert_eq!(other.own, leaf.own);
+        let plain = c(
+            "/sys/fs/cgroup/system.slice/drover.service",
+            "/system.slice/drover.service",
+        );
+        assert_eq!(out_of_own_leaf(&plain, "drover-ab12").own, plain.own);
+    }
 
     /// This build machine: v1 controllers in their own hierarchies (cpu
     /// and cpuacct apart), the daemon's memory cgroup nested, a hybrid

@@ -1,5 +1,6 @@
 //! The daemon's end of the keeper socket: the exits the keeper recorded
-//! before this daemon started (read once, at start), the exits of
+//! before this daemon started (read once, at start; not again by an
+//! image the daemon re-executed in place, `runtime::reexec`), the exits of
 //! processes this daemon adopted from its predecessor (they are the
 //! keeper's children, so it reaps them and passes each status on), and
 //! the keeper's requests (halt).
@@ -88,7 +89,14 @@ impl KeeperLink {
             keeper_pid: nix::unistd::getppid().as_raw(),
             state: Mutex::default(),
         };
-        link.read_table()?;
+        if super::super::reexec::generation() == 0 {
+            link.read_table()?;
+        } else {
+            // The same daemon, re-executed in place: the keeper sent its
+            // table to the first image and sends nothing new at an exec
+            // it does not see. What it sent since waits in the socket.
+            set_nonblocking(&link.fd)?;
+        }
         Ok(Some(Arc::new(link)))
     }
 
@@ -123,9 +131,7 @@ impl KeeperLink {
                 _ => {}
             }
         }
-        let flags = nix::fcntl::fcntl(self.fd.as_raw_fd(), nix::fcntl::FcntlArg::F_GETFL)?;
-        let flags = nix::fcntl::OFlag::from_bits_truncate(flags) | nix::fcntl::OFlag::O_NONBLOCK;
-        nix::fcntl::fcntl(self.fd.as_raw_fd(), nix::fcntl::FcntlArg::F_SETFL(flags))?;
+        set_nonblocking(&self.fd)?;
         let n = self.state().table.len();
         if n > 0 {
             tracing::info!("the keeper recorded {n} exits while no daemon ran");
@@ -253,6 +259,14 @@ impl KeeperLink {
             Message::TableEnd | Message::Ready => {}
         }
     }
+}
+
+fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
+    use nix::fcntl::{fcntl, FcntlArg, OFlag};
+    let flags = fcntl(fd.as_raw_fd(), FcntlArg::F_GETFL)?;
+    let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
+    fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(flags))?;
+    Ok(())
 }
 
 fn set_cloexec(fd: &OwnedFd) -> io::Result<()> {

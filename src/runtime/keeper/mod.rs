@@ -52,7 +52,11 @@ pub const KEEPER_SWITCH_ENV: &str = "DROVER_KEEPER";
 /// daemon as its child with the same arguments, and returns the exit
 /// code once the daemon stopped for good.
 pub fn run_as_keeper() -> Option<i32> {
-    if std::env::var_os(KEEPER_FD_ENV).is_some() {
+    // A daemon that re-executed itself in place (`runtime::reexec`) is
+    // still the daemon, whatever else its environment says.
+    if std::env::var_os(KEEPER_FD_ENV).is_some()
+        || std::env::var_os(super::reexec::REEXEC_ENV).is_some()
+    {
         // The keeper blocks the signals it reads from a signalfd, and a
         // blocked mask survives exec: the daemon would never see SIGCHLD
         // or SIGTERM. Unblock them before any thread inherits the mask.
