@@ -225,10 +225,9 @@ fn main() {
     let hz = 100.0; // USER_HZ on Linux
     let t0 = Instant::now();
     let measured = keeper_and_daemon(daemon_pid);
-    assert!(
-        measured.len() >= 2,
-        "no daemon under the keeper {daemon_pid}"
-    );
+    if measured.len() < 2 {
+        eprintln!("warning: no daemon found under {daemon_pid}: its CPU alone is measured");
+    }
     let ticks = || measured.iter().map(|&p| cpu_ticks(p)).sum::<u64>();
     let c0 = ticks();
     std::thread::sleep(Duration::from_secs(a.seconds));
