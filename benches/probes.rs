@@ -75,17 +75,25 @@ impl Drop for Bench {
     }
 }
 
-/// Main pids of every pod, from the state file.
+/// Main pids of every pod, asked of the daemon before it is killed (the
+/// store is a journal now: this read a `state/store.json` that no longer
+/// exists, found nothing, and left every pod running).
 fn pod_pids(dir: &Path) -> Vec<u32> {
-    let Ok(text) = std::fs::read_to_string(dir.join("state/store.json")) else {
-        return vec![];
-    };
-    let objects: Vec<Value> = serde_json::from_str(&text).unwrap_or_default();
-    objects
-        .iter()
-        .filter(|o| o["kind"] == "Pod")
-        .flat_map(|o| {
-            o["status"]["processes"]
+    let out = Command::new(DROVER)
+        .arg("--socket")
+        .arg(dir.join("sock"))
+        .args(["get", "pods", "-o", "json"])
+        .output();
+    let v: Value = out
+        .ok()
+        .and_then(|o| serde_json::from_slice(&o.stdout).ok())
+        .unwrap_or(Value::Null);
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|p| {
+            p["status"]["processes"]
                 .as_array()
                 .cloned()
                 .unwrap_or_default()
