@@ -200,6 +200,11 @@ impl Node {
 impl Drop for Node {
     fn drop(&mut self) {
         self.crash();
+        // Its pods' cgroups, which the killed daemon cannot remove.
+        let id = std::fs::read_to_string(self.dir.path().join("state/instance-id"));
+        if let Ok(id) = id {
+            drover::runtime::cgroup::remove_leftovers(id.trim());
+        }
     }
 }
 

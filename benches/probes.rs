@@ -67,11 +67,24 @@ impl Drop for Bench {
         // SAFETY: killpg/kill(2) by pid on processes this benchmark started.
         unsafe {
             libc::killpg(self.daemon.id() as i32, libc::SIGKILL);
-            for pid in pids {
+            for &pid in &pids {
                 libc::killpg(pid as i32, libc::SIGKILL);
             }
         }
         let _ = self.daemon.wait();
+        // Then their cgroups, once they are gone (the daemon cannot).
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline
+            && pids
+                .iter()
+                .any(|p| Path::new(&format!("/proc/{p}")).exists())
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let id = std::fs::read_to_string(self.dir.path().join("state/instance-id"));
+        if let Ok(id) = id {
+            drover::runtime::cgroup::remove_leftovers(id.trim());
+        }
     }
 }
 
