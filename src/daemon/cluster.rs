@@ -25,6 +25,7 @@
 //! Must not: write to the cache what etcd did not send (only the agent's
 //! own pods' status, reported back), or block the loop on etcd.
 
+use super::api::{flag, wants_usage};
 use super::events::NewEvent;
 use super::http::{ApiReply, ApiRequest, ApiSender};
 use super::persist::AfterCommit;
@@ -562,19 +563,10 @@ impl Daemon {
     }
 }
 
-/// `logs -f` (and not of the previous run, which is over).
+/// `logs -f` (and not of the previous run, which is over), as the API
+/// reads it.
 pub(super) fn follows(req: &ApiRequest) -> bool {
-    let on = |k: &str| {
-        req.query
-            .get(k)
-            .is_some_and(|v| matches!(v.as_str(), "" | "1" | "true"))
-    };
-    on("follow") && !on("previous")
-}
-
-/// `?usage=true`: with each process's CPU and memory.
-fn wants_usage(req: &ApiRequest) -> bool {
-    req.query.get("usage").is_some_and(|v| v == "true")
+    flag(req, "follow") && !flag(req, "previous")
 }
 
 fn events_request(req: &ApiRequest) -> bool {

@@ -106,6 +106,23 @@ impl ApiReply {
         }
     }
 
+    /// The body of a `logs -f` answer, opened (a log of this node's) or
+    /// as relayed; None: the answer is `body`. A log that cannot be
+    /// opened turns this reply into the error to send instead.
+    pub(super) fn open_stream(&mut self) -> Option<crate::cluster::peer::PeerBody> {
+        let opened = match *self.stream.take()? {
+            Stream::Log(f) => super::log_stream::start(f).map(BodyExt::boxed),
+            Stream::Relayed(body) => Ok(body),
+        };
+        match opened {
+            Ok(body) => Some(body),
+            Err(refused) => {
+                *self = refused;
+                None
+            }
+        }
+    }
+
     /// `logs -f`: streamed by the HTTP task, not sent from the loop.
     pub fn follow(follow: LogFollow) -> ApiReply {
         ApiReply {
@@ -330,15 +347,11 @@ type ReplyBody = Either<Full<Bytes>, Streaming>;
 /// The response to `reply`. Its connection turns idle now, or, for a
 /// `logs -f` stream, once the stream ends.
 fn response(mut reply: ApiReply, ticket: &Arc<Ticket>) -> Response<ReplyBody> {
-    let body = match reply.stream.take().map(|s| open_stream(*s)) {
-        Some(Ok(body)) => Either::Right(Streaming {
+    let body = match reply.open_stream() {
+        Some(body) => Either::Right(Streaming {
             body,
             ticket: ticket.clone(),
         }),
-        Some(Err(refused)) => {
-            reply = refused;
-            Either::Left(Full::new(Bytes::from(std::mem::take(&mut reply.body))))
-        }
         None => Either::Left(Full::new(Bytes::from(std::mem::take(&mut reply.body)))),
     };
     if let Either::Left(_) = body {
@@ -349,15 +362,6 @@ fn response(mut reply: ApiReply, ticket: &Arc<Ticket>) -> Response<ReplyBody> {
         .header("content-type", reply.content_type)
         .body(body)
         .expect("valid response")
-}
-
-/// The body of a `logs -f` answer, or the error to send instead (the log
-/// cannot be opened).
-pub(super) fn open_stream(stream: Stream) -> Result<crate::cluster::peer::PeerBody, ApiReply> {
-    match stream {
-        Stream::Log(f) => super::log_stream::start(f).map(BodyExt::boxed),
-        Stream::Relayed(body) => Ok(body),
-    }
 }
 
 /// A `logs -f` body. Its connection stays busy while it streams, so it is

@@ -12,9 +12,7 @@
 //! other nodes.
 
 use super::auth::{Caller, Role};
-use super::http::{
-    open_stream, parse_query, percent_decode, ApiReply, ApiRequest, ApiSender, Stream,
-};
+use super::http::{parse_query, percent_decode, ApiReply, ApiRequest, ApiSender, Stream};
 use crate::cluster::peer::{self, Handler, PeerClient, PeerRequest};
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -66,12 +64,8 @@ pub fn handler(api: ApiSender) -> Handler {
                 .unwrap_or_else(|_| ApiReply::error(503, "the daemon is shutting down"));
             // A `logs -f` streams from here for as long as the asking node
             // reads it; this node's loop ends it as it ends a local one.
-            let body = match reply.stream.take().map(|s| open_stream(*s)) {
-                Some(Ok(body)) => body,
-                Some(Err(refused)) => {
-                    reply = refused;
-                    peer::full(std::mem::take(&mut reply.body))
-                }
+            let body = match reply.open_stream() {
+                Some(body) => body,
                 None => peer::full(std::mem::take(&mut reply.body)),
             };
             hyper::Response::builder()

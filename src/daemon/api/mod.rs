@@ -213,7 +213,7 @@ impl Daemon {
 }
 
 /// A yes/no query parameter: `?follow`, `?follow=1`, `?follow=true`.
-fn flag(req: &ApiRequest, key: &str) -> bool {
+pub(super) fn flag(req: &ApiRequest, key: &str) -> bool {
     req.query
         .get(key)
         .is_some_and(|v| matches!(v.as_str(), "" | "1" | "true"))
@@ -221,7 +221,7 @@ fn flag(req: &ApiRequest, key: &str) -> bool {
 
 /// `?usage=true` (`get pods -o wide`): CPU and memory of each process,
 /// measured now.
-fn wants_usage(req: &ApiRequest) -> bool {
+pub(super) fn wants_usage(req: &ApiRequest) -> bool {
     req.query.get("usage").is_some_and(|v| v == "true")
 }
 
