@@ -14,7 +14,8 @@
 //!   pod pids limit do.
 //! - A process cgroup that already existed (a restart) gets every limit
 //!   written, unset ones back to "no limit"; a fresh one only the set ones.
-//!   A write that would not change the file is skipped ([`unchanged`]):
+//!   On such a reused cgroup a write that would not change the file is
+//!   skipped ([`unchanged`]):
 //!   v1's cpu.cfs_* writes cost about 2 ms each, and a restart of a pod
 //!   without limits paid them every time for nothing.
 
@@ -153,7 +154,9 @@ pub(crate) fn apply(
         if lw.optional && !Path::new(&path).exists() {
             continue;
         }
-        if read(&path).is_ok_and(|now| unchanged(&now, &lw.value)) {
+        // A fresh cgroup holds the defaults, and only set limits are
+        // written to it: only a reused one may already say the same.
+        if reset && read(&path).is_ok_and(|now| unchanged(&now, &lw.value)) {
             continue;
         }
         write(&path, &lw.value)?;

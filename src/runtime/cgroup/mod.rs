@@ -572,34 +572,29 @@ fn read_proc() -> Result<detect::Candidates, String> {
     Ok(detect::candidates(&mountinfo, &cgroup))
 }
 
-/// Removes what a daemon of `instance` left in every hierarchy mounted
-/// under /sys/fs/cgroup, once none of its processes is left (a SIGKILLed
+/// Removes what a daemon of `instance` left in every hierarchy the
+/// caller sits in, once none of its processes is left (a SIGKILLed
 /// daemon, a benchmark that killed everything by pid): its root, its
 /// daemon leaf and every cgroup below them, deepest first. rmdir removes
 /// empty cgroups only, so one still in use stays. Roots are looked for
-/// under the caller's own cgroups, where a daemon it started puts them.
-/// For tests and benchmarks: thousands of leftovers slow every mkdir.
+/// where a daemon the caller started puts them: in the caller's own
+/// cgroup (v2: or its parent; see detect.rs). For tests and benchmarks:
+/// thousands of leftovers slow every mkdir.
 pub fn remove_leftovers(instance: &str) {
-    let Ok(name) = root_name(instance) else {
+    let (Ok(name), Ok(found)) = (root_name(instance), read_proc()) else {
         return;
     };
-    let own: Vec<String> = std::fs::read_to_string("/proc/self/cgroup")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.splitn(3, ':').nth(2))
-        .map(|p| p.trim_start_matches('/').to_string())
-        .collect();
-    let mut mounts = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
-    if let Ok(dirs) = std::fs::read_dir("/sys/fs/cgroup") {
-        mounts.extend(dirs.flatten().map(|e| e.path()));
-    }
-    for mount in &mounts {
-        for base in &own {
-            let base = mount.join(base);
-            for root in [base.join(&name), base.join(format!("{name}-daemon"))] {
-                for dir in hierarchy::walk(&root).iter().rev() {
-                    let _ = std::fs::remove_dir(dir);
-                }
+    let v2_parent = found.v2.as_ref().and_then(|c| c.own.parent());
+    let bases = found
+        .v1
+        .iter()
+        .chain(&found.v2)
+        .map(|c| c.own.as_path())
+        .chain(v2_parent);
+    for base in bases {
+        for root in [base.join(&name), base.join(format!("{name}-daemon"))] {
+            for dir in hierarchy::walk(&root).iter().rev() {
+                let _ = std::fs::remove_dir(dir);
             }
         }
     }
