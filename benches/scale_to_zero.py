@@ -103,10 +103,11 @@ command = ["sleep", "100000"]
         time.sleep(1)
     t0 = time.time()
     cli("scale", "rs", "many", "--replicas", "0")
+    t_kill_boot = time.clock_gettime(time.CLOCK_BOOTTIME)
     os.kill(solo, signal.SIGKILL)
     t_kill = time.time()
     worst_api = 0.0
-    restarted = None
+    restarted = respawned = None
     while True:
         a = time.time()
         st, body = api("/v1/pods/solo")
@@ -114,6 +115,13 @@ command = ["sleep", "100000"]
         p = json.loads(body)["status"]["processes"][0]
         if restarted is None and p["restart_count"] == 1 and p.get("pid"):
             restarted = time.time() - t_kill
+            # When the new process started, from the kernel (clock ticks
+            # since boot, 10 ms): what the API shows comes later, by
+            # however long the request waited, behind this script's own
+            # 5,000-pod listings too.
+            with open(f"/proc/{p['pid']}/stat") as f:
+                ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+            respawned = ticks / os.sysconf("SC_CLK_TCK") - t_kill_boot
         a = time.time()
         st, body = api("/v1/pods?selector=app%3Dmany")
         worst_api = max(worst_api, time.time() - a)
@@ -123,8 +131,9 @@ command = ["sleep", "100000"]
         time.sleep(0.05)
     if perf:
         perf.send_signal(signal.SIGINT); perf.wait()
-    print(f"solo restarted {restarted * 1000:.0f} ms after its kill; all {n} pods gone after {time.time() - t0:.1f}s; "
-          f"slowest API call meanwhile {worst_api * 1000:.0f} ms")
+    print(f"solo's new process started {respawned * 1000:.0f} ms after its kill (/proc, 10 ms ticks; "
+          f"seen through the API after {restarted * 1000:.0f} ms); "
+          f"all {n} pods gone after {time.time() - t0:.1f}s; slowest API call meanwhile {worst_api * 1000:.0f} ms")
 finally:
     try:
         cli("delete", "pod", "solo")

@@ -204,13 +204,13 @@ pub struct Agent<R: ProcessRuntime> {
     /// A zombie whose exit was recorded and is not reaped until the
     /// daemon has written it down (`reap`).
     held: Option<i32>,
-    /// Pods that needed attention past the last [`SYNC_BATCH`].
+    /// Deleted pods to stop past the last [`SYNC_BATCH`].
     sync_left: Vec<String>,
 }
 
-/// The most pods one call to [`Agent::sync_some`] attends to: a stop lists
-/// the pod's cgroup and signals its tree, 0.1 to 2 ms on a busy host;
-/// the daemon calls again while its turn's time allows.
+/// The most deleted pods one call to [`Agent::sync_some`] stops: a stop
+/// lists the pod's cgroup and signals its tree, 0.1 to 2 ms on a busy
+/// host; the daemon calls again while its turn's time allows.
 pub const SYNC_BATCH: usize = 25;
 
 /// The most exits one call to [`Agent::reap`] handles: the rest wait,
@@ -298,10 +298,10 @@ impl<R: ProcessRuntime> Agent<R> {
         }
     }
 
-    /// [`Agent::sync`], for at most [`SYNC_BATCH`] pods: whether pods that
-    /// need attention are left for another call. 5,000 pods scaled to 0
-    /// are stopped a batch per turn of the daemon's loop, and another
-    /// pod's crash or an API request is served in between.
+    /// [`Agent::sync`], stopping at most [`SYNC_BATCH`] deleted pods:
+    /// whether pods that need attention are left for another call. 5,000
+    /// pods scaled to 0 are stopped a batch per turn of the daemon's loop,
+    /// and another pod's crash or an API request is served in between.
     ///
     /// `rescan`: look for pods that need attention among all of them
     /// (something changed), after those the last batch left; otherwise
@@ -332,9 +332,29 @@ impl<R: ProcessRuntime> Agent<R> {
                     .map(|p| p.metadata.name.clone()),
             );
         }
-        if mine.len() > SYNC_BATCH {
-            self.sync_left = mine.split_off(SYNC_BATCH);
-        }
+        // Only stops are counted: starting is the spawns' cost whatever the
+        // batch (and batching 5,000 starts made them slower: each turn
+        // also served the API's listings meanwhile), while a stop's
+        // turn-sized batches keep exits and requests flowing.
+        let stopping = |n: &String| {
+            store
+                .pod(n)
+                .is_some_and(|p| p.metadata.deletion_timestamp.is_some())
+        };
+        let mut stops = 0;
+        let mut left = Vec::new();
+        mine.retain(|n| {
+            if !stopping(n) {
+                return true;
+            }
+            stops += 1;
+            if stops <= SYNC_BATCH {
+                return true;
+            }
+            left.push(n.clone());
+            false
+        });
+        self.sync_left = left;
         for name in mine {
             self.sync_pod(store, &name, now, out);
         }
