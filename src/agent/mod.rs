@@ -24,4 +24,6 @@ pub mod supervise;
 pub mod timers;
 
 pub use process::Now;
-pub use supervise::{Agent, AgentConfig, CheckRequest, Note, Outbox, ProbeKey};
+pub use supervise::{
+    Agent, AgentConfig, CheckRequest, Note, Outbox, ProbeKey, Reaped, REAP_BATCH, SYNC_BATCH,
+};

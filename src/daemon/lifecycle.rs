@@ -92,6 +92,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
         pending_checks: vec![],
         halting: false,
         requeue: false,
+        reap_more: false,
+        sync_more: false,
+        controllers_ran: None,
         after_commit: Default::default(),
         pacing: Default::default(),
         log_follows: Default::default(),
@@ -163,7 +166,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             // Children that exited during the exec and that no recorded
             // run claimed (an exec probe, a descendant): reaped now, as
             // their SIGCHLD came before this image had a handler.
-            d.agent.reap(&mut d.store, Daemon::now(), &mut out);
+            d.reap_all_children(
+                single_host.then_some(&mut backend as &mut dyn Backend),
+                &mut out,
+            );
         }
         d.absorb(out);
         if let Some(dir) = d.opts.units_dir.clone() {
@@ -316,7 +322,12 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 let mut keeper_gone = false;
                 match wakeup {
                     Wakeup::KeeperGone => keeper_gone = true,
-                    Wakeup::Reap => d.agent.reap(&mut d.store, Daemon::now(), &mut out),
+                    Wakeup::Reap => {
+                        d.reap_more = d.reap_children(
+                            single_host.then_some(&mut backend as &mut dyn Backend),
+                            &mut out,
+                        )
+                    }
                     Wakeup::AdoptedExit(pid) => {
                         d.agent.on_adopted_exit(&mut d.store, pid, Daemon::now(), &mut out)
                     }
@@ -347,6 +358,21 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                     d.api_in_cluster(req, reply, 1);
                 }
             }
+            // Work left by the last batch, after a yield: what else is
+            // ready (an API request, another pod's exit, a timer) goes
+            // first, and the worker thread's connection tasks get the
+            // answers out meanwhile.
+            _ = tokio::task::yield_now(), if agent_may_act && d.reap_more => {
+                // Exits left by the last batch (`reaping.rs`).
+                let mut out = Outbox::default();
+                d.reap_more = d.reap_children(
+                    single_host.then_some(&mut backend as &mut dyn Backend),
+                    &mut out,
+                );
+                d.absorb(out);
+            }
+            // Pods left by the last batch: `settle` below attends to them.
+            _ = tokio::task::yield_now(), if agent_may_act && d.sync_more => {}
             _ = sleep_until(next_timer), if agent_may_act => d.fire_timers(),
             _ = sleep_until(cluster_due) => d.cluster_timer(),
             _ = sleep_until(persist_due) => {}
@@ -417,11 +443,12 @@ async fn reexec_in_place(
     if let Err(e) = d.prepare_reexec(backend) {
         return e.context("persisting the state before the exec");
     }
-    // The connection tasks write the answers already made (the 202 of
-    // the request among them) when they get a turn of this one thread.
-    for _ in 0..16 {
-        tokio::task::yield_now().await;
-    }
+    // The connection tasks, on the runtime's worker thread, write the
+    // answers already made (the 202 of the request among them): a few
+    // hundred bytes on a local socket, well inside this pause. One cut
+    // by the exec is no error: the CLI then waits for the new image all
+    // the same (`cli/reexec.rs`).
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let failed = d.exec_in_place(&[("listen", listener.as_fd()), ("lock", (**lock).as_fd())]);
     anyhow::Error::new(failed)
 }

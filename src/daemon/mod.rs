@@ -20,6 +20,7 @@ pub mod log_limit;
 mod log_stream;
 mod peer;
 mod persist;
+mod reaping;
 pub mod reconcile;
 mod reexec;
 pub mod startup;
@@ -73,7 +74,15 @@ pub fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     if let Some(code) = crate::agent::host::run_as_keeper() {
         std::process::exit(code);
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
+    // The loop runs on this thread (`block_on`), and everything it spawns
+    // (the control socket's connections, network probes) on one worker
+    // thread: with a single thread, each step of a connection (accept,
+    // read, every socket-buffer of a large answer) waited for a whole
+    // turn of the loop, and a mass exit's turns made `get pods` take
+    // seconds (`benches/scale_to_zero.py`).
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("drover-io")
         .enable_all()
         .build()?;
     rt.block_on(lifecycle::run(opts))
@@ -94,6 +103,13 @@ pub(crate) struct Daemon {
     /// A controller stopped short of its goal (the burst cap): the loop
     /// runs them again as soon as pending events had their turn.
     pub requeue: bool,
+    /// The last reap left exits for another turn (`reaping.rs`).
+    pub reap_more: bool,
+    /// The agent's last sync left pods for another turn
+    /// ([`crate::agent::SYNC_BATCH`]).
+    pub sync_more: bool,
+    /// When the controllers last ran (`settle`).
+    pub controllers_ran: Option<Instant>,
     /// What the API request being answered sets off once its change is
     /// durable (`persist.rs`).
     pub after_commit: persist::AfterCommit,
@@ -186,14 +202,24 @@ impl Daemon {
         if self.cluster.is_some() {
             return self.settle_cluster();
         }
+        // A mass exit or stop worked through a batch per turn: the
+        // controllers (a walk over every object) see its changes every
+        // CONTROLLERS_WHILE_BUSY, not after every batch.
+        let busy = self.reap_more || self.sync_more;
+        let controllers_wait = busy
+            && self
+                .controllers_ran
+                .is_some_and(|at| at.elapsed() < CONTROLLERS_WHILE_BUSY);
+        let mut synced = false;
         for _ in 0..4 {
-            if self.store.revision() == self.reconciled_at {
+            if controllers_wait || self.store.revision() == self.reconciled_at {
                 break;
             }
             let before = self.store.revision();
             let now = Self::wall();
             if !self.halting {
                 let pass = reconcile::run_controllers(&mut self.store, &mut self.events, now);
+                self.controllers_ran = Some(Instant::now());
                 self.requeue = pass.requeue;
                 // New pods durable before their processes start: after a
                 // crash, a pod whose start was not saved is found again by
@@ -207,23 +233,59 @@ impl Daemon {
                     }
                 }
             }
-            let mut out = Outbox::default();
-            if !self.halting {
-                let now = Now {
-                    mono: Instant::now(),
-                    wall: now,
-                };
-                self.agent.sync(&mut self.store, now, &mut out);
-            }
-            self.absorb(out);
+            self.sync_agent(true);
+            synced = true;
             // The pass itself changed the store (pods created, statuses
             // written): go round again so the controllers see it (ready
             // counts, adoption), until a pass changes nothing.
             self.reconciled_at = before;
+            if self.sync_more {
+                // Pods left for the next turns of the loop, after what
+                // else is ready; the controllers see this pass's changes
+                // then (`reconciled_at` is behind).
+                return;
+            }
+        }
+        if !synced && self.sync_more {
+            self.sync_agent(false);
+        }
+        if controllers_wait || self.sync_more {
+            return;
         }
         // Bounded: a pass that keeps changing things is picked up again by
         // the next event rather than spinning here; one that asked for a
         // requeue is picked up by the loop at once (`requeue`).
         self.reconciled_at = self.store.revision();
     }
+
+    /// The agent attends to the pods that need it, for at most
+    /// [`TURN_BUDGET`]; `sync_more` says whether some are left. `rescan`:
+    /// the store changed, look at every pod (else: go on with those left).
+    fn sync_agent(&mut self, rescan: bool) {
+        if self.halting {
+            self.sync_more = false;
+            return;
+        }
+        let start = Instant::now();
+        let mut out = Outbox::default();
+        let mut rescan = rescan;
+        loop {
+            self.sync_more = self
+                .agent
+                .sync_some(&mut self.store, Self::now(), &mut out, rescan);
+            rescan = false;
+            if !self.sync_more || start.elapsed() >= TURN_BUDGET {
+                break;
+            }
+        }
+        self.absorb(out);
+    }
 }
+
+/// How long a turn of the loop works through a backlog (exits to reap,
+/// pods to stop or start) before it serves what else is ready: API
+/// requests wait at most about this long behind 5,000 pods scaled to 0.
+pub const TURN_BUDGET: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// How often the controllers run while such a backlog lasts.
+pub const CONTROLLERS_WHILE_BUSY: std::time::Duration = std::time::Duration::from_millis(100);

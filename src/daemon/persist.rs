@@ -57,6 +57,11 @@ impl Pacing {
         due || (self.failures == 0 && (replies_waiting || halting))
     }
 
+    /// Whether the last attempt failed.
+    pub fn failing(&self) -> bool {
+        self.failures > 0
+    }
+
     pub fn record(&mut self, now: Instant, ok: bool) {
         self.last = Some(now);
         self.failures = if ok { 0 } else { self.failures + 1 };

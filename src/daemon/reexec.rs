@@ -71,10 +71,10 @@ impl Daemon {
     /// not happen (something acknowledged is not on disk).
     pub(crate) fn prepare_reexec(
         &mut self,
-        backend: Option<&mut dyn Backend>,
+        mut backend: Option<&mut (dyn Backend + '_)>,
     ) -> anyhow::Result<()> {
         let mut out = crate::agent::Outbox::default();
-        self.agent.reap(&mut self.store, Daemon::now(), &mut out);
+        self.reap_all_children(backend.as_deref_mut(), &mut out);
         self.absorb(out);
         match backend {
             Some(b) => {

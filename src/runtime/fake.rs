@@ -528,6 +528,16 @@ impl ProcessRuntime for FakeRuntime {
         exits
     }
 
+    fn next_exit(&mut self) -> Option<(i32, ExitReason)> {
+        self.state().exits.front().cloned()
+    }
+
+    fn reap_child(&mut self, pid: i32) {
+        let mut s = self.state();
+        s.exits.retain(|(p, _)| *p != pid);
+        s.processes.remove(&pid);
+    }
+
     fn identity(&self, pid: i32) -> Option<ProcessIdentity> {
         // Zombies (exit queued, not reaped) have none, as for the real
         // runtime: they ended.

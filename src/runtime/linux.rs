@@ -289,6 +289,21 @@ impl ProcessRuntime for LinuxRuntime {
         exits
     }
 
+    fn next_exit(&mut self) -> Option<(i32, ExitReason)> {
+        super::reaping::peek_exited()
+    }
+
+    fn reap_child(&mut self, pid: i32) {
+        super::reaping::reap_pid(pid);
+    }
+
+    fn kept_exits(&mut self) -> Vec<(i32, ExitReason)> {
+        self.keeper
+            .as_ref()
+            .map(|k| k.take_exits())
+            .unwrap_or_default()
+    }
+
     /// A zombie has no identity here: it is dead, whoever reaps it (a
     /// daemon that restarted must not re-adopt a process that already
     /// ended, even if its new parent has not reaped it yet).

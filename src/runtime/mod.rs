@@ -44,6 +44,7 @@
 //! stolen (ECHILD). Start them through `spawn` and observe them via
 //! `reap` like any other process.
 
+pub mod background;
 pub mod cgroup;
 mod child;
 mod credentials;
@@ -55,6 +56,7 @@ pub mod keeper;
 pub mod linux;
 pub mod memory;
 pub mod procfs;
+mod reaping;
 pub mod reexec;
 mod rlimits;
 pub mod signals;
@@ -258,6 +260,18 @@ pub trait ProcessRuntime {
     /// Reaps every exited child without blocking (waitpid(-1, WNOHANG)
     /// until nothing is left), including orphans re-parented to us.
     fn reap(&mut self) -> Vec<(i32, ExitReason)>;
+    /// The first exited child (oldest first) with its exit, NOT reaped
+    /// (`waitid(WNOWAIT)`): it stays a zombie until [`Self::reap_child`],
+    /// so a daemon that dies before it wrote the exit down leaves the
+    /// status to its keeper ([`reaping`]). None: no child has exited.
+    fn next_exit(&mut self) -> Option<(i32, ExitReason)>;
+    /// Reaps the exited child `pid` that [`Self::next_exit`] reported.
+    fn reap_child(&mut self, pid: i32);
+    /// Exits the keeper passed on since the last call: processes adopted
+    /// after a daemon crash are its children, not ours.
+    fn kept_exits(&mut self) -> Vec<(i32, ExitReason)> {
+        Vec::new()
+    }
     /// The identity of a live pid, None if it does not exist (or is a
     /// zombie: it ended, whoever reaps it).
     fn identity(&self, pid: i32) -> Option<ProcessIdentity>;

@@ -391,3 +391,82 @@ fn pods_stopped_with_drover_start_again_with_it() {
     assert_eq!(once.status.phase, PodPhase::Failed);
     d.assert_teardown_leaves_nothing();
 }
+
+/// The other side of the outage above: the daemon itself reaps the Job's
+/// pod, then dies before its paced write. The exit must be on disk before
+/// the pod's zombie is reaped (`daemon/reaping.rs`); before that fix the
+/// next daemon found the pod lost and ran the index again
+/// (`benches/crash_stress.py` saw it twice in 200 kills).
+///
+/// Deterministic: index 0 exits first and its exit is written at once (no
+/// write for 100 ms before); index 1 exits right after, inside the 100 ms
+/// a paced write waits, and the daemon is SIGKILLed the moment its zombie
+/// is gone.
+#[test]
+fn a_job_pod_reaped_just_before_the_daemon_died_is_not_rerun() {
+    let mut d = TestDaemon::start(&[]);
+    let runs = d.file("runs");
+    for i in 0..2 {
+        let fifo = std::ffi::CString::new(d.file(&format!("go{i}")).to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    }
+    // Each index writes its pid, blocks until its fifo is opened and
+    // closed, records its run and exits 0.
+    let dir = d.path("files").display().to_string();
+    let script = format!(
+        "echo $$ > {dir}/pid$JOB_COMPLETION_INDEX; read x < {dir}/go$JOB_COMPLETION_INDEX; \
+         echo run >> {}; exit 0",
+        runs.display()
+    );
+    let unit = format!(
+        "kind = \"Job\"\nname = \"twice\"\n[spec]\ncompletions = 2\nparallelism = 2\n\
+         completion_mode = \"Indexed\"\nbackoff_limit = 3\n[spec.template]\n\
+         restart_policy = \"Never\"\n\
+         [[spec.template.processes]]\nname = \"main\"\ncommand = {}\n",
+        argv(&argv_of(&sh(&script)))
+    );
+    d.apply("twice.toml", &unit);
+    let pid_of_index = |i: usize| -> u32 {
+        d.wait_for("the index's pid", SOON, || {
+            d.read_file(&format!("pid{i}"))
+                .and_then(|s| s.trim().parse().ok())
+        })
+    };
+    let (first, second) = (pid_of_index(0), pid_of_index(1));
+    d.wait_persisted();
+    let release = |i: usize| {
+        // Opening blocks until the pod reads; closing ends its `read`.
+        drop(
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(d.file(&format!("go{i}")))
+                .unwrap(),
+        );
+    };
+    release(0);
+    d.wait_until("index 0 reaped", SOON, || proc_stat(first).is_none());
+    release(1);
+    // No pause between the reap and the kill: spin on /proc.
+    let deadline = Instant::now() + SOON;
+    while proc_stat(second).is_some() {
+        assert!(Instant::now() < deadline, "index 1 never reaped");
+        std::hint::spin_loop();
+    }
+    let old = d.daemon_pid();
+    send_signal(old, libc::SIGKILL);
+    d.wait_new_daemon(old);
+
+    d.drover_ok(&[
+        "wait",
+        "job/twice",
+        "--for=condition=complete",
+        "--timeout",
+        "30s",
+    ]);
+    let job: Job = serde_json::from_value(d.object("jobs", "twice").unwrap()).unwrap();
+    let text = std::fs::read_to_string(&runs).unwrap();
+    assert_eq!(text.lines().count(), 2, "an index ran again: {text:?}");
+    assert_eq!((job.status.succeeded, job.status.failed), (2, 0));
+    d.assert_teardown_leaves_nothing();
+}

@@ -7,6 +7,7 @@
 use super::*;
 use crate::agent::env;
 use crate::agent::process::{step, Effect, Exit, StartFailure, StatusChange};
+use crate::api::RestartPolicy;
 use crate::runtime::{ExitReason, SpawnError, SpawnRequest, Watch};
 use std::collections::VecDeque;
 
@@ -362,16 +363,68 @@ impl<R: ProcessRuntime> Agent<R> {
         self.flush(store, now, out);
     }
 
-    /// Children were reaped: main processes and exec probes; a finished
-    /// pod whose cgroup was waited on may be empty now.
-    pub fn reap(&mut self, store: &mut Store, now: Now, out: &mut Outbox) {
-        for (pid, exit) in self.rt.reap() {
+    /// Exited children: main processes and exec probes, at most
+    /// [`REAP_BATCH`] per call; a finished pod whose cgroup was waited on
+    /// may be empty now.
+    ///
+    /// With `hold`, an exit that ends a process for good (see
+    /// [`Agent::exit_is_final`]) is recorded but its zombie is left in
+    /// place, and the call returns [`Reaped::Held`]: the daemon writes the
+    /// store, then calls [`Agent::reap_held`]. A daemon killed in between
+    /// leaves the zombie to its keeper, which passes the status on.
+    pub fn reap(&mut self, store: &mut Store, now: Now, out: &mut Outbox, hold: bool) -> Reaped {
+        // Not released by the daemon (its write failed, or it did not
+        // ask): reaped now, or it would be reported twice.
+        self.reap_held();
+        for (pid, exit) in self.rt.kept_exits() {
             self.on_exit(store, pid, Some(exit), now, out);
+        }
+        let mut result = Reaped::All;
+        let mut handled = 0;
+        while let Some((pid, exit)) = self.rt.next_exit() {
+            if hold && self.exit_is_final(store, pid) {
+                self.on_exit(store, pid, Some(exit), now, out);
+                self.held = Some(pid);
+                result = Reaped::Held;
+                break;
+            }
+            self.rt.reap_child(pid);
+            self.on_exit(store, pid, Some(exit), now, out);
+            handled += 1;
+            if handled == REAP_BATCH {
+                result = Reaped::More;
+                break;
+            }
         }
         if !self.draining.is_empty() {
             self.settle_draining(store, now, out);
         }
         self.flush(store, now, out);
+        result
+    }
+
+    /// Reaps the zombie whose exit [`Agent::reap`] held, once the daemon
+    /// wrote it down (or could not).
+    pub fn reap_held(&mut self) {
+        if let Some(pid) = self.held.take() {
+            self.rt.reap_child(pid);
+        }
+    }
+
+    /// Whether `pid`'s exit may end its process for good, so that losing
+    /// it would change what happens next: a process whose pod does not
+    /// restart it unconditionally (a Job's pod, a `Never` or `OnFailure`
+    /// pod), and that is not being deleted anyway. Exits of `Always`
+    /// processes only count restarts: a daemon that loses one finds the
+    /// process gone and starts it again, as it would have.
+    fn exit_is_final(&self, store: &Store, pid: i32) -> bool {
+        let Some((name, _)) = self.by_pid.get(&pid) else {
+            return false;
+        };
+        store.pod(name).is_some_and(|p| {
+            p.metadata.deletion_timestamp.is_none()
+                && p.spec.restart_policy != RestartPolicy::Always
+        })
     }
 
     /// A watched (adopted) process exited.

@@ -123,6 +123,7 @@ fn start_thread(remove: Removal, queue: Arc<Queue>) -> Option<Thread> {
     let spawned = std::thread::Builder::new()
         .name("log-removal".into())
         .spawn(move || {
+            crate::runtime::background::lower_this_threads_priority();
             for pod in rx {
                 {
                     let mut q = queue.lock();

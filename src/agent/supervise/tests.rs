@@ -6,7 +6,7 @@ use crate::agent::env;
 use crate::agent::notify::{Notification, NotifyMsg};
 use crate::api::{
     Dur, Object, ObjectMeta, PodSpec, PodStatus, PortRange, PortRequest, ProcessIdentity,
-    ProcessReason, ProcessSpec, ProcessUsage, RestartPolicy,
+    ProcessReason, ProcessSpec, ProcessUsage, RestartPolicy, TerminatedState,
 };
 use crate::runtime::fake::{CgroupCall, SignalSent, SignalTarget, SpawnFailure};
 use crate::runtime::{ExitReason, FakeRuntime, ProcessFacts};
@@ -135,7 +135,7 @@ impl World {
     /// Reaps what the fake queued, and exits of watched processes.
     fn reap(&mut self) -> Outbox {
         let mut out = Outbox::default();
-        self.agent.reap(&mut self.store, self.now, &mut out);
+        while self.agent.reap(&mut self.store, self.now, &mut out, false) == Reaped::More {}
         for pid in self.fake.watched_exits() {
             self.agent
                 .on_adopted_exit(&mut self.store, pid, self.now, &mut out);
@@ -1268,4 +1268,191 @@ fn a_pid_file_names_the_process_to_supervise() {
     w.fake.exit(daemon, ExitReason::Signal(Signal::KILL));
     w.reap();
     assert_eq!(w.status("d").restart_count, 1);
+}
+
+// ---- reaping: held exits and batches (`dispatch.rs` reap, daemon/reaping.rs)
+
+/// One `reap` with `hold`, as the daemon calls it.
+fn reap_holding(w: &mut World) -> Reaped {
+    let mut out = Outbox::default();
+    w.agent.reap(&mut w.store, w.now, &mut out, true)
+}
+
+#[test]
+fn a_final_exit_is_recorded_before_its_zombie_is_reaped() {
+    let mut w = World::new();
+    w.add(pod("job-0", RestartPolicy::Never));
+    w.add(pod("web", RestartPolicy::Always));
+    w.sync();
+    let (job, web) = (w.pid("job-0"), w.pid("web"));
+    w.fake.exit(job, ExitReason::Code(0));
+    w.fake.exit(web, ExitReason::Code(1));
+
+    assert_eq!(reap_holding(&mut w), Reaped::Held);
+    // Recorded in the store, the zombie left for whoever reaps it.
+    let st = w.status("job-0");
+    assert!(
+        matches!(
+            st.state,
+            ProcessState::Terminated(TerminatedState {
+                exit_code: Some(0),
+                ..
+            })
+        ),
+        "{st:?}"
+    );
+    assert_eq!(
+        w.fake.pending_exits(),
+        [(job, ExitReason::Code(0)), (web, ExitReason::Code(1))]
+    );
+    assert_eq!(
+        w.status("web").restart_count,
+        0,
+        "nothing past the held exit"
+    );
+
+    // The daemon wrote the store: the zombie goes, and the next reap
+    // handles the rest (an Always pod's exit is not held).
+    w.agent.reap_held();
+    assert_eq!(w.fake.pending_exits(), [(web, ExitReason::Code(1))]);
+    assert_eq!(reap_holding(&mut w), Reaped::All);
+    assert!(w.fake.pending_exits().is_empty());
+    assert_eq!(w.status("web").restart_count, 1);
+    assert!(
+        matches!(
+            w.status("job-0").state,
+            ProcessState::Terminated(TerminatedState {
+                exit_code: Some(0),
+                ..
+            })
+        ),
+        "recorded once, not again"
+    );
+}
+
+#[test]
+fn a_held_exit_the_daemon_did_not_release_is_reaped_once_at_the_next_reap() {
+    let mut w = World::new();
+    w.add(pod("once", RestartPolicy::OnFailure));
+    w.sync();
+    let pid = w.pid("once");
+    w.fake.exit(pid, ExitReason::Code(3));
+    assert_eq!(reap_holding(&mut w), Reaped::Held);
+    assert_eq!(w.fake.spawns().len(), 2, "OnFailure restarts it at once");
+    // No reap_held (say its write failed): the next reap reaps it first
+    // instead of reporting the same exit again.
+    let mut out = Outbox::default();
+    assert_eq!(
+        w.agent.reap(&mut w.store, w.now, &mut out, false),
+        Reaped::All
+    );
+    assert!(w.fake.pending_exits().is_empty());
+    assert_eq!(w.status("once").restart_count, 1);
+    assert_eq!(w.fake.spawns().len(), 2);
+}
+
+#[test]
+fn a_deleted_pods_exit_is_not_held() {
+    let mut w = World::new();
+    w.add(pod("gone", RestartPolicy::Never));
+    w.sync();
+    let pid = w.pid("gone");
+    let mut p = w.pod("gone").clone();
+    p.metadata.deletion_timestamp = Some(t0());
+    w.add(p);
+    w.fake.exit(pid, ExitReason::Code(0));
+    assert_eq!(reap_holding(&mut w), Reaped::All);
+    assert!(w.fake.pending_exits().is_empty());
+}
+
+#[test]
+fn exits_are_handled_a_batch_at_a_time() {
+    let mut w = World::new();
+    let n = REAP_BATCH + 5;
+    for i in 0..n {
+        let mut p = pod(&format!("web-{i}"), RestartPolicy::Always);
+        p.spec.ports.clear(); // ten ports in the range: not for 105 pods
+        w.add(p);
+    }
+    w.sync();
+    for i in 0..n {
+        let pid = w.pid(&format!("web-{i}"));
+        w.fake.exit(pid, ExitReason::Code(1));
+    }
+    assert_eq!(reap_holding(&mut w), Reaped::More);
+    assert_eq!(w.fake.pending_exits().len(), 5, "the rest wait as zombies");
+    assert_eq!(reap_holding(&mut w), Reaped::All);
+    assert!(w.fake.pending_exits().is_empty());
+    let restarted = (0..n)
+        .filter(|i| w.status(&format!("web-{i}")).restart_count == 1)
+        .count();
+    assert_eq!(restarted, n);
+}
+
+#[test]
+fn pods_are_attended_to_a_batch_at_a_time_those_left_first() {
+    let mut w = World::new();
+    let n = SYNC_BATCH + 5;
+    for i in 0..n {
+        let mut p = pod(&format!("web-{i:03}"), RestartPolicy::Always);
+        p.spec.ports.clear();
+        w.add(p);
+    }
+    let mut out = Outbox::default();
+    assert!(
+        w.agent.sync_some(&mut w.store, w.now, &mut out, true),
+        "more left"
+    );
+    assert_eq!(w.fake.spawns().len(), SYNC_BATCH);
+    // A new pod that sorts before them: the five left go first, and all
+    // six fit in the next batch.
+    let mut early = pod("aaa", RestartPolicy::Always);
+    early.spec.ports.clear();
+    w.add(early);
+    assert!(
+        !w.agent.sync_some(&mut w.store, w.now, &mut out, true),
+        "nothing left"
+    );
+    let spawned: Vec<String> = w.fake.spawns()[SYNC_BATCH..]
+        .iter()
+        .map(|s| {
+            s.env
+                .iter()
+                .find(|(k, _)| k == "DROVER_POD_NAME")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        })
+        .collect();
+    assert_eq!(spawned.len(), 6);
+    assert_eq!(
+        spawned.last().map(String::as_str),
+        Some("aaa"),
+        "{spawned:?}"
+    );
+    for i in 0..n {
+        assert!(w.status(&format!("web-{i:03}")).pid.is_some());
+    }
+}
+
+#[test]
+fn more_pods_that_cannot_start_than_a_batch_do_not_keep_the_agent_busy() {
+    let mut w = World::new();
+    // Ten ports in the range: the pods past the tenth cannot start, and
+    // need attention again at every look.
+    let n = SYNC_BATCH * 2;
+    for i in 0..n {
+        w.add(pod(&format!("web-{i:03}"), RestartPolicy::Always));
+    }
+    let mut out = Outbox::default();
+    let mut calls = 1;
+    let mut more = w.agent.sync_some(&mut w.store, w.now, &mut out, true);
+    while more {
+        calls += 1;
+        assert!(calls <= 3, "still busy after {calls} calls");
+        more = w.agent.sync_some(&mut w.store, w.now, &mut out, false);
+    }
+    assert_eq!(w.fake.spawns().len(), 10, "ten ports, ten pods running");
+    // A rescan looks at them again (and is done, again, in bounded calls).
+    assert!(w.agent.sync_some(&mut w.store, w.now, &mut out, true));
+    assert!(!w.agent.sync_some(&mut w.store, w.now, &mut out, false));
 }

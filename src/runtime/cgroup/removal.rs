@@ -168,7 +168,10 @@ fn start(tree: &Tree, shared: &Arc<Shared>) -> Option<Worker> {
     let (tree, shared2) = (tree.clone(), shared.clone());
     let spawned = std::thread::Builder::new()
         .name("cgroup-removal".into())
-        .spawn(move || run(&tree, &shared2, rx));
+        .spawn(move || {
+            crate::runtime::background::lower_this_threads_priority();
+            run(&tree, &shared2, rx)
+        });
     match spawned {
         Ok(thread) => Some(Worker { tx, thread }),
         Err(e) => {

@@ -7,7 +7,7 @@ use super::decide::TABLE_CAPACITY;
 use super::decide::{after_daemon_exit, AfterDaemon, DaemonEnd, ExitTable, RestartPacing};
 use super::wire::{self, ExitRecord, Message};
 use super::KEEPER_FD_ENV;
-use crate::runtime::procfs;
+use crate::runtime::{procfs, reaping};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal};
@@ -188,10 +188,10 @@ impl Keeper {
     /// ours) are reaped and forgotten.
     fn reap(&mut self) {
         let mut exits = vec![];
-        while let Some(pid) = exited_child() {
+        while let Some((pid, _)) = reaping::peek_exited() {
             // Read while it is a zombie: afterwards the pid means nothing.
             let stat = procfs::stat(pid);
-            let Some(status) = reap_pid(pid) else {
+            let Some(status) = reaping::reap_pid(pid) else {
                 continue;
             };
             if self.daemon.as_ref().is_some_and(|d| d.pid == pid) {
@@ -383,46 +383,4 @@ fn set_flags(fd: &OwnedFd, cloexec: bool) -> std::io::Result<()> {
     let fl = nix::fcntl::OFlag::from_bits_truncate(fl) & !nix::fcntl::OFlag::O_NONBLOCK;
     fcntl(fd.as_raw_fd(), FcntlArg::F_SETFL(fl))?;
     Ok(())
-}
-
-/// A child that has exited, left unreaped (WNOWAIT) so its /proc entry
-/// can still be read; None if none has.
-fn exited_child() -> Option<i32> {
-    loop {
-        // SAFETY: a zeroed siginfo_t is a valid out-parameter.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: waitid writes only into `info`.
-        let r = unsafe {
-            libc::waitid(
-                libc::P_ALL,
-                0,
-                &mut info,
-                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
-            )
-        };
-        if r == 0 {
-            // SAFETY: waitid filled in a SIGCHLD siginfo (or left it zero).
-            let pid = unsafe { info.si_pid() };
-            return (pid > 0).then_some(pid);
-        }
-        if Errno::last() != Errno::EINTR {
-            return None; // ECHILD: no children at all
-        }
-    }
-}
-
-/// Reaps `pid`, returning its raw wait status.
-fn reap_pid(pid: i32) -> Option<i32> {
-    loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            return Some(status);
-        }
-        if r == -1 && Errno::last() == Errno::EINTR {
-            continue;
-        }
-        return None;
-    }
 }

@@ -92,6 +92,53 @@ fn reap_reports_codes_and_signals_isolated() {
 }
 
 #[test]
+fn an_exit_is_read_before_its_zombie_is_reaped() {
+    run_isolated(
+        module_path!(),
+        "an_exit_is_read_before_its_zombie_is_reaped_isolated",
+    );
+}
+
+/// `next_exit` reads an exit and leaves the zombie (so a daemon that dies
+/// before writing the exit down leaves it to its keeper); `reap_child`
+/// reaps it, once.
+#[test]
+#[ignore = "run in its own process by an_exit_is_read_before_its_zombie_is_reaped"]
+fn an_exit_is_read_before_its_zombie_is_reaped_isolated() {
+    if !isolated() {
+        return;
+    }
+    let mut sb = Sandbox::new();
+    assert_eq!(sb.rt.next_exit(), None, "no children at all");
+    let sleeper = sb.start(&["sleep", "1000"]).pid;
+    assert_eq!(sb.rt.next_exit(), None, "live children only");
+    let seven = sb.start(&["sh", "-c", "exit 7"]).pid;
+    let killed = sb.start(&["sh", "-c", "kill -KILL $$"]).pid;
+    let mut got = BTreeMap::new();
+    wait_until("both exits read", || {
+        let (pid, exit) = sb.rt.next_exit()?;
+        // Read again: the same zombie, still there.
+        assert_eq!(sb.rt.next_exit(), Some((pid, exit)));
+        assert!(procfs::stat(pid).is_some_and(|s| s.is_zombie()));
+        sb.rt.reap_child(pid);
+        assert!(procfs::stat(pid).is_none(), "reaped");
+        sb.reaped(pid);
+        got.insert(pid, exit);
+        (got.len() == 2).then_some(())
+    });
+    assert_eq!(got[&seven], ExitReason::Code(7));
+    assert_eq!(got[&killed], ExitReason::Signal(Signal::KILL));
+    // A real-time signal is read as itself.
+    let rt_sig = Signal::from_raw(libc::SIGRTMIN() + 2);
+    sb.rt.signal(sleeper, rt_sig).unwrap();
+    let exit = wait_until("the sleeper's exit", || sb.rt.next_exit());
+    assert_eq!(exit, (sleeper, ExitReason::Signal(rt_sig)));
+    sb.rt.reap_child(sleeper);
+    sb.reaped(sleeper);
+    assert_eq!(sb.rt.next_exit(), None);
+}
+
+#[test]
 fn term_ignoring_group_with_a_child_dies_by_group_kill() {
     run_isolated(
         module_path!(),

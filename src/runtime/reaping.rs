@@ -1,0 +1,74 @@
+//! Exited children, one at a time, status first and reaping second.
+//!
+//! `waitpid` hands a child's status over and frees its pid in one step:
+//! once it returns, the status exists only in this process's memory, and
+//! a daemon killed before it wrote that status down loses it for good (a
+//! Job would run again work that succeeded). `waitid(WNOWAIT)` reads the
+//! status and leaves the child a zombie: its status stays in the kernel,
+//! and if the daemon dies now the zombie passes to the keeper (the
+//! subreaper above it), which reaps it and hands the status to the next
+//! daemon. The daemon reaps the zombie only once the exit is on disk.
+//!
+//! The keeper uses the same two steps for another reason: it reads the
+//! zombie's /proc entry (its identity) before the pid means nothing.
+
+use super::ExitReason;
+use crate::api::Signal;
+use nix::errno::Errno;
+
+/// The first exited child (the kernel's order: the oldest child first),
+/// with its exit, left a zombie; None if no child has exited (or there
+/// are no children at all).
+pub(crate) fn peek_exited() -> Option<(i32, ExitReason)> {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes only into `info`.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_ALL,
+                0,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        if r == 0 {
+            let code = info.si_code;
+            // SAFETY: waitid filled in a SIGCHLD siginfo, or left it
+            // zeroed (pid 0) when no child has exited.
+            let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+            if pid <= 0 {
+                return None;
+            }
+            return Some((pid, exit_of(code, status)));
+        }
+        if Errno::last() != Errno::EINTR {
+            return None; // ECHILD: no children at all
+        }
+    }
+}
+
+/// How a child ended, from waitid's `si_code` and `si_status`.
+fn exit_of(code: i32, status: i32) -> ExitReason {
+    match code {
+        libc::CLD_KILLED | libc::CLD_DUMPED => ExitReason::Signal(Signal::from_raw(status)),
+        _ => ExitReason::Code(status),
+    }
+}
+
+/// Reaps the exited child `pid`: its raw wait status, None if `pid` is
+/// not a child of ours that has exited.
+pub(crate) fn reap_pid(pid: i32) -> Option<i32> {
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            return Some(status);
+        }
+        if r == -1 && Errno::last() == Errno::EINTR {
+            continue;
+        }
+        return None;
+    }
+}
