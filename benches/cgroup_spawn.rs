@@ -2,8 +2,9 @@
 //! started one after another, without cgroups and with them (made per
 //! pod; with and without limits), alternating so that drift hits every
 //! variant alike. Timed per pod: the cgroup's creation plus the spawn
-//! (clone until the child has exec'd), then, untimed, the exit, and
-//! timed again the cgroup's removal. Run as root (cgroups), on the
+//! (clone until the child has exec'd), then, untimed, the exit; a second
+//! spawn into the same process cgroup (what a crash's replacement
+//! costs); and the cgroup's removal. Run as root (cgroups), on the
 //! hierarchy the daemon would choose here.
 //!
 //! Run: `cargo bench --bench cgroup_spawn` (`-- --n 1000`).
@@ -51,6 +52,7 @@ fn main() {
         pids: Some(100),
     };
     let (mut base, mut with, mut with_limits, mut removal) = (vec![], vec![], vec![], vec![]);
+    let mut restart = vec![];
     for i in 0..n {
         let t = Instant::now();
         let pid = plain.spawn(&request()).expect("spawn").pid;
@@ -67,6 +69,13 @@ fn main() {
             let pid = grouped.spawn(&req).expect("spawn in cgroup").pid;
             samples.push(micros(t));
             wait(pid);
+            if variant.is_none() {
+                // A crash's replacement: the same process cgroup again.
+                let t = Instant::now();
+                let pid = grouped.spawn(&req).expect("spawn again").pid;
+                restart.push(micros(t));
+                wait(pid);
+            }
             let t = Instant::now();
             grouped.remove_pod_cgroup(&pod).expect("remove");
             removal.push(micros(t));
@@ -80,5 +89,6 @@ fn main() {
     summary("spawn, no cgroup             ", base, "us", 1);
     summary("cgroup made + spawn in it     ", with, "us", 1);
     summary("same, memory+cpu+pids limits  ", with_limits, "us", 1);
+    summary("spawn again in the same cgroup", restart, "us", 1);
     summary("cgroup removed after the exit ", removal, "us", 1);
 }

@@ -372,6 +372,10 @@ impl ProcessRuntime for LinuxRuntime {
         self.cgroups.create_pod(pod_uid)
     }
 
+    fn pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
+        self.cgroups.pod(pod_uid)
+    }
+
     fn kill_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {
         self.cgroups.kill(cgroup)
     }

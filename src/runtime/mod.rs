@@ -321,6 +321,12 @@ pub trait ProcessRuntime {
         let _ = pod_uid;
         Err(no_cgroups())
     }
+    /// Pod `pod_uid`'s cgroup for its spawns, which make its directories
+    /// (the first spawn does: the caller's loop does not wait for the
+    /// mkdirs). Runtimes that cannot wait make it now.
+    fn pod_cgroup(&mut self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
+        self.create_pod_cgroup(pod_uid)
+    }
     /// SIGKILLs every process in the pod's cgroup, those that left its
     /// process group or session included. Returns at once.
     fn kill_cgroup(&mut self, cgroup: &PodCgroup) -> Result<(), CgroupError> {

@@ -1,9 +1,10 @@
 //! The pod's cgroup, as the executor uses it (the runtime owns cgroupfs;
 //! see `runtime::cgroup` for what is called when):
 //!
-//! - made at a pod's first sight (and again before a spawn if it was
-//!   removed); without cgroups the pod runs without one, and a process
-//!   with `resources` fails to start with the runtime's reason;
+//! - named at a pod's first sight and made by its first spawn (and
+//!   again by a spawn if it was removed); without cgroups the pod runs
+//!   without one, and a process with `resources` fails to start with the
+//!   runtime's reason;
 //! - each spawn goes into the process's own cgroup, with its limits; the
 //!   OOM kill count is read before the run and after its exit (SIGKILL
 //!   and a count that grew: `OOMKilled`);
@@ -12,7 +13,8 @@
 //!   is without one;
 //! - once every process of the pod is done, what is left in the cgroup
 //!   is killed (at the end of the grace period for a pod being stopped,
-//!   at once for one that completed), and the cgroup is released when
+//!   at once for one that completed; again at each look while anything
+//!   is left), and the cgroup is released when
 //!   empty: checked after each reap, by the v2 emptiness watch, and by a
 //!   timer backing off (processes that are not our children, after a
 //!   daemon restart, end in no reap). A deleted pod leaves the store
@@ -84,10 +86,12 @@ impl<R: ProcessRuntime> Agent<R> {
         self.cgroup_events = Some(sink);
     }
 
-    /// The pod's cgroup, made now. None without cgroups (the reason is in
+    /// The pod's cgroup, made by its first spawn (on the spawning
+    /// threads: a burst of new pods does not hold the loop for their
+    /// mkdirs). None without cgroups (the reason is in
     /// `cgroups_description`; a spawn that needs limits says it).
     pub(super) fn make_pod_cgroup(&mut self, uid: &str) -> Option<PodCg> {
-        match self.rt.create_pod_cgroup(uid) {
+        match self.rt.pod_cgroup(uid) {
             Ok(cg) => Some(PodCg::new(cg)),
             Err(CgroupError::Unavailable { .. }) => None,
             Err(e) => {
@@ -252,11 +256,15 @@ impl<R: ProcessRuntime> Agent<R> {
             self.draining.insert(name.to_string());
             return false;
         }
-        if !pc.killed {
-            let cg = pc.cg.clone();
-            if let Err(e) = self.rt.kill_cgroup(&cg) {
-                tracing::warn!("pod {name}: killing its cgroup: {e}");
-            }
+        // Killed again at each later look while anything is left: on v1
+        // a child forked while the kill ran can be listed only after it
+        // (runtime/cgroup/stop.rs, `Hold::Fence`), and a kill of what is
+        // already dying costs a listing and a few signals.
+        let (cg, first) = (pc.cg.clone(), !pc.killed);
+        if let Err(e) = self.rt.kill_cgroup(&cg) {
+            tracing::warn!("pod {name}: killing its cgroup: {e}");
+        }
+        if first {
             let watch = self.watch_empty(&cg);
             if let Some(pc) = self.pods.get_mut(name).and_then(|rt| rt.cgroup.as_mut()) {
                 pc.killed = true;

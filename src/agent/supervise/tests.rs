@@ -1084,6 +1084,48 @@ fn leftovers_in_the_cgroup_die_at_the_end_of_the_grace_period_then_the_pod_goes(
     assert!(w.fake.pod_cgroups().is_empty(), "its cgroup was removed");
 }
 
+/// Issue 13: a v1 kill fences the cgroup with pids.max 0 instead of
+/// freezing it, and a child whose fork was already past that check joins
+/// the cgroup's list only after the kill's last listing. The agent kills
+/// again at each look while the cgroup is not empty (before, it killed
+/// once and then only waited: such a survivor kept the pod draining
+/// forever).
+#[test]
+fn a_process_that_appears_in_the_cgroup_after_its_kill_is_killed_at_the_next_look() {
+    let mut w = World::new();
+    w.fake.dies_on(Signal::TERM);
+    w.add(pod("web-1", RestartPolicy::Always));
+    w.sync();
+    let cg = w.fake.cgroup_of_pid(w.pid("web-1")).unwrap();
+    let escaped = w.fake.add_process_in(&cg, vec![]);
+    w.fake.ignores_signals(escaped);
+    w.delete("web-1");
+    assert!(w.reap().removed.is_empty(), "the escaped one is left");
+    // The grace period ends: the cgroup is killed, and the late child
+    // appears in it right after.
+    w.next_timer();
+    assert!(!w.fake.is_alive(escaped));
+    let late = w.fake.add_process_in(&cg, vec![]);
+    w.fake.ignores_signals(late);
+    let mut removed = vec![];
+    for _ in 0..5 {
+        removed.extend(w.reap().removed);
+        if !removed.is_empty() || w.agent.next_deadline().is_none() {
+            break;
+        }
+        removed.extend(w.next_timer().removed);
+    }
+    assert!(!w.fake.is_alive(late), "killed at a later look");
+    assert_eq!(removed, ["web-1"]);
+    let kills = w
+        .fake
+        .cgroup_calls()
+        .iter()
+        .filter(|c| **c == CgroupCall::Kill(cg.pod()))
+        .count();
+    assert!(kills >= 2, "{kills} kills");
+}
+
 /// Issue 9: the pod's cgroup was removed in the daemon's loop (rmdir in
 /// every hierarchy: 1.9 s for 2,000 pods, no restart and no API answer
 /// meanwhile). Now the loop releases it and goes on: the pod leaves the

@@ -66,15 +66,61 @@ impl Tree {
             .map(|h| h.root.join(rel))
     }
 
-    /// The hierarchy whose membership lists and empties a pod: v2's one;
-    /// in v1 the freezer's (it also stops the tree), else the first.
+    /// The hierarchy whose membership lists and empties a pod, and that
+    /// every process joins: v2's one; in v1 the pids one (its count says
+    /// "empty" in one read, and `pids.max` 0 fences a kill: stop.rs),
+    /// else the freezer's (it stops the tree), else memory's, else the
+    /// first.
     pub fn membership(&self) -> &Hierarchy {
         let hs = self.hierarchies();
-        [Controller::Freezer, Controller::Pids, Controller::Memory]
+        [Controller::Pids, Controller::Freezer, Controller::Memory]
             .into_iter()
             .find_map(|c| hs.iter().find(|h| h.controllers.contains(c)))
             .unwrap_or(&hs[0])
     }
+
+    /// The hierarchies a process cgroup is made in and its process joins,
+    /// for a process needing `need` ([`needed_by_process`]): those holding
+    /// one of them, and the membership one. v2: its one hierarchy.
+    pub fn joined(&self, need: Controllers) -> Vec<&Hierarchy> {
+        let member = self.membership();
+        self.hierarchies()
+            .iter()
+            .filter(|h| !h.controllers.intersect(need).is_empty() || *h == member)
+            .collect()
+    }
+
+    /// The controllers of the hierarchies [`Tree::joined`] picks.
+    pub fn joined_controllers(&self, need: Controllers) -> Controllers {
+        self.joined(need)
+            .iter()
+            .fold(Controllers::NONE, |s, h| s.union(h.controllers))
+    }
+}
+
+/// The v1 controllers a process's cgroup must be in, out of `have` (what
+/// the host offers). Every v1 hierarchy costs each spawn a mkdir, an open
+/// and a join, and each removal an rmdir (cgroup v1's mkdir is ~35-150 us
+/// of kernel time under the global cgroup mutex, and joining `cpu` moves
+/// the task between CFS groups: 0.1 ms median, 1-3 ms for a third of the
+/// joins on the build machine), so a process joins only what it uses:
+/// - memory: its usage, its OOM kills (OOMKilled), a memory limit;
+/// - cpuacct: its CPU time (usage);
+/// - pids: membership (listing, emptiness, which pod a pid is in), the
+///   kill fence, a pids limit;
+/// - cpu: only for a cpu limit (otherwise the process stays in the
+///   daemon's cpu cgroup, as systemd leaves a unit without CPU settings);
+/// - freezer: only where there is no pids controller to fence a kill.
+pub(crate) fn needed_by_process(limits: Controllers, have: Controllers) -> Controllers {
+    let mut need = limits.union(Controllers::of(&[
+        Controller::Memory,
+        Controller::Cpuacct,
+        Controller::Pids,
+    ]));
+    if !have.contains(Controller::Pids) {
+        need = need.with(Controller::Freezer);
+    }
+    need.intersect(have)
 }
 
 /// The whole file, as text.
@@ -148,31 +194,84 @@ mod tests {
         assert_eq!(parse_pids("12\n345\n\n"), vec![12, 345]);
     }
 
-    #[test]
-    fn membership_prefers_the_freezer() {
-        let h = |c: &[Controller], root: &str| Hierarchy {
+    fn h(c: &[Controller], root: &str) -> Hierarchy {
+        Hierarchy {
             controllers: Controllers::of(c),
             root: PathBuf::from(root),
             root_in_hierarchy: String::new(),
             proc_key: String::new(),
-        };
-        let tree = Tree::V1(vec![
+        }
+    }
+
+    /// The build machine: five v1 hierarchies, one controller each.
+    fn five() -> Tree {
+        Tree::V1(vec![
+            h(&[Controller::Memory], "/m"),
+            h(&[Controller::Cpu], "/c"),
+            h(&[Controller::Cpuacct], "/a"),
+            h(&[Controller::Pids], "/p"),
+            h(&[Controller::Freezer], "/f"),
+        ])
+    }
+
+    fn roots(hs: Vec<&Hierarchy>) -> Vec<&str> {
+        hs.iter().map(|h| h.root.to_str().unwrap()).collect()
+    }
+
+    #[test]
+    fn membership_prefers_pids_then_the_freezer() {
+        let tree = five();
+        assert_eq!(tree.membership().root, PathBuf::from("/p"));
+        assert_eq!(
+            tree.dir_for(Controller::Cpuacct, "u/p"),
+            Some(PathBuf::from("/a/u/p"))
+        );
+        assert_eq!(tree.dirs("u").count(), 5);
+        let no_pids = Tree::V1(vec![
+            h(&[Controller::Memory], "/m"),
+            h(&[Controller::Freezer], "/f"),
+        ]);
+        assert_eq!(no_pids.membership().root, PathBuf::from("/f"));
+        assert_eq!(no_pids.dir_for(Controller::Pids, "u"), None);
+        let cpu_only = Tree::V1(vec![h(&[Controller::Cpu, Controller::Cpuacct], "/c")]);
+        assert_eq!(cpu_only.membership().root, PathBuf::from("/c"));
+    }
+
+    #[test]
+    fn a_process_joins_cpu_only_for_a_cpu_limit_and_the_freezer_only_without_pids() {
+        let tree = five();
+        let all = tree.controllers();
+        let plain = needed_by_process(Controllers::NONE, all);
+        assert_eq!(plain.to_string(), "memory, pids, cpuacct");
+        assert_eq!(roots(tree.joined(plain)), ["/m", "/a", "/p"]);
+        let cpu = needed_by_process(Controllers::of(&[Controller::Cpu]), all);
+        assert_eq!(roots(tree.joined(cpu)), ["/m", "/c", "/a", "/p"]);
+        assert_eq!(
+            tree.joined_controllers(cpu).to_string(),
+            "memory, cpu, pids, cpuacct"
+        );
+        // Without pids, the freezer stops a tree for the kill.
+        let no_pids = Tree::V1(vec![
             h(&[Controller::Memory], "/m"),
             h(&[Controller::Cpu, Controller::Cpuacct], "/c"),
             h(&[Controller::Freezer], "/f"),
         ]);
-        assert_eq!(tree.membership().root, PathBuf::from("/f"));
-        assert_eq!(
-            tree.dir_for(Controller::Cpuacct, "u/p"),
-            Some(PathBuf::from("/c/u/p"))
-        );
-        assert_eq!(tree.dir_for(Controller::Pids, "u"), None);
-        let dirs: Vec<_> = tree.dirs("u").collect();
-        assert_eq!(dirs.len(), 3);
-        let no_freezer = Tree::V1(vec![
-            h(&[Controller::Cpu], "/c"),
-            h(&[Controller::Pids], "/p"),
-        ]);
-        assert_eq!(no_freezer.membership().root, PathBuf::from("/p"));
+        let need = needed_by_process(Controllers::NONE, no_pids.controllers());
+        assert_eq!(need.to_string(), "memory, cpuacct, freezer");
+        // cpu shares its hierarchy with cpuacct here: joined for usage.
+        assert_eq!(roots(no_pids.joined(need)), ["/m", "/c", "/f"]);
+        // Only cpu is mounted: the membership hierarchy is joined anyway,
+        // so every process has a cgroup to be listed and killed in.
+        let cpu_only = Tree::V1(vec![h(&[Controller::Cpu], "/c")]);
+        let need = needed_by_process(Controllers::NONE, cpu_only.controllers());
+        assert!(need.is_empty());
+        assert_eq!(roots(cpu_only.joined(need)), ["/c"]);
+    }
+
+    #[test]
+    fn v2_has_one_hierarchy_and_every_process_joins_it() {
+        let tree = Tree::V2(h(&[Controller::Memory, Controller::Pids], "/u"));
+        let need = needed_by_process(Controllers::NONE, tree.controllers());
+        assert_eq!(roots(tree.joined(need)), ["/u"]);
     }
 }

@@ -139,14 +139,17 @@ pub(crate) fn needed(res: &Resources) -> Controllers {
     s
 }
 
-/// Writes `res` into the process cgroup `rel` ("UID/PROCESS").
+/// Writes `res` into the process cgroup `rel` ("UID/PROCESS"), in the
+/// hierarchies of `joined` (the controllers the process is in: a reset
+/// leaves the others alone, no process of ours being there).
 pub(crate) fn apply(
     tree: &Tree,
+    joined: Controllers,
     rel: &str,
     res: &Resources,
     reset: bool,
 ) -> Result<(), CgroupError> {
-    for lw in limit_writes(tree.is_v2(), res, reset, tree.controllers()) {
+    for lw in limit_writes(tree.is_v2(), res, reset, joined) {
         let Some(dir) = tree.dir_for(lw.controller, rel) else {
             continue;
         };

@@ -8,11 +8,14 @@
 //!
 //! ## Layout
 //! `<base>/drover-<instance>/<pod uid>/<process name>` in the one v2
-//! hierarchy, or in each v1 hierarchy used (memory, cpu, cpuacct, pids,
-//! freezer). Limits are per process (`resources` is a process field) and
-//! live on the process's cgroup; the pod's cgroup holds its processes'
-//! cgroups and is what is killed, measured and removed. The instance root
-//! keeps several daemons on one machine apart.
+//! hierarchy, or in the v1 hierarchies the process needs: memory,
+//! cpuacct and pids always, cpu only with a cpu limit, freezer only where
+//! there is no pids controller (hierarchy.rs, `needed_by_process`: each
+//! hierarchy costs every spawn a mkdir and a join). Limits are per
+//! process (`resources` is a process field) and live on the process's
+//! cgroup; the pod's cgroup holds its processes' cgroups and is what is
+//! killed, measured and removed. The instance root keeps several daemons
+//! on one machine apart.
 //!
 //! `<base>` is the daemon's own cgroup (v1: in each hierarchy), so pods
 //! stay inside whatever the daemon was given. v2 forbids processes in a
@@ -38,10 +41,14 @@
 //! hierarchy lacking one controller refuses just the limits that need it.
 //!
 //! ## What the agent calls, and when (through [`super::ProcessRuntime`])
-//! 1. Before a pod's first spawn: `create_pod_cgroup(uid)` → a
-//!    [`PodCgroup`] (idempotent: call it again for a pod re-adopted after
-//!    a restart). `Err(Unavailable)`: run the pod without one, and let any
-//!    process with `resources` fail to start (the spawn says why).
+//! 1. Before a pod's first spawn: `pod_cgroup(uid)` → a [`PodCgroup`]
+//!    handle; its directories are made by the pod's first spawn (step 2),
+//!    on the spawning threads rather than in the daemon's loop
+//!    (`create_pod_cgroup` makes them now, for tools and tests; both are
+//!    idempotent: call again for a pod re-adopted after a restart).
+//!    `Err(Unavailable)`: run the pod without one, and let any process
+//!    with `resources` fail to start (the spawn says why). A pod cgroup
+//!    never made reads as empty, unused and already removed.
 //! 2. Each spawn: `SpawnRequest { cgroup: Some(pod.process(name)?),
 //!    resources, .. }`. The runtime makes the process cgroup, writes its
 //!    limits and starts the child inside it (v2 `clone3` with
@@ -233,6 +240,8 @@ pub struct Cgroups {
     support: Result<Tree, String>,
     /// Pod cgroups waiting for removal (shared by clones).
     removals: Option<Arc<Removals>>,
+    /// Process cgroups ready for a restart (shared by clones).
+    prepared: Arc<place::Prepared>,
 }
 
 impl Cgroups {
@@ -302,6 +311,7 @@ impl Cgroups {
         Cgroups {
             removals: Some(Arc::new(Removals::new(tree.clone()))),
             support: Ok(tree),
+            prepared: Arc::default(),
         }
     }
 
@@ -310,6 +320,7 @@ impl Cgroups {
         Cgroups {
             support: Err(reason.into()),
             removals: None,
+            prepared: Arc::default(),
         }
     }
 
@@ -357,10 +368,19 @@ impl Cgroups {
     /// Makes pod `pod_uid`'s cgroup (idempotent). A removal of it still
     /// pending is cancelled first (one under way is waited for).
     pub fn create_pod(&self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
+        let pod = self.pod(pod_uid)?;
+        place::ensure_pod(self.tree()?, pod_uid)?;
+        Ok(pod)
+    }
+
+    /// Pod `pod_uid`'s cgroup, to be made by its first spawn
+    /// ([`Cgroups::prepare`]): no I/O, so the daemon's loop does not wait
+    /// for a pod's mkdirs. A removal still pending is cancelled, as by
+    /// [`Cgroups::create_pod`].
+    pub fn pod(&self, pod_uid: &str) -> Result<PodCgroup, CgroupError> {
         let pod = PodCgroup::new(pod_uid)?;
-        let tree = self.tree()?;
+        self.tree()?;
         self.take_back(pod_uid);
-        place::ensure_pod(tree, pod_uid)?;
         Ok(pod)
     }
 
@@ -370,6 +390,7 @@ impl Cgroups {
     pub fn remove_pod(&self, pod: &PodCgroup) -> Result<(), CgroupError> {
         let tree = self.tree()?;
         self.take_back(pod.pod_uid());
+        self.prepared.forget(pod.pod_uid());
         removal::remove_now(tree, pod.pod_uid())
     }
 
@@ -377,6 +398,7 @@ impl Cgroups {
     /// removal.rs: a busy one is tried again, then left for the next
     /// start; failures are logged).
     pub fn release_pod(&self, pod: &PodCgroup) {
+        self.prepared.forget(pod.pod_uid());
         if let Some(r) = &self.removals {
             r.release(pod.pod_uid());
         }
@@ -442,18 +464,25 @@ impl Cgroups {
     /// session it is in (see stop.rs). Returns at once; the processes
     /// die and are reaped asynchronously.
     pub fn kill(&self, pod: &PodCgroup) -> Result<(), CgroupError> {
-        stop::kill(self.tree()?, pod.pod_uid()).map(|_| ())
+        let tree = self.tree()?;
+        // A v1 kill fences with pids.max: limits are checked again at the
+        // next spawn, should the old value not have been put back.
+        self.prepared.forget(pod.pod_uid());
+        stop::kill(tree, pod.pod_uid()).map(|_| ())
     }
 
     /// SIGKILLs every process in one process's cgroup (what a run left
     /// behind, escaped ones included), as [`Cgroups::kill`] does for a
-    /// pod. An empty cgroup costs one read: no freeze.
+    /// pod. An empty cgroup (every restart after a crash) costs one read:
+    /// v1 `pids.current`, v2 `cgroup.events`.
     pub fn kill_process(&self, process: &ProcessCgroup) -> Result<(), CgroupError> {
         let tree = self.tree()?;
-        if stop::pids(tree, &process.relative()).is_empty() {
+        let rel = process.relative();
+        if stop::is_empty(tree, &rel)? {
             return Ok(());
         }
-        stop::kill(tree, &process.relative()).map(|_| ())
+        self.prepared.forget(&rel);
+        stop::kill(tree, &rel).map(|_| ())
     }
 
     /// The pids in one process's cgroup.
@@ -529,13 +558,17 @@ impl Cgroups {
         let tree = self.tree()?;
         // Its pod's cgroup is wanted again, whoever released it.
         self.take_back(process.pod_uid());
-        place::prepare(tree, process, res)
+        place::prepare(tree, &self.prepared, process, res)
     }
 
-    /// The pod's directories (one per hierarchy).
+    /// The pod's directories: one per hierarchy every process joins
+    /// (what [`Cgroups::create_pod`] makes).
     pub fn pod_dirs(&self, pod: &PodCgroup) -> Vec<PathBuf> {
         match self.tree() {
-            Ok(tree) => tree.dirs(pod.pod_uid()).collect(),
+            Ok(tree) => place::pod_hierarchies(tree)
+                .iter()
+                .map(|h| h.root.join(pod.pod_uid()))
+                .collect(),
             Err(_) => Vec::new(),
         }
     }

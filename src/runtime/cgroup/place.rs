@@ -4,13 +4,15 @@
 
 use super::controller::Controllers;
 use super::detect::enable;
-use super::hierarchy::{make_dir, Tree};
+use super::hierarchy::{make_dir, needed_by_process, Hierarchy, Tree};
 use super::{limits, CgroupError, ProcessCgroup};
 use crate::api::Resources;
+use std::collections::HashMap;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
 
 /// What the child needs to start inside its cgroup.
 #[derive(Debug)]
@@ -30,23 +32,90 @@ pub(crate) struct Placement {
     pub procs_paths: Vec<PathBuf>,
 }
 
-/// Makes the pod's directory in every hierarchy; in v2 it passes the
-/// controllers on to the process cgroups below it.
+/// Makes the pod's directory in the hierarchies every process of it
+/// joins (a cpu-limited process makes its pod's cpu directory itself:
+/// [`prepare`]); in v2 it passes the controllers on to the process
+/// cgroups below it.
 pub(crate) fn ensure_pod(tree: &Tree, pod_uid: &str) -> Result<(), CgroupError> {
-    for h in tree.hierarchies() {
-        let dir = h.root.join(pod_uid);
-        make_dir(&dir)?;
-        if tree.is_v2() {
-            enable(&dir, h.controllers)?;
-        }
+    for h in pod_hierarchies(tree) {
+        make_pod_dir(tree, h, pod_uid)?;
     }
     Ok(())
 }
 
+/// The hierarchies a process without limits joins: where every pod has
+/// its directory.
+pub(crate) fn pod_hierarchies(tree: &Tree) -> Vec<&Hierarchy> {
+    tree.joined(needed_by_process(Controllers::NONE, tree.controllers()))
+}
+
+fn make_pod_dir(tree: &Tree, h: &Hierarchy, pod_uid: &str) -> Result<(), CgroupError> {
+    let dir = h.root.join(pod_uid);
+    make_dir(&dir)?;
+    if tree.is_v2() {
+        enable(&dir, h.controllers)?;
+    }
+    Ok(())
+}
+
+/// The process cgroups this runtime made and gave their limits, with
+/// those limits: a restart into one of them with the same limits opens
+/// its join files and nothing else (no mkdir, no reading the limit files
+/// back: ~0.1 ms of a crash-to-replacement on the build machine). Only a
+/// hint: a directory gone since (removed by hand) fails the open, and
+/// the cgroup is prepared in full. Forgotten when anything may have
+/// changed the limits or the directories: the pod's cgroup released or
+/// removed, a kill fence raised in it (stop.rs). Empty at a daemon start,
+/// so cgroups left by the previous daemon get every limit checked.
+#[derive(Debug, Default)]
+pub(crate) struct Prepared {
+    /// Pod uid → process name → the limits written.
+    pods: Mutex<HashMap<String, HashMap<String, Resources>>>,
+}
+
+impl Prepared {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, Resources>>> {
+        self.pods.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn holds(&self, cg: &ProcessCgroup, res: &Resources) -> bool {
+        self.lock()
+            .get(cg.pod_uid())
+            .and_then(|p| p.get(cg.process()))
+            .is_some_and(|r| r == res)
+    }
+
+    fn insert(&self, cg: &ProcessCgroup, res: &Resources) {
+        self.lock()
+            .entry(cg.pod_uid().to_string())
+            .or_default()
+            .insert(cg.process().to_string(), res.clone());
+    }
+
+    /// `rel` ("UID" or "UID/PROCESS") and below are no longer known.
+    pub(crate) fn forget(&self, rel: &str) {
+        let mut pods = self.lock();
+        match rel.split_once('/') {
+            None => {
+                pods.remove(rel);
+            }
+            Some((uid, process)) => {
+                if let Some(p) = pods.get_mut(uid) {
+                    p.remove(process);
+                }
+            }
+        }
+    }
+}
+
 /// See the module docs. `res`: the process's limits (None: no limit; an
-/// existing cgroup is reset to none).
+/// existing cgroup is reset to none). Made only in the hierarchies the
+/// process needs ([`needed_by_process`]); its pod's directory there too
+/// if missing (a pod's first spawn: the agent does not make it before,
+/// so that its loop never waits for these mkdirs).
 pub(crate) fn prepare(
     tree: &Tree,
+    prepared: &Prepared,
     cg: &ProcessCgroup,
     res: Option<&Resources>,
 ) -> Result<Placement, CgroupError> {
@@ -60,21 +129,40 @@ pub(crate) fn prepare(
         });
     }
     let rel = cg.relative();
+    let need = needed_by_process(limits::needed(res), tree.controllers());
+    let joined = tree.joined(need);
+    if prepared.holds(cg, res) {
+        match placement(tree, &joined, &rel) {
+            Err(CgroupError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                prepared.forget(&rel);
+            }
+            done => return done,
+        }
+    }
     let mut fresh = true;
-    for h in tree.hierarchies() {
+    for h in &joined {
         let dir = h.root.join(&rel);
         let made = match make_dir(&dir) {
             Err(CgroupError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                ensure_pod(tree, cg.pod_uid())?;
+                make_pod_dir(tree, h, cg.pod_uid())?;
                 make_dir(&dir)?
             }
             other => other?,
         };
         fresh &= made;
     }
-    limits::apply(tree, &rel, res, !fresh)?;
+    limits::apply(tree, tree.joined_controllers(need), &rel, res, !fresh)?;
+    let done = placement(tree, &joined, &rel)?;
+    prepared.insert(cg, res);
+    Ok(done)
+}
+
+/// The descriptors the child joins `rel` through, in `joined`.
+fn placement(tree: &Tree, joined: &[&Hierarchy], rel: &str) -> Result<Placement, CgroupError> {
     let mut placement = Placement {
         clone_into: None,
         procs: Vec::new(),
@@ -85,7 +173,8 @@ pub(crate) fn prepare(
     } else {
         "tasks"
     };
-    for dir in tree.dirs(&rel) {
+    for h in joined {
+        let dir = h.root.join(rel);
         let path = dir.join(join_file);
         placement.procs.push(open(&path, libc::O_WRONLY)?);
         placement.procs_paths.push(path);
@@ -123,6 +212,29 @@ fn open(path: &Path, flags: i32) -> Result<OwnedFd, CgroupError> {
 mod tests {
     use super::super::controller::Controller;
     use super::*;
+
+    #[test]
+    fn prepared_cgroups_are_known_with_their_limits_until_forgotten() {
+        use super::super::PodCgroup;
+        let p = Prepared::default();
+        let pod = PodCgroup::new("u1").unwrap();
+        let (web, db) = (pod.process("web").unwrap(), pod.process("db").unwrap());
+        let capped = Resources {
+            pids: Some(10),
+            ..Default::default()
+        };
+        assert!(!p.holds(&web, &Resources::default()));
+        p.insert(&web, &Resources::default());
+        p.insert(&db, &capped);
+        assert!(p.holds(&web, &Resources::default()));
+        assert!(!p.holds(&web, &capped), "other limits: prepared again");
+        assert!(p.holds(&db, &capped));
+        p.forget("u1/web");
+        assert!(!p.holds(&web, &Resources::default()));
+        assert!(p.holds(&db, &capped), "its sibling is still known");
+        p.forget("u1");
+        assert!(!p.holds(&db, &capped));
+    }
 
     #[test]
     fn missing_is_need_minus_have() {

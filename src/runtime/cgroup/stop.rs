@@ -6,13 +6,19 @@
 //! killing the cgroup leaves no survivor:
 //! - v2: one write to `cgroup.kill` (kernel 5.14+): the kernel kills every
 //!   process below, and forks racing with it land in a dying cgroup;
-//! - v1 (and v2 without cgroup.kill): freeze, SIGKILL every pid listed,
-//!   thaw. Frozen processes cannot fork or exit, so the list is complete
-//!   and no listed pid can be reused by a stranger before the kill. The
-//!   kernel reports freezing as done only when asked (`freezer.state`
-//!   reads FROZEN): that wait is a short bounded poll, on the stop path
-//!   only. Without a freezer, the sweep repeats until nothing new is
-//!   listed.
+//! - v1: `pids.max` 0 on the cgroup (a fence: nothing below it can
+//!   fork), SIGKILL every pid listed until a round lists nothing new,
+//!   then the old limit back ([`Hold::Fence`]). Processes do not join the
+//!   freezer hierarchy where the pids one exists: one hierarchy fewer to
+//!   make, join and remove for every spawn (hierarchy.rs,
+//!   `needed_by_process`);
+//! - v1 without pids, and v2 without cgroup.kill: freeze, SIGKILL every
+//!   pid listed, thaw. Frozen processes cannot fork or exit, so the list
+//!   is complete and no listed pid can be reused by a stranger before
+//!   the kill. The kernel reports freezing as done only when asked
+//!   (`freezer.state` reads FROZEN): that wait is a short bounded poll,
+//!   on the stop path only. With neither, the sweep repeats until
+//!   nothing new is listed.
 //!
 //! Empty means no live process: v2 `cgroup.events` says `populated 0`
 //! (and changes of that file can be watched: [`EmptyWatch`]); v1 has no
@@ -20,6 +26,7 @@
 //! does after each reap (every process of a pod is a descendant of the
 //! subreaping daemon, so its exit ends in a reap).
 
+use super::controller::Controller;
 use super::hierarchy::{keyed, parse_pids, read, walk, write, Tree};
 use super::CgroupError;
 use std::collections::BTreeSet;
@@ -41,7 +48,8 @@ const FREEZE_DEADLINE: Duration = Duration::from_millis(500);
 /// signalled by the sweep (None: the kernel did it, v2 `cgroup.kill`).
 /// The processes die asynchronously: see [`is_empty`].
 pub(crate) fn kill(tree: &Tree, rel: &str) -> Result<Option<usize>, CgroupError> {
-    let dir = tree.membership().root.join(rel);
+    let member = tree.membership();
+    let dir = member.root.join(rel);
     if !dir.exists() {
         return Ok(Some(0));
     }
@@ -51,18 +59,52 @@ pub(crate) fn kill(tree: &Tree, rel: &str) -> Result<Option<usize>, CgroupError>
             write(&kill_file, "1")?;
             return Ok(None);
         }
-        return sweep(&dir, Some(Freezer::V2(dir.clone()))).map(Some);
+        return sweep(&dir, Some(Hold::Freeze(Freezer::V2(dir.clone())))).map(Some);
     }
-    let freezer = tree
-        .dir_for(super::controller::Controller::Freezer, rel)
-        .map(Freezer::V1);
-    sweep(&dir, freezer).map(Some)
+    // Every process is in the membership hierarchy (the others may not
+    // hold it: `needed_by_process`), so that is where it is held.
+    let hold = if member.controllers.contains(Controller::Pids) {
+        Some(Hold::Fence(dir.clone()))
+    } else if member.controllers.contains(Controller::Freezer) {
+        Some(Hold::Freeze(Freezer::V1(dir.clone())))
+    } else {
+        None
+    };
+    sweep(&dir, hold).map(Some)
 }
 
-fn sweep(dir: &Path, freezer: Option<Freezer>) -> Result<usize, CgroupError> {
+/// What keeps a tree from growing while it is killed.
+enum Hold {
+    /// Frozen for each round: nothing in it runs.
+    Freeze(Freezer),
+    /// `pids.max` 0 on the cgroup for the whole sweep, the old value put
+    /// back after: no fork succeeds below it (the limit is hierarchical),
+    /// so each round can only find children of forks that were already
+    /// past the check when the fence went up, and the rounds end. A child
+    /// of such a fork that is listed only after the last round (the
+    /// kernel adds it to its cgroup a moment after the fork can no longer
+    /// be stopped) survives this kill: the agent kills again while the
+    /// pod is not empty (agent/supervise/cgroups.rs, `settle_cgroup`), as
+    /// systemd's v1 kill loop does. Unlike the freezer, a listed process
+    /// may exit before its SIGKILL: its pid could only be a stranger's if
+    /// it was reaped and the kernel's pid counter wrapped around in those
+    /// microseconds.
+    Fence(PathBuf),
+}
+
+fn sweep(dir: &Path, hold: Option<Hold>) -> Result<usize, CgroupError> {
+    let fenced = match &hold {
+        Some(Hold::Fence(d)) => Some(Fence::raise(d)?),
+        _ => None,
+    };
+    let freezer = match &hold {
+        Some(Hold::Freeze(f)) => Some(f),
+        _ => None,
+    };
     let mut killed = BTreeSet::new();
+    let mut outcome = Ok(());
     for _ in 0..MAX_ROUNDS {
-        if let Some(f) = &freezer {
+        if let Some(f) = freezer {
             f.freeze()?;
         }
         let listed = list(dir);
@@ -72,15 +114,40 @@ fn sweep(dir: &Path, freezer: Option<Freezer>) -> Result<usize, CgroupError> {
             // (read from cgroup.procs), ESRCH is fine.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
-        if let Some(f) = &freezer {
-            f.thaw()?;
+        if let Some(f) = freezer {
+            if let Err(e) = f.thaw() {
+                outcome = Err(e);
+                break;
+            }
         }
         if fresh.is_empty() {
             break;
         }
         killed.extend(fresh);
     }
-    Ok(killed.len())
+    if let Some(f) = fenced {
+        f.lower()?;
+    }
+    outcome.map(|()| killed.len())
+}
+
+/// A raised pids fence: the limit it replaced.
+struct Fence {
+    file: PathBuf,
+    old: String,
+}
+
+impl Fence {
+    fn raise(dir: &Path) -> Result<Fence, CgroupError> {
+        let file = dir.join("pids.max");
+        let old = read(&file)?.trim().to_string();
+        write(&file, "0")?;
+        Ok(Fence { file, old })
+    }
+
+    fn lower(self) -> Result<(), CgroupError> {
+        write(&self.file, &self.old)
+    }
 }
 
 /// Every pid in `dir` and the cgroups below it.

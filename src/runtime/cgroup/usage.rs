@@ -64,11 +64,12 @@ pub(crate) fn oom_kills(tree: &Tree, rel: &str) -> Result<u64, CgroupError> {
     } else {
         "memory.oom_control"
     });
-    // Not made yet (read before a first spawn): no OOM kill in it.
-    if !dir.exists() {
-        return Ok(0);
-    }
-    let text = read(&file)?;
+    let text = match std::fs::read_to_string(&file) {
+        Ok(text) => text,
+        // Not made yet (read before a first spawn): no OOM kill in it.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(source) => return Err(CgroupError::io(&file, source)),
+    };
     keyed(&text, "oom_kill").ok_or_else(|| {
         CgroupError::io(
             &file,

@@ -238,29 +238,98 @@ fn usage_reports_memory_and_cpu_of_the_pod() {
     sb.wait_exit(pid);
 }
 
+/// Issue 13 (the cost of a cgroup per pod): a process joins the v1
+/// hierarchies it uses, not all five. memory, cpuacct and pids always
+/// (usage, OOM kills, listing and killing); cpu only with a cpu limit;
+/// the freezer not at all where pids can fence a kill. Before, every
+/// process was put in all five (each a mkdir, a join and an rmdir).
 #[test]
-fn the_process_runs_in_its_cgroup_in_every_v1_hierarchy() {
+fn a_process_joins_only_the_v1_hierarchies_it_needs() {
     let mut sb = Sandbox::with_cgroups(1);
     let pod = sb.pod("placed");
     let cg = pod.process("main").unwrap();
     let mut req = sb.req(&["sleep", "1000"]);
     req.cgroup = Some(cg.clone());
     let pid = sb.spawn(&req).unwrap().pid;
-    let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-    let want = format!("/drover-test-{}/{}/main", sb.marker, pod.pod_uid());
-    for c in ["memory", "pids", "cpu", "cpuacct", "freezer"] {
-        let line = text
-            .lines()
+    let spun = pod.process("capped").unwrap();
+    let res = Resources {
+        cpu: Some(CpuQuantity(500)),
+        ..Default::default()
+    };
+    let capped = sb
+        .spawn(&limited(&sb, &pod, "capped", &["sleep", "1000"], res))
+        .unwrap()
+        .pid;
+    let line_of = |pid: i32, c: &str| {
+        let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+        text.lines()
             .find(|l| l.split(':').nth(1) == Some(c))
-            .unwrap_or_else(|| panic!("no {c} line: {text}"));
-        assert!(line.ends_with(&want), "{line} (want ...{want})");
+            .unwrap_or_else(|| panic!("no {c} line: {text}"))
+            .to_string()
+    };
+    let root = format!("/drover-test-{}/{}/", sb.marker, pod.pod_uid());
+    for c in ["memory", "pids", "cpuacct"] {
+        let line = line_of(pid, c);
+        assert!(line.ends_with(&format!("{root}main")), "{line}");
+        let line = line_of(capped, c);
+        assert!(line.ends_with(&format!("{root}capped")), "{line}");
     }
+    for c in ["cpu", "freezer"] {
+        let line = line_of(pid, c);
+        assert!(!line.contains("drover-test"), "{line}: not joined");
+    }
+    let line = line_of(capped, "cpu");
+    assert!(line.ends_with(&format!("{root}capped")), "{line}");
+    assert!(!line_of(capped, "freezer").contains("drover-test"));
     assert_eq!(sb.rt.cgroup_of(pid), Some(cg));
+    assert_eq!(sb.rt.cgroup_of(capped), Some(spun));
     assert_eq!(sb.rt.cgroup_of(std::process::id() as i32), None);
     assert!(sb
         .rt
         .cgroups_description()
         .starts_with("cgroup v1 (memory, cpu, pids, cpuacct, freezer)"));
+    // The whole pod still dies in one kill (pids fence, no freezer).
+    sb.rt.kill_cgroup(&pod).unwrap();
+    sb.wait_exit(pid);
+    sb.wait_exit(capped);
+    assert!(sb.rt.cgroup_is_empty(&pod).unwrap());
+    let main_max = sb.cgroup_file(Controller::Pids, &pod.process("main").unwrap(), "pids.max");
+    let pod_max = main_max.parent().unwrap().with_file_name("pids.max");
+    let fence = fs::read_to_string(pod_max).unwrap();
+    assert_eq!(fence.trim(), "max", "the fence is lowered after the kill");
+}
+
+/// A restart into a process cgroup this runtime prepared skips the mkdirs
+/// and the limit reads (issue 13). Its directories removed behind its
+/// back in between, the next spawn still starts inside a cgroup with its
+/// limits: the remembered state is only a hint.
+#[test]
+fn a_restart_finds_its_cgroup_made_again_if_it_was_removed_meanwhile() {
+    let mut sb = Sandbox::with_cgroups(0);
+    let pod = sb.pod("again");
+    let cg = pod.process("main").unwrap();
+    let res = Resources {
+        pids: Some(7),
+        ..Default::default()
+    };
+    let req = limited(&sb, &pod, "main", &["true"], res.clone());
+    let pid = sb.spawn(&req).unwrap().pid;
+    sb.wait_exit(pid);
+    let limit = sb.cgroup_file(Controller::Pids, &cg, "pids.max");
+    let dir = limit.parent().unwrap().to_path_buf();
+    // Gone behind the runtime's back (rmdir by hand): the pod's cgroup
+    // and its process's, in every hierarchy.
+    for pod_dir in sb.rt.cgroups().pod_dirs(&pod) {
+        fs::remove_dir(pod_dir.join("main")).unwrap();
+        fs::remove_dir(pod_dir).unwrap();
+    }
+    assert!(!dir.exists());
+    let pid = sb
+        .spawn(&limited(&sb, &pod, "main", &["sleep", "1000"], res))
+        .unwrap()
+        .pid;
+    assert_eq!(fs::read_to_string(&limit).unwrap().trim(), "7");
+    assert_eq!(sb.rt.cgroup_of(pid), Some(cg));
     sb.rt.signal(pid, Signal::KILL).unwrap();
     sb.wait_exit(pid);
 }

@@ -96,6 +96,62 @@ fn escaped_child_is_killed_with_its_pod_v2_isolated() {
     escaped_child_is_killed_with_its_pod(2);
 }
 
+/// Issue 13: on v1 processes no longer join the freezer hierarchy, so a
+/// kill cannot freeze the tree: it fences the pod with `pids.max` 0 and
+/// kills until nothing new is listed. A fork bomb (every process forking
+/// as fast as it can, confined by a pids limit of 48) still dies whole,
+/// killed again at each look while anything is left, as the agent does;
+/// the fence is lowered after, and the process's own limit is untouched.
+#[test]
+fn a_fork_bomb_dies_whole_under_the_v1_pids_fence() {
+    run_isolated(
+        module_path!(),
+        "a_fork_bomb_dies_whole_under_the_v1_pids_fence_isolated",
+    );
+}
+
+#[test]
+#[ignore = "run in its own process by a_fork_bomb_dies_whole_under_the_v1_pids_fence"]
+fn a_fork_bomb_dies_whole_under_the_v1_pids_fence_isolated() {
+    if !isolated() {
+        return;
+    }
+    become_subreaper().unwrap();
+    let mut sb = Sandbox::with_cgroups(1);
+    let pod = sb.pod("bomb");
+    let cg = pod.process("main").unwrap();
+    let mut req = sb.req(&["sh", "-c", "b() { b & b; }; b"]);
+    req.cgroup = Some(cg.clone());
+    req.resources = Some(crate::api::Resources {
+        pids: Some(48),
+        ..Default::default()
+    });
+    let leader = sb.spawn(&req).unwrap().pid;
+    let current = sb.cgroup_file(Controller::Pids, &cg, "pids.current");
+    wait_until("the bomb to reach its limit", || {
+        let n: u32 = fs::read_to_string(&current).ok()?.trim().parse().ok()?;
+        (n >= 40).then_some(())
+    });
+    let mut kills = 0;
+    let mut reaped = 0;
+    wait_until("the pod's cgroup to empty", || {
+        reaped += sb.rt.reap().len();
+        if sb.rt.cgroup_is_empty(&pod).unwrap() {
+            return Some(());
+        }
+        kills += 1;
+        sb.rt.kill_cgroup(&pod).unwrap();
+        None
+    });
+    assert!(reaped >= 40, "the bomb's processes were reaped ({reaped})");
+    assert!(kills >= 1);
+    assert!(!alive(leader));
+    let limit = sb.cgroup_file(Controller::Pids, &cg, "pids.max");
+    assert_eq!(fs::read_to_string(&limit).unwrap().trim(), "48");
+    let fence = limit.parent().unwrap().with_file_name("pids.max");
+    assert_eq!(fs::read_to_string(fence).unwrap().trim(), "max", "lowered");
+}
+
 #[test]
 fn v2_child_is_born_in_its_cgroup_and_emptiness_is_an_event() {
     let mut sb = Sandbox::with_cgroups(2);
