@@ -366,6 +366,22 @@ finally:
                 os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 pass
+    # Its cgroups (`drover-<instance id>` below our own cgroup in each
+    # hierarchy, as the daemon made them), deepest first; only empty ones
+    # go (rmdir refuses the others).
+    try:
+        name = "drover-" + open(f"{d}/state/instance-id").read().strip()
+        own = [l.split(":", 2)[2].strip("/") for l in open("/proc/self/cgroup").read().splitlines()]
+        for mount in os.listdir("/sys/fs/cgroup"):
+            for base in own:
+                root = os.path.join("/sys/fs/cgroup", mount, base, name)
+                for sub, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
+                    try:
+                        os.rmdir(sub)
+                    except OSError:
+                        pass
+    except OSError:
+        pass
     if failures or job_reruns() or not finished:
         print(f"kept {d} for inspection (daemon.log)")
         sys.exit(1)
