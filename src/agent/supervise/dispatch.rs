@@ -414,16 +414,17 @@ impl<R: ProcessRuntime> Agent<R> {
     /// Whether `pid`'s exit may end its process for good, so that losing
     /// it would change what happens next: a process whose pod does not
     /// restart it unconditionally (a Job's pod, a `Never` or `OnFailure`
-    /// pod), and that is not being deleted anyway. Exits of `Always`
-    /// processes only count restarts: a daemon that loses one finds the
-    /// process gone and starts it again, as it would have.
+    /// pod) or an init process (its completion is not run again), and
+    /// that is not being deleted anyway. Exits of `Always` processes only
+    /// count restarts: a daemon that loses one finds the process gone and
+    /// starts it again, as it would have.
     fn exit_is_final(&self, store: &Store, pid: i32) -> bool {
-        let Some((name, _)) = self.by_pid.get(&pid) else {
+        let Some((name, idx)) = self.by_pid.get(&pid) else {
             return false;
         };
         store.pod(name).is_some_and(|p| {
             p.metadata.deletion_timestamp.is_none()
-                && p.spec.restart_policy != RestartPolicy::Always
+                && (p.spec.restart_policy != RestartPolicy::Always || p.spec.is_init(*idx))
         })
     }
 

@@ -1445,3 +1445,33 @@ fn pods_that_cannot_start_do_not_keep_the_agent_busy() {
     assert!(!w.agent.sync_some(&mut w.store, w.now, &mut out, true));
     assert_eq!(w.fake.spawns().len(), 10);
 }
+
+#[test]
+fn an_init_process_exit_is_held_in_an_always_pod() {
+    let mut w = World::new();
+    w.add(init_pod("app"));
+    w.sync();
+    let init0 = w.pod("app").status.init_processes[0].pid.unwrap() as i32;
+    w.fake.exit(init0, ExitReason::Code(0));
+    assert_eq!(
+        reap_holding(&mut w),
+        Reaped::Held,
+        "its completion is not run again"
+    );
+    w.agent.reap_held();
+    assert_eq!(reap_holding(&mut w), Reaped::All);
+    w.sync();
+    let init1 = w.pod("app").status.init_processes[1].pid.unwrap() as i32;
+    w.fake.exit(init1, ExitReason::Code(0));
+    assert_eq!(reap_holding(&mut w), Reaped::Held);
+    w.agent.reap_held();
+    assert_eq!(reap_holding(&mut w), Reaped::All);
+    w.sync();
+    let main = w.pid("app");
+    w.fake.exit(main, ExitReason::Code(1));
+    assert_eq!(
+        reap_holding(&mut w),
+        Reaped::All,
+        "an Always process's exit is not held"
+    );
+}
