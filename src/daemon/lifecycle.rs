@@ -322,12 +322,10 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
                 let mut keeper_gone = false;
                 match wakeup {
                     Wakeup::KeeperGone => keeper_gone = true,
-                    Wakeup::Reap => {
-                        d.reap_more = d.reap_children(
-                            single_host.then_some(&mut backend as &mut dyn Backend),
-                            &mut out,
-                        )
-                    }
+                    Wakeup::Reap => d.reap_children(
+                        single_host.then_some(&mut backend as &mut dyn Backend),
+                        &mut out,
+                    ),
                     Wakeup::AdoptedExit(pid) => {
                         d.agent.on_adopted_exit(&mut d.store, pid, Daemon::now(), &mut out)
                     }
@@ -365,7 +363,7 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
             _ = tokio::task::yield_now(), if agent_may_act && d.reap_more => {
                 // Exits left by the last batch (`reaping.rs`).
                 let mut out = Outbox::default();
-                d.reap_more = d.reap_children(
+                d.reap_children(
                     single_host.then_some(&mut backend as &mut dyn Backend),
                     &mut out,
                 );

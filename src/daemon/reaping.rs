@@ -22,21 +22,21 @@ const HELD_PER_TURN: usize = 20;
 
 impl Daemon {
     /// One turn's worth of exited children. `backend`: the single-host
-    /// store (None in cluster mode). Whether exits are left for another
-    /// turn.
+    /// store (None in cluster mode). `reap_more` says whether exits are
+    /// left for another turn.
     pub(crate) fn reap_children(
         &mut self,
         mut backend: Option<&mut (dyn Backend + '_)>,
         out: &mut Outbox,
-    ) -> bool {
+    ) {
         let start = Instant::now();
         let mut held = 0;
-        loop {
+        self.reap_more = loop {
             // While writes fail (a full disk) nothing can be made durable:
             // exits are reaped as they come and supervision goes on.
             let hold = backend.is_some() && !self.pacing.failing();
             match self.agent.reap(&mut self.store, Daemon::now(), out, hold) {
-                Reaped::All => return false,
+                Reaped::All => break false,
                 Reaped::More => {}
                 Reaped::Held => {
                     if let Some(b) = backend.as_deref_mut() {
@@ -47,9 +47,9 @@ impl Daemon {
                 }
             }
             if start.elapsed() >= TURN_BUDGET || held == HELD_PER_TURN {
-                return true;
+                break true;
             }
-        }
+        };
     }
 
     /// Every exited child, however many turns it takes (start-up, before
@@ -59,6 +59,11 @@ impl Daemon {
         mut backend: Option<&mut (dyn Backend + '_)>,
         out: &mut Outbox,
     ) {
-        while self.reap_children(backend.as_deref_mut(), out) {}
+        loop {
+            self.reap_children(backend.as_deref_mut(), out);
+            if !self.reap_more {
+                break;
+            }
+        }
     }
 }

@@ -519,15 +519,6 @@ impl ProcessRuntime for FakeRuntime {
         Ok(())
     }
 
-    fn reap(&mut self) -> Vec<(i32, ExitReason)> {
-        let mut s = self.state();
-        let exits: Vec<_> = s.exits.drain(..).collect();
-        for (pid, _) in &exits {
-            s.processes.remove(pid);
-        }
-        exits
-    }
-
     fn next_exit(&mut self) -> Option<(i32, ExitReason)> {
         self.state().exits.front().cloned()
     }

@@ -281,14 +281,6 @@ impl ProcessRuntime for LinuxRuntime {
         send(pid, signal.number())
     }
 
-    fn reap(&mut self) -> Vec<(i32, ExitReason)> {
-        let mut exits = reap_all();
-        if let Some(k) = &self.keeper {
-            exits.extend(k.take_exits());
-        }
-        exits
-    }
-
     fn next_exit(&mut self) -> Option<(i32, ExitReason)> {
         super::reaping::peek_exited()
     }
@@ -491,39 +483,6 @@ fn send(target: i32, signal: i32) -> io::Result<()> {
         Errno::ESRCH => Ok(()),
         e => Err(e.into()),
     }
-}
-
-/// waitpid(-1, WNOHANG) until no exited child is left.
-///
-/// libc rather than nix on purpose: nix's `waitpid` converts the status
-/// into its `Signal` enum, which fails with EINVAL for a child killed by a
-/// real-time signal: after the kernel has already reaped it, so that exit
-/// would be lost.
-pub(crate) fn reap_all() -> Vec<(i32, ExitReason)> {
-    let mut exits = Vec::new();
-    loop {
-        let mut status = 0;
-        // SAFETY: status is a valid out-pointer.
-        let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
-        if pid > 0 {
-            if let Some(reason) = decode_status(status) {
-                exits.push((pid, reason));
-            }
-            continue;
-        }
-        if pid == 0 {
-            break; // children left, none exited
-        }
-        match Errno::last() {
-            Errno::EINTR => continue,
-            Errno::ECHILD => break, // no children at all
-            e => {
-                tracing::warn!(error = %e, "waitpid(-1) failed");
-                break;
-            }
-        }
-    }
-    exits
 }
 
 /// A wait status as an exit reason; None for stop/continue reports (not

@@ -257,9 +257,6 @@ pub trait ProcessRuntime {
     fn signal_group(&mut self, pgid: i32, signal: Signal) -> std::io::Result<()>;
     /// Signals one process; ESRCH is Ok.
     fn signal(&mut self, pid: i32, signal: Signal) -> std::io::Result<()>;
-    /// Reaps every exited child without blocking (waitpid(-1, WNOHANG)
-    /// until nothing is left), including orphans re-parented to us.
-    fn reap(&mut self) -> Vec<(i32, ExitReason)>;
     /// The first exited child (oldest first) with its exit, NOT reaped
     /// (`waitid(WNOWAIT)`): it stays a zombie until [`Self::reap_child`],
     /// so a daemon that dies before it wrote the exit down leaves the
@@ -271,6 +268,18 @@ pub trait ProcessRuntime {
     /// after a daemon crash are its children, not ours.
     fn kept_exits(&mut self) -> Vec<(i32, ExitReason)> {
         Vec::new()
+    }
+    /// Every exit at once, without blocking: the keeper's, then each
+    /// exited child (orphans re-parented to us included), reaped. The
+    /// agent reaps through `next_exit` and `reap_child` itself, to hold
+    /// exits and to work in batches.
+    fn reap(&mut self) -> Vec<(i32, ExitReason)> {
+        let mut exits = self.kept_exits();
+        while let Some((pid, exit)) = self.next_exit() {
+            self.reap_child(pid);
+            exits.push((pid, exit));
+        }
+        exits
     }
     /// The identity of a live pid, None if it does not exist (or is a
     /// zombie: it ended, whoever reaps it).

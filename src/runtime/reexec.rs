@@ -295,14 +295,8 @@ pub fn reap_own_zombie(pid: i32, identity: &ProcessIdentity) -> Option<KeptExit>
     if !st.is_zombie() || !is_own_child(pid, identity) {
         return None;
     }
-    let mut status = 0;
-    // SAFETY: waitpid writes one int into a valid out-pointer; `pid` is a
-    // zombie child of ours (checked above), so this does not block and
-    // reaps that one process.
-    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-    if r != pid {
-        return None;
-    }
+    // A zombie child of ours (checked above): reaped at once, that one.
+    let status = super::reaping::reap_pid(pid)?;
     let exit: ExitReason = super::linux::decode_status(status)?;
     Some(KeptExit {
         exit,
