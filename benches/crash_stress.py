@@ -27,6 +27,8 @@ Runs a daemon of its own in a temp dir and kills what is left of its pods
 (by pid, found by their working directory) at the end. Exit status 1 if
 any check failed."""
 import json, os, random, shutil, signal, socket, subprocess, sys, tempfile, time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "common"))
+import leftovers  # noqa: E402
 
 drover = os.path.abspath(sys.argv[1])
 kills = int(sys.argv[2]) if len(sys.argv) > 2 else 200
@@ -353,35 +355,10 @@ finally:
         stop_all_daemons()
     except Exception as e:
         print("cleanup via the API failed:", e)
-    # What is left of this run (its pods run in the temp dir): by pid.
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            continue
-        if cwd.startswith(d) and int(pid) != os.getpid():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-    # Its cgroups (`drover-<instance id>` below our own cgroup in each
-    # hierarchy, as the daemon made them), deepest first; only empty ones
-    # go (rmdir refuses the others).
-    try:
-        name = "drover-" + open(f"{d}/state/instance-id").read().strip()
-        own = [l.split(":", 2)[2].strip("/") for l in open("/proc/self/cgroup").read().splitlines()]
-        for mount in os.listdir("/sys/fs/cgroup"):
-            for base in own:
-                root = os.path.join("/sys/fs/cgroup", mount, base, name)
-                for sub, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
-                    try:
-                        os.rmdir(sub)
-                    except OSError:
-                        pass
-    except OSError:
-        pass
+    # Anything left of this run (its pods run in the temp dir), by pid,
+    # then its daemon's cgroups.
+    leftovers.kill_processes_under(d)
+    leftovers.remove_cgroups(f"{d}/state")
     if failures or job_reruns() or not finished:
         print(f"kept {d} for inspection (daemon.log)")
         sys.exit(1)

@@ -15,6 +15,8 @@ Runs a daemon of its own in a temp dir; removes its pods and kills what
 is left of them (by their working directory) at the end, then its
 cgroups."""
 import json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "common"))
+import leftovers  # noqa: E402
 
 drover, n = os.path.abspath(sys.argv[1]), int(sys.argv[2])
 d = tempfile.mkdtemp(prefix="drover-scale-")
@@ -145,29 +147,8 @@ finally:
     if os.environ.get("KEEP_LOG"):
         log.flush()
         shutil.copy(f"{d}/daemon.log", os.environ["KEEP_LOG"])
-    # Anything left of this run (its pods run in the daemon's working
-    # directory, the temp dir): by pid.
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit(): continue
-        try:
-            cwd = os.readlink(f"/proc/{pid}/cwd")
-        except OSError:
-            continue
-        if cwd.startswith(d):
-            try: os.kill(int(pid), signal.SIGKILL)
-            except OSError: pass
-    # Its cgroups (`drover-<instance id>` below our own cgroup in each
-    # hierarchy, as the daemon made them), deepest first: a daemon killed
-    # mid-removal leaves thousands, and they slow every later mkdir.
-    try:
-        name = "drover-" + open(f"{d}/state/instance-id").read().strip()
-        own = [l.split(":", 2)[2].strip("/") for l in open("/proc/self/cgroup").read().splitlines()]
-        for mount in os.listdir("/sys/fs/cgroup"):
-            for base in own:
-                root = os.path.join("/sys/fs/cgroup", mount, base, name)
-                for sub, _, _ in sorted(os.walk(root), key=lambda w: -w[0].count("/")):
-                    try: os.rmdir(sub)
-                    except OSError: pass
-    except OSError:
-        pass
+    # Anything left of this run (its pods run in the temp dir), by pid,
+    # then its daemon's cgroups.
+    leftovers.kill_processes_under(d)
+    leftovers.remove_cgroups(f"{d}/state")
     shutil.rmtree(d, ignore_errors=True)
