@@ -317,8 +317,8 @@ impl ProcessRuntime for LinuxRuntime {
     fn usage(&self, pid: i32) -> Option<ProcessUsage> {
         let st = procfs::stat(pid).filter(|s| !s.is_zombie())?;
         Some(ProcessUsage {
-            cpu_seconds: (st.utime + st.stime) as f64 / clock_ticks_per_second(),
-            memory_bytes: st.rss_pages * page_size(),
+            cpu_seconds: (st.utime + st.stime) as f64 / procfs::clock_ticks_per_second(),
+            memory_bytes: st.rss_pages * procfs::page_size(),
         })
     }
 
@@ -445,26 +445,6 @@ impl ProcessRuntime for LinuxRuntime {
 
     fn is_child(&self, pid: i32) -> bool {
         procfs::stat(pid).is_some_and(|st| !st.is_zombie() && st.ppid as u32 == std::process::id())
-    }
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if n > 0 {
-        n as f64
-    } else {
-        100.0
-    }
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if n > 0 {
-        n as u64
-    } else {
-        4096
     }
 }
 

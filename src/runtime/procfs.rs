@@ -25,6 +25,10 @@ pub struct ProcStat {
     /// Fields 14 and 15: CPU time in user and kernel mode, clock ticks.
     pub utime: u64,
     pub stime: u64,
+    /// Fields 16 and 17: the same, of its children that it has waited
+    /// for.
+    pub cutime: u64,
+    pub cstime: u64,
     /// Field 22: start time in clock ticks since boot. Together with the
     /// boot id it names one process for the lifetime of the machine, which
     /// a pid alone does not (pids are reused).
@@ -53,6 +57,8 @@ pub fn parse_stat(text: &str) -> Option<ProcStat> {
         session: fields.get(3)?.parse().ok()?,
         utime: fields.get(11)?.parse().ok()?,
         stime: fields.get(12)?.parse().ok()?,
+        cutime: fields.get(13)?.parse().ok()?,
+        cstime: fields.get(14)?.parse().ok()?,
         start_ticks: fields.get(19)?.parse().ok()?,
         rss_pages: fields.get(21)?.parse().ok()?,
     })
@@ -73,6 +79,51 @@ pub fn stat(pid: i32) -> Option<ProcStat> {
         .and_then(|mut f| f.read(&mut buf))
         .ok()?;
     parse_stat(std::str::from_utf8(&buf[..n]).ok()?)
+}
+
+/// What `pids` use together: resident memory (summed, so pages they
+/// share count once per process, as `ps` adds them up) and CPU time,
+/// including that of children they have waited for (a shell's finished
+/// commands); a zombie counts nothing. For a cgroup's processes when the
+/// cgroup has no accounting controller (hierarchy.rs, v1
+/// `needed_by_process`).
+pub fn summed_usage(pids: &[i32]) -> (u64, std::time::Duration) {
+    let (mut pages, mut ticks) = (0u64, 0u64);
+    for st in pids
+        .iter()
+        .filter_map(|p| stat(*p))
+        .filter(|s| !s.is_zombie())
+    {
+        pages += st.rss_pages;
+        ticks += st.utime + st.stime + st.cutime + st.cstime;
+    }
+    let secs = ticks as f64 / clock_ticks_per_second();
+    (
+        pages * page_size(),
+        std::time::Duration::from_secs_f64(secs),
+    )
+}
+
+/// Clock ticks per second, the unit of stat's times.
+pub fn clock_ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if n > 0 {
+        n as f64
+    } else {
+        100.0
+    }
+}
+
+/// Bytes per page, the unit of stat's rss.
+pub fn page_size() -> u64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as u64
+    } else {
+        4096
+    }
 }
 
 /// This boot's id (`/proc/sys/kernel/random/boot_id`), empty if unreadable

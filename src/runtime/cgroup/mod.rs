@@ -8,10 +8,11 @@
 //!
 //! ## Layout
 //! `<base>/drover-<instance>/<pod uid>/<process name>` in the one v2
-//! hierarchy, or in the v1 hierarchies the process needs: memory,
-//! cpuacct and pids always, cpu only with a cpu limit, freezer only where
-//! there is no pids controller (hierarchy.rs, `needed_by_process`: each
-//! hierarchy costs every spawn a mkdir and a join). Limits are per
+//! hierarchy, or in the v1 hierarchies the process needs: pids always
+//! (membership, the kill fence), memory and cpu only for their limits,
+//! freezer only where there is no pids controller (hierarchy.rs,
+//! `needed_by_process`: each hierarchy costs every spawn a mkdir and a
+//! join; usage outside memory and cpuacct comes from /proc). Limits are per
 //! process (`resources` is a process field) and live on the process's
 //! cgroup; the pod's cgroup holds its processes' cgroups and is what is
 //! killed, measured and removed. The instance root keeps several daemons

@@ -3,7 +3,9 @@
 
 use super::controller::Controller;
 use super::hierarchy::{keyed, read, Tree};
-use super::CgroupError;
+use super::{stop, CgroupError};
+use crate::runtime::procfs;
+use std::path::Path;
 use std::time::Duration;
 
 /// A cgroup's usage, its descendants included. `None` where the
@@ -12,46 +14,62 @@ use std::time::Duration;
 pub struct Usage {
     /// Memory charged now, page cache included (`memory.current`, v1
     /// `memory.usage_in_bytes`): what the memory limit compares against.
+    /// In a v1 cgroup outside the memory hierarchy (a process without a
+    /// memory limit: hierarchy.rs, `needed_by_process`), the resident
+    /// memory of its processes, summed from /proc.
     pub memory_bytes: Option<u64>,
     /// CPU time used since the cgroup was made (v2 `cpu.stat`
-    /// usage_usec, v1 `cpuacct.usage`).
+    /// usage_usec, v1 `cpuacct.usage`); outside the cpuacct hierarchy,
+    /// that of its live processes and of the children they waited for,
+    /// from /proc.
     pub cpu: Option<Duration>,
 }
 
 pub(crate) fn usage(tree: &Tree, rel: &str) -> Result<Usage, CgroupError> {
     let v2 = tree.is_v2();
-    let memory_bytes = match tree.dir_for(Controller::Memory, rel) {
-        Some(dir) => {
-            let file = if v2 {
-                "memory.current"
-            } else {
-                "memory.usage_in_bytes"
-            };
-            Some(number(&read(&dir.join(file))?, &dir.join(file))?)
-        }
+    let memory_file = if v2 {
+        "memory.current"
+    } else {
+        "memory.usage_in_bytes"
+    };
+    let mut memory_bytes = match tree.dir_for(Controller::Memory, rel) {
+        Some(dir) => read_number(&dir.join(memory_file))?,
         None => None,
     };
-    let cpu = if v2 {
+    let mut cpu = if v2 {
         // cpu.stat exists in every v2 cgroup, cpu controller or not.
         let dir = tree.membership().root.join(rel);
         let text = read(&dir.join("cpu.stat"))?;
         keyed(&text, "usage_usec").map(Duration::from_micros)
     } else {
         match tree.dir_for(Controller::Cpuacct, rel) {
-            Some(dir) => {
-                let file = dir.join("cpuacct.usage");
-                Some(Duration::from_nanos(number(&read(&file)?, &file)?))
-            }
+            Some(dir) => read_number(&dir.join("cpuacct.usage"))?.map(Duration::from_nanos),
             None => None,
         }
     };
+    if !v2 && (memory_bytes.is_none() || cpu.is_none()) {
+        let (memory, time) = procfs::summed_usage(&stop::pids(tree, rel));
+        memory_bytes.get_or_insert(memory);
+        cpu.get_or_insert(time);
+    }
     Ok(Usage { memory_bytes, cpu })
+}
+
+/// A number file of `rel`'s directory in one hierarchy; None if the
+/// directory was not made there (the process did not join it).
+fn read_number(path: &Path) -> Result<Option<u64>, CgroupError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => number(&text, path).map(Some),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CgroupError::io(path, source)),
+    }
 }
 
 /// How many processes the OOM killer has killed in `rel` and below
 /// (the kernel counts global OOM kills there too). Compare the values
 /// before a spawn and after the exit to tell an OOM kill from any other
-/// SIGKILL. A process cgroup not made yet has had none: 0.
+/// SIGKILL. A process cgroup not made yet, or not in the v1 memory
+/// hierarchy (no memory limit), has had none that it can tell: 0.
 pub(crate) fn oom_kills(tree: &Tree, rel: &str) -> Result<u64, CgroupError> {
     let dir =
         tree.dir_for(Controller::Memory, rel)
@@ -81,7 +99,7 @@ pub(crate) fn oom_kills(tree: &Tree, rel: &str) -> Result<u64, CgroupError> {
     })
 }
 
-fn number(text: &str, path: &std::path::Path) -> Result<u64, CgroupError> {
+fn number(text: &str, path: &Path) -> Result<u64, CgroupError> {
     text.trim().parse().map_err(|_| {
         CgroupError::io(
             path,

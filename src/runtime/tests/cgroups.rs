@@ -93,18 +93,42 @@ fn a_restarted_process_gets_its_limits_reset() {
         .unwrap()
         .pid;
     sb.wait_exit(pid);
-    let (limit_file, unlimited) = memory_limit_file(&sb);
+    let (limit_file, _) = memory_limit_file(&sb);
     let file = sb.cgroup_file(Controller::Memory, &cg, limit_file);
     assert_eq!(
         fs::read_to_string(&file).unwrap().trim(),
         (32u64 << 20).to_string()
     );
-    // Same cgroup, no resources this time: back to no limit.
-    let mut req = sb.req(&["true"]);
+    // Same cgroup, another limit: rewritten.
+    let pid = sb
+        .spawn(&limited(&sb, &pod, "main", &["true"], memory(48 << 20)))
+        .unwrap()
+        .pid;
+    sb.wait_exit(pid);
+    assert_eq!(
+        fs::read_to_string(&file).unwrap().trim(),
+        (48u64 << 20).to_string()
+    );
+    // Same cgroup, no resources this time: no limit left anywhere. On v1
+    // the process no longer joins the memory hierarchy, and its memory
+    // cgroup (with the old limit) is gone.
+    let mut req = sb.req(&["sleep", "1000"]);
     req.cgroup = Some(cg.clone());
     let pid = sb.spawn(&req).unwrap().pid;
+    match sb.rt.cgroups().version() {
+        Some(2) => assert_eq!(fs::read_to_string(&file).unwrap().trim(), "max"),
+        _ => {
+            assert!(!file.exists(), "{} left with its old limit", file.display());
+            let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+            let line = text.lines().find(|l| l.split(':').nth(1) == Some("memory"));
+            assert!(
+                !line.unwrap_or("").contains(&sb.marker),
+                "outside the memory hierarchy: {text}"
+            );
+        }
+    }
+    sb.rt.signal(pid, Signal::KILL).unwrap();
     sb.wait_exit(pid);
-    assert_eq!(fs::read_to_string(&file).unwrap().trim(), unlimited);
 }
 
 #[test]
@@ -218,31 +242,90 @@ fn cpu_spinner_under_a_fifth_of_a_core_gets_about_a_fifth() {
     sb.wait_exit(pid);
 }
 
+/// Usage covers a process's whole tree, here a child it forked that
+/// holds the memory. Without limits (v1: outside the memory and cpuacct
+/// hierarchies) it is summed from /proc over the cgroup's processes.
 #[test]
-fn usage_reports_memory_and_cpu_of_the_pod() {
+fn usage_reports_memory_and_cpu_of_the_whole_tree() {
     let mut sb = Sandbox::with_cgroups(0);
     let pod = sb.pod("usage");
+    let cg = pod.process("main").unwrap();
     let mut req = sb.req(&[
         "python3",
         "-c",
-        "x = b'x' * (20 << 20); print('ready', flush=True); import time; time.sleep(1000)",
+        "import os, time\n\
+         if os.fork() == 0:\n\
+         \x20   x = b'x' * (40 << 20); sum(range(3_000_000)); print('ready', flush=True); time.sleep(1000)\n\
+         time.sleep(1000)",
     ]);
-    req.cgroup = Some(pod.process("main").unwrap());
+    req.cgroup = Some(cg.clone());
     let pid = sb.spawn(&req).unwrap().pid;
     sb.wait_log("ready");
-    let usage = sb.rt.cgroup_usage(&pod).unwrap();
+    let main_alone = sb.rt.usage(pid).unwrap();
+    assert!(main_alone.memory_bytes < 20 << 20, "{main_alone:?}");
+    for usage in [
+        sb.rt.cgroup_usage(&pod).unwrap(),
+        sb.rt.cgroups().process_usage(&cg).unwrap(),
+    ] {
+        let memory = usage.memory_bytes.unwrap();
+        assert!(memory >= 40 << 20, "memory {memory}: the child's counts");
+        // The child's loop, not the main process's start alone.
+        assert!(
+            usage.cpu.unwrap().as_secs_f64() > main_alone.cpu_seconds + 0.01,
+            "{usage:?} against {main_alone:?}"
+        );
+    }
+    sb.rt.kill_cgroup(&pod).unwrap();
+    sb.wait_exit(pid);
+}
+
+/// With a memory limit, memory is what the cgroup is charged, as the
+/// limit counts it.
+#[test]
+fn usage_of_a_memory_limited_process_is_its_cgroup_charge() {
+    let mut sb = Sandbox::with_cgroups(0);
+    let pod = sb.pod("charged");
+    let cg = pod.process("main").unwrap();
+    let req = limited(
+        &sb,
+        &pod,
+        "main",
+        &[
+            "python3",
+            "-c",
+            "x = b'x' * (20 << 20); print('ready', flush=True); import time; time.sleep(1000)",
+        ],
+        memory(256 << 20),
+    );
+    let pid = sb.spawn(&req).unwrap().pid;
+    sb.wait_log("ready");
+    let file = sb.cgroup_file(
+        Controller::Memory,
+        &cg,
+        match sb.rt.cgroups().version() {
+            Some(2) => "memory.current",
+            _ => "memory.usage_in_bytes",
+        },
+    );
+    let usage = sb.rt.cgroups().process_usage(&cg).unwrap();
     let memory = usage.memory_bytes.unwrap();
     assert!(memory >= 20 << 20, "memory {memory}");
-    assert!(usage.cpu.unwrap() > Duration::ZERO);
+    let charged: u64 = fs::read_to_string(&file).unwrap().trim().parse().unwrap();
+    // Read one after the other: the charge moves a little in between.
+    assert!(
+        memory.abs_diff(charged) < 4 << 20,
+        "{memory} against {charged}"
+    );
     sb.rt.signal(pid, Signal::KILL).unwrap();
     sb.wait_exit(pid);
 }
 
 /// Issue 13 (the cost of a cgroup per pod): a process joins the v1
-/// hierarchies it uses, not all five. memory, cpuacct and pids always
-/// (usage, OOM kills, listing and killing); cpu only with a cpu limit;
-/// the freezer not at all where pids can fence a kill. Before, every
-/// process was put in all five (each a mkdir, a join and an rmdir).
+/// hierarchies it uses, not all five: pids always (listing and killing),
+/// memory and cpu only for their limits, the freezer not at all where
+/// pids can fence a kill. At first every process was put in all five,
+/// then in memory, cpuacct and pids (each a mkdir, a join and an rmdir:
+/// memory's mkdir alone is 0.1 ms).
 #[test]
 fn a_process_joins_only_the_v1_hierarchies_it_needs() {
     let mut sb = Sandbox::with_cgroups(1);
@@ -260,6 +343,16 @@ fn a_process_joins_only_the_v1_hierarchies_it_needs() {
         .spawn(&limited(&sb, &pod, "capped", &["sleep", "1000"], res))
         .unwrap()
         .pid;
+    let bounded = sb
+        .spawn(&limited(
+            &sb,
+            &pod,
+            "bounded",
+            &["sleep", "1000"],
+            memory(64 << 20),
+        ))
+        .unwrap()
+        .pid;
     let line_of = |pid: i32, c: &str| {
         let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
         text.lines()
@@ -268,19 +361,19 @@ fn a_process_joins_only_the_v1_hierarchies_it_needs() {
             .to_string()
     };
     let root = format!("/drover-test-{}/{}/", sb.marker, pod.pod_uid());
-    for c in ["memory", "pids", "cpuacct"] {
-        let line = line_of(pid, c);
-        assert!(line.ends_with(&format!("{root}main")), "{line}");
-        let line = line_of(capped, c);
-        assert!(line.ends_with(&format!("{root}capped")), "{line}");
-    }
-    for c in ["cpu", "freezer"] {
-        let line = line_of(pid, c);
-        assert!(!line.contains("drover-test"), "{line}: not joined");
-    }
-    let line = line_of(capped, "cpu");
-    assert!(line.ends_with(&format!("{root}capped")), "{line}");
-    assert!(!line_of(capped, "freezer").contains("drover-test"));
+    let joins = |pid: i32, name: &str, wanted: &[&str]| {
+        for c in ["memory", "cpu", "pids", "cpuacct", "freezer"] {
+            let line = line_of(pid, c);
+            if wanted.contains(&c) {
+                assert!(line.ends_with(&format!("{root}{name}")), "{line}");
+            } else {
+                assert!(!line.contains("drover-test"), "{line}: not joined");
+            }
+        }
+    };
+    joins(pid, "main", &["pids"]);
+    joins(capped, "capped", &["cpu", "pids"]);
+    joins(bounded, "bounded", &["memory", "pids"]);
     assert_eq!(sb.rt.cgroup_of(pid), Some(cg));
     assert_eq!(sb.rt.cgroup_of(capped), Some(spun));
     assert_eq!(sb.rt.cgroup_of(std::process::id() as i32), None);
@@ -292,6 +385,7 @@ fn a_process_joins_only_the_v1_hierarchies_it_needs() {
     sb.rt.kill_cgroup(&pod).unwrap();
     sb.wait_exit(pid);
     sb.wait_exit(capped);
+    sb.wait_exit(bounded);
     assert!(sb.rt.cgroup_is_empty(&pod).unwrap());
     let main_max = sb.cgroup_file(Controller::Pids, &pod.process("main").unwrap(), "pids.max");
     let pod_max = main_max.parent().unwrap().with_file_name("pids.max");
