@@ -158,10 +158,14 @@ pub(crate) fn prepare(
     // A cgroup of this process in a hierarchy it no longer joins (its
     // earlier run had a limit this one has not) would hold that stale
     // limit and read as its usage: it goes. Empty, as the process is
-    // gone; a failure leaves it to the pod's removal.
-    for h in tree.hierarchies() {
-        if !joined.contains(&h) {
-            let _ = std::fs::remove_dir(h.root.join(&rel));
+    // gone; a failure leaves it to the pod's removal. Only a process run
+    // before has any (the membership hierarchy, always joined, then had
+    // its directory already), so a first spawn does not pay the rmdirs.
+    if !fresh {
+        for h in tree.hierarchies() {
+            if !joined.contains(&h) {
+                let _ = std::fs::remove_dir(h.root.join(&rel));
+            }
         }
     }
     limits::apply(tree, tree.joined_controllers(need), &rel, res, !fresh)?;
