@@ -109,8 +109,9 @@ impl<R: ProcessRuntime> Agent<R> {
         idx: usize,
     ) -> Option<ProcessCgroup> {
         let cg = &self.pods.get(name)?.cgroup.as_ref()?.cg;
-        let spec = store.pod(name)?.spec.process_at(idx)?;
-        cg.process(&spec.name).ok()
+        let pod = &store.pod(name)?.spec;
+        let spec = pod.process_at(idx)?;
+        cg.process_of_pod(&spec.name, pod.process_count()).ok()
     }
 
     /// While the pod stops, SIGKILL to what its processes left in their

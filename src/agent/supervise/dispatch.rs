@@ -232,7 +232,7 @@ impl<R: ProcessRuntime> Agent<R> {
         let cgroup = match self.pods.get(name).and_then(|rt| rt.cgroup.as_ref()) {
             Some(pc) => Some(
                 pc.cg
-                    .process(&spec.name)
+                    .process_of_pod(&spec.name, pod.spec.process_count())
                     .map_err(|source| SpawnError::Cgroup {
                         command: spec.command.first().cloned().unwrap_or_default(),
                         source,

@@ -777,7 +777,7 @@ impl<R: ProcessRuntime> Agent<R> {
                 let measured = rt
                     .cgroup
                     .as_ref()
-                    .and_then(|c| c.cg.process(&names[idx]).ok())
+                    .and_then(|c| c.cg.process_of_pod(&names[idx], names.len()).ok())
                     .and_then(|pcg| self.rt.process_cgroup_usage(&pcg).ok());
                 let by_pid = || self.rt.usage(pid as i32);
                 match measured {

@@ -212,7 +212,10 @@ impl<R: ProcessRuntime> Agent<R> {
         }
         let identity = self.rt.identity(pid).ok_or("no such process")?;
         let ours = match pcg {
-            Some(pcg) => self.rt.cgroup_of(pid).as_ref() == Some(pcg),
+            Some(pcg) => self
+                .rt
+                .cgroup_of(pid)
+                .is_some_and(|found| pcg.holds(&found)),
             None => self.rt.is_child(pid),
         };
         if !ours {

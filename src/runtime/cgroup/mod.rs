@@ -112,11 +112,15 @@ pub struct PodCgroup {
     pod_uid: String,
 }
 
-/// One process's cgroup inside its pod's.
+/// One process's cgroup inside its pod's; or, for the only process of a
+/// pod on cgroup v1, the pod's cgroup itself ([`PodCgroup::sole_process`]).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ProcessCgroup {
     pod_uid: String,
+    /// Empty for a sole process found by pid ([`Cgroups::process_of`]):
+    /// its cgroup does not name it.
     process: String,
+    sole: bool,
 }
 
 impl PodCgroup {
@@ -139,7 +143,35 @@ impl PodCgroup {
         Ok(ProcessCgroup {
             pod_uid: self.pod_uid.clone(),
             process: name.to_string(),
+            sole: false,
         })
+    }
+
+    /// The cgroup of `name`, the pod's only process (no other process, no
+    /// init process). On cgroup v1 it is the pod's cgroup itself: one
+    /// directory fewer to make and remove in each hierarchy, under the
+    /// kernel's global cgroup mutex, for every pod started (most pods
+    /// have one process). v2 keeps the child: a v2 cgroup that passes
+    /// controllers down may not hold processes.
+    pub fn sole_process(&self, name: &str) -> Result<ProcessCgroup, CgroupError> {
+        Ok(ProcessCgroup {
+            sole: true,
+            ..self.process(name)?
+        })
+    }
+
+    /// [`PodCgroup::process`] or [`PodCgroup::sole_process`], whichever
+    /// fits a pod of `process_count` processes (init processes included).
+    pub fn process_of_pod(
+        &self,
+        name: &str,
+        process_count: usize,
+    ) -> Result<ProcessCgroup, CgroupError> {
+        if process_count == 1 {
+            self.sole_process(name)
+        } else {
+            self.process(name)
+        }
     }
 }
 
@@ -158,9 +190,27 @@ impl ProcessCgroup {
         &self.process
     }
 
-    /// "UID/PROCESS", below the instance root.
-    fn relative(&self) -> String {
-        format!("{}/{}", self.pod_uid, self.process)
+    /// Whether this is a pod's only process ([`PodCgroup::sole_process`]).
+    pub fn is_sole(&self) -> bool {
+        self.sole
+    }
+
+    /// Whether `found` (what [`Cgroups::process_of`] says of a pid) is
+    /// this cgroup: a sole process's cgroup does not name its process.
+    pub fn holds(&self, found: &ProcessCgroup) -> bool {
+        self.pod_uid == found.pod_uid
+            && self.sole == found.sole
+            && (self.sole || self.process == found.process)
+    }
+
+    /// "UID/PROCESS" below the instance root; "UID" for a sole process
+    /// on v1.
+    fn relative(&self, tree: &Tree) -> String {
+        if self.sole && !tree.is_v2() {
+            self.pod_uid.clone()
+        } else {
+            format!("{}/{}", self.pod_uid, self.process)
+        }
     }
 }
 
@@ -478,7 +528,7 @@ impl Cgroups {
     /// v1 `pids.current`, v2 `cgroup.events`.
     pub fn kill_process(&self, process: &ProcessCgroup) -> Result<(), CgroupError> {
         let tree = self.tree()?;
-        let rel = process.relative();
+        let rel = process.relative(tree);
         if stop::is_empty(tree, &rel)? {
             return Ok(());
         }
@@ -488,7 +538,8 @@ impl Cgroups {
 
     /// The pids in one process's cgroup.
     pub fn process_pids(&self, process: &ProcessCgroup) -> Result<Vec<i32>, CgroupError> {
-        Ok(stop::pids(self.tree()?, &process.relative()))
+        let tree = self.tree()?;
+        Ok(stop::pids(tree, &process.relative(tree)))
     }
 
     /// Whether no live process is left in the pod's cgroup.
@@ -526,12 +577,14 @@ impl Cgroups {
 
     /// One process's usage.
     pub fn process_usage(&self, process: &ProcessCgroup) -> Result<Usage, CgroupError> {
-        usage::usage(self.tree()?, &process.relative())
+        let tree = self.tree()?;
+        usage::usage(tree, &process.relative(tree))
     }
 
     /// OOM kills so far in this process's cgroup (see usage.rs).
     pub fn oom_kills(&self, process: &ProcessCgroup) -> Result<u64, CgroupError> {
-        usage::oom_kills(self.tree()?, &process.relative())
+        let tree = self.tree()?;
+        usage::oom_kills(tree, &process.relative(tree))
     }
 
     /// The cgroup `pid` is in, if it is one of this instance's process
@@ -546,8 +599,17 @@ impl Cgroups {
         })?;
         let rest = path.strip_prefix(&h.root_in_hierarchy)?.strip_prefix('/')?;
         let mut parts = rest.split('/');
-        let (pod, process) = (parts.next()?, parts.next()?);
-        PodCgroup::new(pod).ok()?.process(process).ok()
+        let pod = PodCgroup::new(parts.next()?).ok()?;
+        match parts.next() {
+            Some(process) => pod.process(process).ok(),
+            // In the pod's own cgroup: a sole process (v1), which the
+            // path does not name.
+            None => Some(ProcessCgroup {
+                pod_uid: pod.pod_uid,
+                process: String::new(),
+                sole: true,
+            }),
+        }
     }
 
     /// Makes `process`'s cgroup ready for a spawn (module docs, step 2).
@@ -577,7 +639,8 @@ impl Cgroups {
     /// The directory of `process` in the hierarchy holding `controller`
     /// (for reading a file this module has no accessor for).
     pub fn dir_of(&self, controller: Controller, process: &ProcessCgroup) -> Option<PathBuf> {
-        self.tree().ok()?.dir_for(controller, &process.relative())
+        let tree = self.tree().ok()?;
+        tree.dir_for(controller, &process.relative(tree))
     }
 
     /// Limits `res` cannot get here: the reason, for `LimitsUnavailable`.
@@ -686,7 +749,38 @@ mod tests {
     fn names_are_single_safe_components() {
         assert!(PodCgroup::new("6f1c2a4e-0001-4b7e-9a51-3d2f8c0e0001").is_ok());
         let pod = PodCgroup::new("abc").unwrap();
-        assert_eq!(pod.process("server").unwrap().relative(), "abc/server");
+        let v1 = Tree::V1(Vec::new());
+        assert_eq!(pod.process("server").unwrap().relative(&v1), "abc/server");
+        let sole = pod.sole_process("server").unwrap();
+        assert_eq!(sole.relative(&v1), "abc");
+        let v2 = Tree::V2(hierarchy::Hierarchy {
+            controllers: Controllers::NONE,
+            root: PathBuf::new(),
+            root_in_hierarchy: String::new(),
+            proc_key: String::new(),
+        });
+        assert_eq!(sole.relative(&v2), "abc/server");
+        assert_eq!(pod.process_of_pod("server", 1).unwrap(), sole);
+        assert_eq!(
+            pod.process_of_pod("server", 2).unwrap(),
+            pod.process("server").unwrap()
+        );
+        // What process_of says of a pid in the pod's own cgroup.
+        let found = ProcessCgroup {
+            pod_uid: "abc".into(),
+            process: String::new(),
+            sole: true,
+        };
+        assert!(sole.holds(&found));
+        assert!(!pod.process("server").unwrap().holds(&found));
+        assert!(pod
+            .process("server")
+            .unwrap()
+            .holds(&pod.process("server").unwrap()));
+        assert!(!pod
+            .process("server")
+            .unwrap()
+            .holds(&pod.process("other").unwrap()));
         for bad in [
             "",
             ".",

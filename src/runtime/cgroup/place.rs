@@ -69,19 +69,19 @@ fn make_pod_dir(tree: &Tree, h: &Hierarchy, pod_uid: &str) -> Result<(), CgroupE
 /// so cgroups left by the previous daemon get every limit checked.
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
-    /// Pod uid → process name → the limits written.
-    pods: Mutex<HashMap<String, HashMap<String, Resources>>>,
+    /// Pod uid → (process name, sole) → the limits written.
+    pods: Mutex<HashMap<String, HashMap<(String, bool), Resources>>>,
 }
 
 impl Prepared {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<String, Resources>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<(String, bool), Resources>>> {
         self.pods.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn holds(&self, cg: &ProcessCgroup, res: &Resources) -> bool {
         self.lock()
             .get(cg.pod_uid())
-            .and_then(|p| p.get(cg.process()))
+            .and_then(|p| p.get(&(cg.process().to_string(), cg.is_sole())))
             .is_some_and(|r| r == res)
     }
 
@@ -89,7 +89,7 @@ impl Prepared {
         self.lock()
             .entry(cg.pod_uid().to_string())
             .or_default()
-            .insert(cg.process().to_string(), res.clone());
+            .insert((cg.process().to_string(), cg.is_sole()), res.clone());
     }
 
     /// `rel` ("UID" or "UID/PROCESS") and below are no longer known.
@@ -101,7 +101,7 @@ impl Prepared {
             }
             Some((uid, process)) => {
                 if let Some(p) = pods.get_mut(uid) {
-                    p.remove(process);
+                    p.retain(|(name, _), _| name != process);
                 }
             }
         }
@@ -128,7 +128,7 @@ pub(crate) fn prepare(
             hierarchy: super::describe_tree(tree),
         });
     }
-    let rel = cg.relative();
+    let rel = cg.relative(tree);
     let need = needed_by_process(limits::needed(res), tree.controllers());
     let joined = tree.joined(need);
     if prepared.holds(cg, res) {
@@ -142,6 +142,7 @@ pub(crate) fn prepare(
         }
     }
     let mut fresh = true;
+    let mut pod_was_there = true;
     for h in &joined {
         let dir = h.root.join(&rel);
         let made = match make_dir(&dir) {
@@ -149,11 +150,27 @@ pub(crate) fn prepare(
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
                 make_pod_dir(tree, h, cg.pod_uid())?;
+                pod_was_there = false;
                 make_dir(&dir)?
             }
             other => other?,
         };
         fresh &= made;
+    }
+    // A new process cgroup in a pod cgroup that was there: the pod may
+    // have had a sole process, whose limits were the pod cgroup's own (a
+    // spec changed in place from one process to more). They would now
+    // bound the whole pod, in every hierarchy the pod has a directory in
+    // (one this process does not join would still bound a later
+    // sibling's): back to none (a read per limit file when there is
+    // nothing to undo).
+    if fresh && pod_was_there && !tree.is_v2() && !cg.is_sole() {
+        let pod_dirs = tree
+            .hierarchies()
+            .iter()
+            .filter(|h| h.root.join(cg.pod_uid()).is_dir())
+            .fold(Controllers::NONE, |c, h| c.union(h.controllers));
+        limits::apply(tree, pod_dirs, cg.pod_uid(), &none, true)?;
     }
     // A cgroup of this process in a hierarchy it no longer joins (its
     // earlier run had a limit this one has not) would hold that stale
@@ -242,7 +259,12 @@ mod tests {
         assert!(p.holds(&web, &Resources::default()));
         assert!(!p.holds(&web, &capped), "other limits: prepared again");
         assert!(p.holds(&db, &capped));
+        let sole_web = pod.sole_process("web").unwrap();
+        assert!(!p.holds(&sole_web, &Resources::default()), "another cgroup");
+        p.insert(&sole_web, &Resources::default());
+        assert!(p.holds(&sole_web, &Resources::default()));
         p.forget("u1/web");
+        assert!(!p.holds(&sole_web, &Resources::default()));
         assert!(!p.holds(&web, &Resources::default()));
         assert!(p.holds(&db, &capped), "its sibling is still known");
         p.forget("u1");

@@ -393,6 +393,43 @@ fn a_process_joins_only_the_v1_hierarchies_it_needs() {
     assert_eq!(fence.trim(), "max", "the fence is lowered after the kill");
 }
 
+/// A sole process's limits are the pod cgroup's own (v1: it lives
+/// there). Should the pod change in place to more processes, they must
+/// not go on bounding the whole pod: the first new process cgroup resets
+/// them.
+#[test]
+fn a_sole_processs_limits_do_not_outlive_it_when_its_pod_grows() {
+    let mut sb = Sandbox::with_cgroups(1);
+    let pod = sb.pod("grown");
+    let sole = pod.sole_process("main").unwrap();
+    let mut req = sb.req(&["true"]);
+    req.cgroup = Some(sole.clone());
+    req.resources = Some(Resources {
+        pids: Some(5),
+        memory: Some(MemoryQuantity(64 << 20)),
+        ..Default::default()
+    });
+    let pid = sb.spawn(&req).unwrap().pid;
+    sb.wait_exit(pid);
+    let pod_pids = sb.cgroup_file(Controller::Pids, &sole, "pids.max");
+    assert_eq!(
+        pod_pids.parent().unwrap().file_name().unwrap(),
+        pod.pod_uid(),
+        "the sole process's cgroup is its pod's"
+    );
+    assert_eq!(fs::read_to_string(&pod_pids).unwrap().trim(), "5");
+    let mut req = sb.req(&["true"]);
+    req.cgroup = Some(pod.process("main").unwrap());
+    let pid = sb.spawn(&req).unwrap().pid;
+    sb.wait_exit(pid);
+    assert_eq!(fs::read_to_string(&pod_pids).unwrap().trim(), "max");
+    // Also in the memory hierarchy, which the new process does not join
+    // but a memory-limited sibling would, below the pod's directory.
+    let (limit_file, unlimited) = memory_limit_file(&sb);
+    let memory = sb.cgroup_file(Controller::Memory, &sole, limit_file);
+    assert_eq!(fs::read_to_string(&memory).unwrap().trim(), unlimited);
+}
+
 /// A restart into a process cgroup this runtime prepared skips the mkdirs
 /// and the limit reads (issue 13). Its directories removed behind its
 /// back in between, the next spawn still starts inside a cgroup with its

@@ -9,9 +9,14 @@ use super::*;
 /// sleep in a new session, whose parent exits (double fork), then
 /// execs a sleep itself. Returns (leader, escaped).
 fn start_with_escapee(sb: &mut Sandbox, pod: &PodCgroup) -> (i32, i32) {
+    start_with_escapee_in(sb, pod.process("main").unwrap())
+}
+
+/// [`start_with_escapee`] in cgroup `cg`.
+fn start_with_escapee_in(sb: &mut Sandbox, cg: ProcessCgroup) -> (i32, i32) {
     let script = "setsid sh -c 'sleep 1001 & echo escaped $!'; echo ready; exec sleep 1000";
     let mut req = sb.req(&["sh", "-c", script]);
-    req.cgroup = Some(pod.process("main").unwrap());
+    req.cgroup = Some(cg);
     let leader = sb.spawn(&req).unwrap().pid;
     let log = sb.wait_log("ready");
     let escaped: i32 = log
@@ -228,4 +233,63 @@ fn a_pod_with_processes_cannot_be_removed() {
     sb.rt
         .remove_pod_cgroup(&pod)
         .expect("removing twice is fine");
+}
+
+/// Issue 13 (the cost of a cgroup per pod): a pod's only process lives
+/// in the pod's own cgroup on v1, one directory fewer to make and remove
+/// per hierarchy. Its cgroup still holds its whole tree: a pid is found
+/// in it, and the kill that clears it before a restart (the process
+/// cgroup's) takes the escapee too; the process starts again in it.
+#[test]
+fn a_sole_process_lives_in_its_pods_own_cgroup_with_its_tree_v1() {
+    run_isolated(
+        module_path!(),
+        "a_sole_process_lives_in_its_pods_own_cgroup_with_its_tree_v1_isolated",
+    );
+}
+
+#[test]
+#[ignore = "run in its own process by a_sole_process_lives_in_its_pods_own_cgroup_with_its_tree_v1"]
+fn a_sole_process_lives_in_its_pods_own_cgroup_with_its_tree_v1_isolated() {
+    if !isolated() {
+        return;
+    }
+    become_subreaper().unwrap();
+    let mut sb = Sandbox::with_cgroups(1);
+    let pod = sb.pod("sole");
+    let cg = pod.sole_process("main").unwrap();
+    let (leader, escaped) = start_with_escapee_in(&mut sb, cg.clone());
+    let text = std::fs::read_to_string(format!("/proc/{leader}/cgroup")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.split(':').nth(1) == Some("pids"))
+        .unwrap();
+    let pod_path = format!("/drover-test-{}/{}", sb.marker, pod.pod_uid());
+    assert!(line.ends_with(&pod_path), "in the pod's cgroup: {line}");
+    for pid in [leader, escaped] {
+        let found = sb.rt.cgroup_of(pid).expect("a pid of the pod");
+        assert!(cg.holds(&found), "{found:?}");
+        assert!(!pod.process("main").unwrap().holds(&found));
+    }
+    let mut listed = sb.rt.cgroups().process_pids(&cg).unwrap();
+    listed.sort();
+    let mut want = vec![leader, escaped];
+    want.sort();
+    assert_eq!(listed, want);
+
+    sb.rt.kill_process_cgroup(&cg).unwrap();
+    let got = sb.reap_until(&[leader, escaped]);
+    assert_eq!(got[&escaped], ExitReason::Signal(Signal::KILL));
+    wait_until("the pod cgroup to empty", || {
+        sb.rt.cgroup_is_empty(&pod).unwrap().then_some(())
+    });
+
+    let mut req = sb.req(&["sleep", "1000"]);
+    req.cgroup = Some(cg.clone());
+    let again = sb.spawn(&req).unwrap().pid;
+    assert!(sb.rt.cgroup_of(again).is_some_and(|f| cg.holds(&f)));
+    sb.rt.kill_cgroup(&pod).unwrap();
+    let got = sb.reap_until(&[again]);
+    assert_eq!(got[&again], ExitReason::Signal(Signal::KILL));
+    assert!(sb.rt.reap().is_empty(), "no other child left");
 }
