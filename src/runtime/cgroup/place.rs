@@ -70,11 +70,14 @@ fn make_pod_dir(tree: &Tree, h: &Hierarchy, pod_uid: &str) -> Result<(), CgroupE
 #[derive(Debug, Default)]
 pub(crate) struct Prepared {
     /// Pod uid → (process name, sole) → the limits written.
-    pods: Mutex<HashMap<String, HashMap<(String, bool), Resources>>>,
+    pods: Mutex<HashMap<String, PodPrepared>>,
 }
 
+/// One pod's prepared process cgroups: (process name, sole) → limits.
+type PodPrepared = HashMap<(String, bool), Resources>;
+
 impl Prepared {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, HashMap<(String, bool), Resources>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, PodPrepared>> {
         self.pods.lock().unwrap_or_else(|e| e.into_inner())
     }
 
