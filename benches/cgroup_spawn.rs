@@ -62,9 +62,12 @@ fn main() {
         for (variant, samples) in [(None, &mut with), (Some(&limits), &mut with_limits)] {
             let uid = format!("pod-{i}-{}", variant.is_some() as u8);
             let t = Instant::now();
-            let pod = grouped.create_pod_cgroup(&uid).expect("pod cgroup");
+            // As the daemon does for a pod of one process: a handle, the
+            // directories made by the spawn, the process in the pod's own
+            // cgroup (v1).
+            let pod = grouped.pod_cgroup(&uid).expect("pod cgroup");
             let mut req = request();
-            req.cgroup = Some(pod.process("main").unwrap());
+            req.cgroup = Some(pod.sole_process("main").unwrap());
             req.resources = variant.cloned();
             let pid = grouped.spawn(&req).expect("spawn in cgroup").pid;
             samples.push(micros(t));

@@ -12,7 +12,9 @@
 //! (membership, the kill fence), memory and cpu only for their limits,
 //! freezer only where there is no pids controller (hierarchy.rs,
 //! `needed_by_process`: each hierarchy costs every spawn a mkdir and a
-//! join; usage outside memory and cpuacct comes from /proc). Limits are per
+//! join; usage outside memory and cpuacct comes from /proc). On v1 a
+//! pod's only process lives in the pod's cgroup itself, without a child
+//! ([`PodCgroup::sole_process`]): one directory fewer per pod. Limits are per
 //! process (`resources` is a process field) and live on the process's
 //! cgroup; the pod's cgroup holds its processes' cgroups and is what is
 //! killed, measured and removed. The instance root keeps several daemons
