@@ -369,11 +369,15 @@ impl<R: ProcessRuntime> Agent<R> {
 
     /// `drover up` leaving, every pod gone: this daemon's cgroup root.
     pub fn release_cgroups(&mut self) {
-        if self.pods.values().all(|rt| rt.cgroup.is_none()) {
-            match self.rt.remove_cgroup_root() {
-                Ok(()) | Err(CgroupError::Unavailable { .. }) => {}
-                Err(e) => tracing::warn!("removing this daemon's cgroups: {e}"),
-            }
+        let held = self.pods.values().filter(|rt| rt.cgroup.is_some()).count();
+        if held > 0 {
+            // Seen once after a long `up` (an empty root left): say why.
+            tracing::warn!("leaving this daemon's cgroup root: {held} pods still hold a cgroup");
+            return;
+        }
+        match self.rt.remove_cgroup_root() {
+            Ok(()) | Err(CgroupError::Unavailable { .. }) => {}
+            Err(e) => tracing::warn!("removing this daemon's cgroups: {e}"),
         }
     }
 }
