@@ -135,6 +135,17 @@ pub(crate) fn read(path: &Path) -> Result<String, CgroupError> {
     std::fs::read_to_string(path).map_err(|source| CgroupError::io(path, source))
 }
 
+/// The whole file, as text; None if it is not there: its cgroup was not
+/// made (yet), or not in this hierarchy (a process joins only the v1
+/// hierarchies it needs).
+pub(crate) fn read_if_made(path: &Path) -> Result<Option<String>, CgroupError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(CgroupError::io(path, source)),
+    }
+}
+
 /// Writes `value` in one write(2), as cgroupfs wants (no O_CREAT: a
 /// missing file is an error, not a new file).
 pub(crate) fn write(path: &Path, value: &str) -> Result<(), CgroupError> {

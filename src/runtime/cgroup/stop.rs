@@ -27,7 +27,7 @@
 //! subreaping daemon, so its exit ends in a reap).
 
 use super::controller::Controller;
-use super::hierarchy::{keyed, parse_pids, read, walk, write, Tree};
+use super::hierarchy::{keyed, parse_pids, read, read_if_made, walk, write, Tree};
 use super::CgroupError;
 use std::collections::BTreeSet;
 use std::io;
@@ -177,19 +177,14 @@ pub(crate) fn pids(tree: &Tree, rel: &str) -> Vec<i32> {
 /// 9); the count is one small read.
 pub(crate) fn is_empty(tree: &Tree, rel: &str) -> Result<bool, CgroupError> {
     if tree.is_v2() {
-        let dir = tree.membership().root.join(rel);
-        return match std::fs::read_to_string(dir.join("cgroup.events")) {
-            Ok(text) => Ok(keyed(&text, "populated") == Some(0)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
-            Err(source) => Err(CgroupError::io(&dir, source)),
-        };
+        let events = tree.membership().root.join(rel).join("cgroup.events");
+        return Ok(read_if_made(&events)?.is_none_or(|text| keyed(&text, "populated") == Some(0)));
     }
-    if let Some(dir) = tree.dir_for(super::controller::Controller::Pids, rel) {
-        match std::fs::read_to_string(dir.join("pids.current")) {
-            Ok(text) if text.trim() == "0" => return Ok(true),
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
-            Err(source) => return Err(CgroupError::io(&dir, source)),
+    if let Some(dir) = tree.dir_for(Controller::Pids, rel) {
+        match read_if_made(&dir.join("pids.current"))? {
+            None => return Ok(true),
+            Some(text) if text.trim() == "0" => return Ok(true),
+            Some(_) => {}
         }
     }
     let dir = tree.membership().root.join(rel);

@@ -2,7 +2,7 @@
 //! the OOM killer struck in it. Reads only.
 
 use super::controller::Controller;
-use super::hierarchy::{keyed, read, Tree};
+use super::hierarchy::{keyed, read, read_if_made, Tree};
 use super::{stop, CgroupError};
 use crate::runtime::procfs;
 use std::path::Path;
@@ -58,11 +58,9 @@ pub(crate) fn usage(tree: &Tree, rel: &str) -> Result<Usage, CgroupError> {
 /// A number file of `rel`'s directory in one hierarchy; None if the
 /// directory was not made there (the process did not join it).
 fn read_number(path: &Path) -> Result<Option<u64>, CgroupError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => number(&text, path).map(Some),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(source) => Err(CgroupError::io(path, source)),
-    }
+    read_if_made(path)?
+        .map(|text| number(&text, path))
+        .transpose()
 }
 
 /// How many processes the OOM killer has killed in `rel` and below
@@ -82,11 +80,9 @@ pub(crate) fn oom_kills(tree: &Tree, rel: &str) -> Result<u64, CgroupError> {
     } else {
         "memory.oom_control"
     });
-    let text = match std::fs::read_to_string(&file) {
-        Ok(text) => text,
-        // Not made yet (read before a first spawn): no OOM kill in it.
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
-        Err(source) => return Err(CgroupError::io(&file, source)),
+    // Not made (read before a first spawn, or not joined): none in it.
+    let Some(text) = read_if_made(&file)? else {
+        return Ok(0);
     };
     keyed(&text, "oom_kill").ok_or_else(|| {
         CgroupError::io(
