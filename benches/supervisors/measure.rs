@@ -173,7 +173,7 @@ pub fn one(
             let mut c = crash(env, opts, &mut records, n);
             let kills = (c.samples_ms.len() + c.timeouts).max(1);
             c.cpu_ms_per_kill = cpu_ticks(&pids).saturating_sub(before) as f64 * 1000.0
-                / procs::clock_ticks_per_sec() as f64
+                / drover::runtime::procfs::clock_ticks_per_second()
                 / kills as f64;
             out.crash = Some(c);
         }
@@ -288,7 +288,7 @@ fn idle(
         seconds,
         processes: pids.len(),
         threads: b.threads.len(),
-        cpu_ms: ticks as f64 * 1000.0 / procs::clock_ticks_per_sec() as f64,
+        cpu_ms: ticks as f64 * 1000.0 / drover::runtime::procfs::clock_ticks_per_second(),
         wakeups,
         busiest,
         copies_started: records.entries.len() - before_records,

@@ -206,16 +206,6 @@ pub fn thread_switches(pid: i32) -> Vec<(i32, String, u64)> {
     out
 }
 
-pub fn clock_ticks_per_sec() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as u64
-    } else {
-        100
-    }
-}
-
 /// Kills every descendant of the benchmark by pid (SIGSTOP first so no
 /// supervisor restarts anything while its copies die, then SIGKILL), and
 /// reaps, until none is left. Returns how many were killed.

@@ -560,8 +560,7 @@ impl Drop for Stack {
 }
 
 fn page_size() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    unsafe { libc::sysconf(libc::_SC_PAGESIZE) as usize }
+    super::procfs::page_size() as usize
 }
 
 /// Blocks every signal in the calling thread until dropped.

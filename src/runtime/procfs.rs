@@ -106,23 +106,22 @@ pub fn summed_usage(pids: &[i32]) -> (u64, std::time::Duration) {
 
 /// Clock ticks per second, the unit of stat's times.
 pub fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if n > 0 {
-        n as f64
-    } else {
-        100.0
-    }
+    sysconf_or(libc::_SC_CLK_TCK, 100) as f64
 }
 
 /// Bytes per page, the unit of stat's rss.
 pub fn page_size() -> u64 {
+    sysconf_or(libc::_SC_PAGESIZE, 4096)
+}
+
+/// sysconf(`name`), or `fallback` if it reports nothing usable.
+fn sysconf_or(name: libc::c_int, fallback: u64) -> u64 {
     // SAFETY: sysconf has no memory-safety preconditions.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    let n = unsafe { libc::sysconf(name) };
     if n > 0 {
         n as u64
     } else {
-        4096
+        fallback
     }
 }
 
