@@ -119,11 +119,10 @@ fn a_restarted_process_gets_its_limits_reset() {
         Some(2) => assert_eq!(fs::read_to_string(&file).unwrap().trim(), "max"),
         _ => {
             assert!(!file.exists(), "{} left with its old limit", file.display());
-            let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-            let line = text.lines().find(|l| l.split(':').nth(1) == Some("memory"));
+            let line = v1_cgroup_line(pid, "memory");
             assert!(
-                !line.unwrap_or("").contains(&sb.marker),
-                "outside the memory hierarchy: {text}"
+                !line.contains(&sb.marker),
+                "outside the memory hierarchy: {line}"
             );
         }
     }
@@ -353,17 +352,10 @@ fn a_process_joins_only_the_v1_hierarchies_it_needs() {
         ))
         .unwrap()
         .pid;
-    let line_of = |pid: i32, c: &str| {
-        let text = fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
-        text.lines()
-            .find(|l| l.split(':').nth(1) == Some(c))
-            .unwrap_or_else(|| panic!("no {c} line: {text}"))
-            .to_string()
-    };
     let root = format!("/drover-test-{}/{}/", sb.marker, pod.pod_uid());
     let joins = |pid: i32, name: &str, wanted: &[&str]| {
         for c in ["memory", "cpu", "pids", "cpuacct", "freezer"] {
-            let line = line_of(pid, c);
+            let line = v1_cgroup_line(pid, c);
             if wanted.contains(&c) {
                 assert!(line.ends_with(&format!("{root}{name}")), "{line}");
             } else {

@@ -53,6 +53,16 @@ fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     }
 }
 
+/// `pid`'s line for v1 hierarchy `controller` in /proc/PID/cgroup
+/// ("4:memory:/a/b"), failing the test if it has none.
+fn v1_cgroup_line(pid: i32, controller: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    text.lines()
+        .find(|l| l.split(':').nth(1) == Some(controller))
+        .unwrap_or_else(|| panic!("no {controller} line: {text}"))
+        .to_string()
+}
+
 /// A test's processes, log dir and runtime. Drop kills everything it
 /// started (see the module docs).
 struct Sandbox {

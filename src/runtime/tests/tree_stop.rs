@@ -259,11 +259,7 @@ fn a_sole_process_lives_in_its_pods_own_cgroup_with_its_tree_v1_isolated() {
     let pod = sb.pod("sole");
     let cg = pod.sole_process("main").unwrap();
     let (leader, escaped) = start_with_escapee_in(&mut sb, cg.clone());
-    let text = std::fs::read_to_string(format!("/proc/{leader}/cgroup")).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.split(':').nth(1) == Some("pids"))
-        .unwrap();
+    let line = v1_cgroup_line(leader, "pids");
     let pod_path = format!("/drover-test-{}/{}", sb.marker, pod.pod_uid());
     assert!(line.ends_with(&pod_path), "in the pod's cgroup: {line}");
     for pid in [leader, escaped] {
