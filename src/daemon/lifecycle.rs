@@ -400,6 +400,9 @@ pub async fn run(opts: DaemonOptions) -> anyhow::Result<()> {
     systemd.stopping();
     if d.halting && !d.opts.foreground && single_host {
         d.agent.park_halted(&mut d.store);
+        // A stopped service leaves no cgroup behind, as systemd removes a
+        // stopped unit's; the next start makes its root again.
+        d.agent.release_cgroups();
     }
     if d.opts.foreground && single_host {
         // `up` leaves no pods behind: the next `up` starts from its units.

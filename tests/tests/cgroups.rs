@@ -161,3 +161,40 @@ fn describe_node_says_which_cgroup_hierarchy_pods_go_in() {
         "the daemon's log says it"
     );
 }
+
+#[test]
+fn a_stopped_service_leaves_no_cgroup_behind() {
+    // systemd removes a stopped unit's cgroup; `systemctl stop drover`
+    // (SIGTERM to the keeper) stops every pod, and then their root goes
+    // too. Each stopped daemon used to leave an empty root in every
+    // hierarchy.
+    let unit = pod_unit("sleeper", "Always", &["sleep", "1000"], "");
+    let mut d = TestDaemon::start(&[("sleeper.toml", unit.as_str())]);
+    d.wait_running("sleeper");
+    let id = std::fs::read_to_string(d.path("state").join("instance-id")).unwrap();
+    let present = || -> Vec<std::path::PathBuf> {
+        drover::runtime::cgroup::instance_roots(id.trim())
+            .into_iter()
+            .filter(|r| r.is_dir())
+            .collect()
+    };
+    assert!(
+        !present().is_empty(),
+        "the running daemon has a cgroup root"
+    );
+    d.stop_service();
+    assert_eq!(present(), Vec::<std::path::PathBuf>::new(), "{}", d.log());
+    assert!(!d.log().contains("leaving this daemon's cgroup root"));
+    // The next start makes the root again and puts the pod back in it.
+    d.restart();
+    let pod = d.wait_for("sleeper running again", SOON, || {
+        d.pod("sleeper").filter(all_running)
+    });
+    assert!(!present().is_empty(), "the restarted daemon has its root");
+    let cgroups = std::fs::read_to_string(format!("/proc/{}/cgroup", main_pid(&pod))).unwrap();
+    assert!(
+        cgroups.contains(&format!("/drover-{}/", id.trim())),
+        "{cgroups}"
+    );
+    d.assert_teardown_leaves_nothing();
+}

@@ -367,7 +367,8 @@ impl<R: ProcessRuntime> Agent<R> {
         }
     }
 
-    /// `drover up` leaving, every pod gone: this daemon's cgroup root.
+    /// `drover up` leaving, or the service halted, with every pod
+    /// stopped: this daemon's cgroup root.
     pub fn release_cgroups(&mut self) {
         let held = self.pods.values().filter(|rt| rt.cgroup.is_some()).count();
         if held > 0 {

@@ -675,13 +675,23 @@ fn read_proc() -> Result<detect::Candidates, String> {
 /// caller sits in, once none of its processes is left (a SIGKILLed
 /// daemon, a benchmark that killed everything by pid): its root, its
 /// daemon leaf and every cgroup below them, deepest first. rmdir removes
-/// empty cgroups only, so one still in use stays. Roots are looked for
-/// where a daemon the caller started puts them: in the caller's own
-/// cgroup (v2: or its parent; see detect.rs). For tests and benchmarks:
-/// thousands of leftovers slow every mkdir.
+/// empty cgroups only, so one still in use stays. For tests and
+/// benchmarks: thousands of leftovers slow every mkdir.
 pub fn remove_leftovers(instance: &str) {
+    for root in instance_roots(instance) {
+        for dir in hierarchy::walk(&root).iter().rev() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
+/// Where a daemon of `instance` started by the caller puts its cgroups,
+/// in every hierarchy the caller sits in, whether they exist or not: its
+/// root and its daemon leaf, in the caller's own cgroup (v2: or its
+/// parent; see detect.rs).
+pub fn instance_roots(instance: &str) -> Vec<PathBuf> {
     let (Ok(name), Ok(found)) = (root_name(instance), read_proc()) else {
-        return;
+        return Vec::new();
     };
     let v2_parent = found.v2.as_ref().and_then(|c| c.own.parent());
     let bases = found
@@ -690,13 +700,9 @@ pub fn remove_leftovers(instance: &str) {
         .chain(&found.v2)
         .map(|c| c.own.as_path())
         .chain(v2_parent);
-    for base in bases {
-        for root in [base.join(&name), base.join(format!("{name}-daemon"))] {
-            for dir in hierarchy::walk(&root).iter().rev() {
-                let _ = std::fs::remove_dir(dir);
-            }
-        }
-    }
+    bases
+        .flat_map(|base| [base.join(&name), base.join(format!("{name}-daemon"))])
+        .collect()
 }
 
 /// `drover-<instance>`; the instance must be a plain word.
