@@ -241,7 +241,7 @@ fn two_daemons_in_one_folder_keep_their_own_notify_sockets() {
         .process_group(0)
         .spawn()
         .unwrap();
-    let _second = Started(vec![second]);
+    let mut second = Started(vec![second]);
     a.wait_until("the second daemon answering", SOON, || {
         std::os::unix::net::UnixStream::connect(&second_socket).is_ok()
     });
@@ -256,6 +256,11 @@ fn two_daemons_in_one_folder_keep_their_own_notify_sockets() {
         a.pod("ready")
             .is_some_and(|p| p.status.processes.first().is_some_and(|s| s.ready))
     });
+    // Stopped as a service is (SIGTERM to its keeper), the second daemon
+    // leaves no cgroup root behind; the guard's SIGKILL would.
+    let keeper = &mut second.0[0];
+    send_signal(keeper.id(), libc::SIGTERM);
+    assert!(keeper.wait().unwrap().success());
 }
 
 /// The socket pods of any user send to: beside the control socket,
