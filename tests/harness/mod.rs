@@ -792,8 +792,22 @@ impl TestDaemon {
     /// is under it, once no process of it is left: a SIGKILLed daemon
     /// leaves them behind, and hundreds of tests would leave hundreds.
     fn remove_cgroups(&self) {
-        if let Ok(id) = std::fs::read_to_string(self.path("state").join("instance-id")) {
-            drover::runtime::cgroup::remove_leftovers(id.trim());
+        use drover::runtime::cgroup::{instance_roots, remove_leftovers};
+        let Ok(id) = std::fs::read_to_string(self.path("state").join("instance-id")) else {
+            return;
+        };
+        // A killed process stays in its cgroup until it is reaped (by
+        // init or a subreaper, a moment after `alive` calls it dead), and
+        // rmdir says busy until then: a root with one pod cgroup was left
+        // now and then.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            remove_leftovers(id.trim());
+            let left = instance_roots(id.trim()).iter().any(|r| r.exists());
+            if !left || Instant::now() > deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
