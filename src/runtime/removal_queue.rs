@@ -191,7 +191,8 @@ fn start(name: &'static str, work: &Arc<Work>, shared: &Arc<Shared>) -> Option<W
 fn run(work: &Work, shared: &Shared, rx: mpsc::Receiver<String>) {
     // (when, key, tries so far)
     let mut retries: Vec<(Instant, String, u32)> = Vec::new();
-    loop {
+    let mut open = true;
+    while open {
         let next_retry = retries.iter().map(|r| r.0).min();
         let received = match next_retry {
             None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
@@ -200,7 +201,8 @@ fn run(work: &Work, shared: &Shared, rx: mpsc::Receiver<String>) {
         match received {
             Ok(key) => attempt(work, shared, key, 0, &mut retries),
             Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            // The owner is gone: the retries due now still get their try.
+            Err(mpsc::RecvTimeoutError::Disconnected) => open = false,
         }
         let now = Instant::now();
         let (due, later): (Vec<_>, Vec<_>) = retries.drain(..).partition(|r| r.0 <= now);
