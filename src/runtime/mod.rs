@@ -58,7 +58,7 @@ pub mod memory;
 pub mod procfs;
 mod reaping;
 pub mod reexec;
-pub mod removal_queue;
+pub(crate) mod removal_queue;
 mod rlimits;
 pub mod signals;
 #[cfg(test)]

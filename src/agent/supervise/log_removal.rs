@@ -14,30 +14,26 @@
 
 use crate::agent::logs::LogDir;
 use crate::runtime::removal_queue::{Outcome, RemovalQueue, Work};
-use std::sync::Arc;
 
 pub(super) struct LogRemover {
-    remove: Removal,
+    /// For the removals a start does itself.
+    logs: LogDir,
     queue: RemovalQueue,
 }
-
-/// What removes one pod's logs: the thread's work, and the starter's.
-type Removal = Arc<dyn Fn(&str) + Send + Sync>;
 
 impl LogRemover {
     /// `background` false: removals at once (tests).
     pub(super) fn new(logs: LogDir, background: bool) -> LogRemover {
-        let remove: Removal = Arc::new(move |pod| remove_now(&logs, pod));
-        let by_thread = remove.clone();
+        let by_thread = logs.clone();
         let work = Work {
             remove: Box::new(move |pod, _| {
-                by_thread(pod);
+                remove_now(&by_thread, pod);
                 Outcome::Finished
             }),
             abandon: Box::new(|_| {}),
         };
         LogRemover {
-            remove,
+            logs,
             queue: RemovalQueue::new("log-removal", background, work),
         }
     }
@@ -51,7 +47,7 @@ impl LogRemover {
     /// (a removal under way is waited for; a queued one is done now).
     pub(super) fn before_start(&self, pod: &str) {
         if self.queue.claim(pod) {
-            (self.remove)(pod);
+            remove_now(&self.logs, pod);
         }
     }
 }
