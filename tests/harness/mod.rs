@@ -792,7 +792,7 @@ impl TestDaemon {
     /// is under it, once no process of it is left: a SIGKILLed daemon
     /// leaves them behind, and hundreds of tests would leave hundreds.
     fn remove_cgroups(&self) {
-        use drover::runtime::cgroup::{instance_roots, remove_leftovers};
+        use drover::runtime::cgroup::remove_leftovers;
         let Ok(id) = std::fs::read_to_string(self.path("state").join("instance-id")) else {
             return;
         };
@@ -802,9 +802,7 @@ impl TestDaemon {
         // now and then.
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            remove_leftovers(id.trim());
-            let left = instance_roots(id.trim()).iter().any(|r| r.exists());
-            if !left || Instant::now() > deadline {
+            if remove_leftovers(id.trim()) || Instant::now() > deadline {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));

@@ -676,13 +676,16 @@ fn read_proc() -> Result<detect::Candidates, String> {
 /// daemon, a benchmark that killed everything by pid): its root, its
 /// daemon leaf and every cgroup below them, deepest first. rmdir removes
 /// empty cgroups only, so one still in use stays. For tests and
-/// benchmarks: thousands of leftovers slow every mkdir.
-pub fn remove_leftovers(instance: &str) {
-    for root in instance_roots(instance) {
-        for dir in hierarchy::walk(&root).iter().rev() {
+/// benchmarks: thousands of leftovers slow every mkdir. Returns whether
+/// all of it is gone.
+pub fn remove_leftovers(instance: &str) -> bool {
+    let roots = instance_roots(instance);
+    for root in &roots {
+        for dir in hierarchy::walk(root).iter().rev() {
             let _ = std::fs::remove_dir(dir);
         }
     }
+    roots.iter().all(|r| !r.exists())
 }
 
 /// Where a daemon of `instance` started by the caller puts its cgroups,
