@@ -317,3 +317,87 @@ fn only_root_may_reexec_the_daemon() {
     assert_eq!(environ_value(daemon, "DROVER_REEXEC"), None);
     d.assert_teardown_leaves_nothing();
 }
+
+/// sd_notify in python, as libsystemd would: READY=1 once `go` exists,
+/// then WATCHDOG=1 every 100 ms until `hang` exists.
+const NOTIFIER: &str = "import os, socket, time\n\
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+addr = os.environ['NOTIFY_SOCKET']\n\
+d = os.environ['FILES']\n\
+while not os.path.exists(d + '/go'):\n    time.sleep(0.05)\n\
+s.sendto(b'READY=1', addr)\n\
+while not os.path.exists(d + '/hang'):\n    s.sendto(b'WATCHDOG=1', addr)\n    time.sleep(0.1)\n\
+time.sleep(1000)\n";
+
+/// An upgrade leaves every pod's health where it was. Before, the new
+/// image started each adopted process's checks over: a startup probe
+/// that had passed long ago ran again (and held liveness back until it
+/// passed, or killed the process if it no longer could), and an
+/// sd_notify watchdog waited for a second READY=1 that never comes, so
+/// after any daemon restart a hung process was never restarted.
+#[test]
+fn daemon_reexec_keeps_startup_done_and_the_watchdog_armed() {
+    let checked = "kind = \"Pod\"\nname = \"checked\"\n[spec]\n[[spec.processes]]\n\
+         name = \"main\"\ncommand = [\"sleep\", \"1000\"]\n\
+         [spec.processes.startup]\nexec = { command = [\"sh\", \"-c\", \
+         \"echo x >> @DIR@/files/startups; test -f @DIR@/files/fresh\"] }\n\
+         period = \"100ms\"\nfailure_threshold = 1000\n\
+         [spec.processes.liveness]\n\
+         exec = { command = [\"sh\", \"-c\", \"echo x >> @DIR@/files/live\"] }\n\
+         period = \"100ms\"\n";
+    let svc = format!(
+        "kind = \"Pod\"\nname = \"svc\"\n[spec]\ntermination_grace_period = \"1s\"\n\
+         [[spec.processes]]\nname = \"main\"\nnotify = true\nwatchdog = \"600ms\"\n\
+         env = {{ FILES = \"@DIR@/files\" }}\ncommand = [\"python3\", \"-c\", {NOTIFIER:?}]\n"
+    );
+    let mut d = TestDaemon::start(&[("checked.toml", checked), ("svc.toml", &svc)]);
+    let (fresh, live) = (d.file("fresh"), d.file("live"));
+    std::fs::write(&fresh, "").unwrap();
+    std::fs::write(d.file("go"), "").unwrap();
+    d.wait_until("both ready, liveness running", SOON, || {
+        ["checked", "svc"]
+            .iter()
+            .all(|n| d.pod(n).is_some_and(|p| p.status.processes[0].ready))
+            && live.exists()
+    });
+    let pids: Vec<u32> = ["checked", "svc"]
+        .iter()
+        .map(|n| main_pid(&d.pod_now(n)))
+        .collect();
+
+    // The startup probe could not pass any more; nothing may ask it to.
+    let startups = || {
+        std::fs::read_to_string(d.file("startups"))
+            .unwrap()
+            .lines()
+            .count()
+    };
+    let startups_before = startups();
+    std::fs::remove_file(&fresh).unwrap();
+    d.drover_ok(&["daemon-reexec"]);
+    assert_eq!(d.api("/v1/version").expect("version")["reexecs"], 1);
+    // Twice: a check the old image started may still write once.
+    for _ in 0..2 {
+        std::fs::remove_file(&live).unwrap();
+        d.wait_until("liveness runs after the re-exec", SOON, || live.exists());
+    }
+    assert_eq!(startups(), startups_before, "the startup probe ran again");
+    let p = d.pod_now("checked");
+    assert!(p.status.processes[0].ready, "{:?}", p.status.processes[0]);
+    assert_eq!(main_pid(&p), pids[0]);
+    assert_eq!(p.status.processes[0].restart_count, 0);
+
+    // The watchdog still bites.
+    assert_eq!(main_pid(&d.pod_now("svc")), pids[1]);
+    std::fs::write(d.file("hang"), "").unwrap();
+    let p = d.wait_for("svc restarted by its watchdog", SOON, || {
+        d.pod("svc")
+            .filter(|p| p.status.processes[0].restart_count >= 1)
+    });
+    let last = p.status.processes[0]
+        .last_state
+        .clone()
+        .expect("last state");
+    assert_eq!(last.reason, "WatchdogTimeout", "{last:?}");
+    d.assert_teardown_leaves_nothing();
+}

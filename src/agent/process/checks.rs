@@ -10,11 +10,53 @@ impl Machine<'_> {
     /// (after its initial delay) and gates the other two. The watchdog
     /// starts with READY=1, as systemd's does for Type=notify.
     pub(super) fn arm_probes(&mut self) {
-        let r = self.rules;
         self.s.checks = Checks {
-            startup_done: r.probe(ProbeKind::Startup).is_none(),
+            startup_done: self.rules.probe(ProbeKind::Startup).is_none(),
             ..Checks::default()
         };
+        self.arm_checks(self.now.mono);
+    }
+
+    /// A run found running after a daemon restart or `daemon-reexec`,
+    /// running since `since`. Its checks resume where its stored status
+    /// says they were: restarting or upgrading drover must not change a
+    /// pod's health (Kubernetes users have long reported the kubelet's
+    /// reset of Ready on its restart as a bug: kubernetes#78733, #100277).
+    /// - Ready means its startup probe had passed (readiness and the
+    ///   ready-without-probe rule only run after it): the startup probe
+    ///   does not run again, and a failing one can no longer kill a
+    ///   process that started long ago. Readiness stays true until
+    ///   `failure_threshold` failures, as before the restart.
+    /// - Ready under `notify` means READY=1 had come (the only way to be
+    ///   ready without a readiness probe; with one, it is assumed): the
+    ///   watchdog is armed again, a full interval from now. Before, it
+    ///   waited for a READY=1 that a process sends once, so every
+    ///   daemon restart silently switched the watchdog off.
+    /// - Initial delays count from the process's start, not from the
+    ///   adoption: a process that started long ago is probed at once.
+    ///
+    /// A process that was not ready starts its checks over, as a fresh run.
+    pub(super) fn resume_checks(&mut self, since: Instant, ready: bool) {
+        let r = self.rules;
+        self.s.checks = Checks {
+            startup_done: ready || r.probe(ProbeKind::Startup).is_none(),
+            ..Checks::default()
+        };
+        if ready {
+            self.s.checks.probes[ProbeKind::Readiness.index()].healthy = Some(true);
+            if let (true, Some(w)) = (r.notify, r.watchdog) {
+                self.s.checks.watchdog_armed = true;
+                self.s.checks.last_ping = Some(self.now.mono);
+                self.arm(TimerKind::Watchdog, self.now.mono + w);
+            }
+        }
+        self.arm_checks(since);
+    }
+
+    /// Arms the probes that may run now (startup alone until it passed),
+    /// each at `since` + its initial delay, and never in the past.
+    fn arm_checks(&mut self, since: Instant) {
+        let r = self.rules;
         let kinds: &[ProbeKind] = if self.s.checks.startup_done {
             &[ProbeKind::Liveness, ProbeKind::Readiness]
         } else {
@@ -22,7 +64,7 @@ impl Machine<'_> {
         };
         for &kind in kinds {
             if let Some(p) = r.probe(kind) {
-                let mut at = self.now.mono + p.initial_delay;
+                let mut at = (since + p.initial_delay).max(self.now.mono);
                 if kind == ProbeKind::Liveness {
                     at += r.liveness_spread;
                 }

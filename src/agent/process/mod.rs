@@ -343,11 +343,14 @@ pub enum Event {
         identity: ProcessIdentity,
     },
     StartFailed(StartFailure),
-    /// Found running after a daemon restart (identity verified).
+    /// Found running after a daemon restart or re-exec (identity
+    /// verified). `ready`: what its stored status said; a ready process
+    /// keeps the checks it had passed (`Machine::resume_checks`).
     Adopted {
         pid: i32,
         identity: ProcessIdentity,
         started_at: DateTime<Utc>,
+        ready: bool,
     },
     /// Recorded as running (since `started_at`), gone after a daemon
     /// restart. `recorded`: how it ended, if the keeper reaped it while

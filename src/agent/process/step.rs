@@ -73,8 +73,10 @@ impl Machine<'_> {
                 pid,
                 identity,
                 started_at,
+                ready,
             } => {
                 let ran = (self.now.wall - started_at).to_std().unwrap_or_default();
+                let since = self.now.mono.checked_sub(ran).unwrap_or(self.now.mono);
                 self.s.run += 1;
                 self.fx.push(Effect::Watch {
                     pid,
@@ -83,11 +85,11 @@ impl Machine<'_> {
                 self.s.phase = Phase::Running(Run {
                     pid,
                     identity,
-                    since: self.now.mono.checked_sub(ran).unwrap_or(self.now.mono),
+                    since,
                     started_at,
                     tracking: Tracking::Pidfd,
                 });
-                self.arm_probes();
+                self.resume_checks(since, ready);
             }
             Event::Lost {
                 started_at,

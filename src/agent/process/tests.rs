@@ -62,6 +62,19 @@ fn with_probe(kind: ProbeKind, t: ProbeTiming) -> Rules {
     r
 }
 
+/// Startup, liveness and readiness probes, each 5 s after the start.
+fn all_probes() -> Rules {
+    let mut r = rules();
+    for kind in [
+        ProbeKind::Startup,
+        ProbeKind::Liveness,
+        ProbeKind::Readiness,
+    ] {
+        r.probes[kind.index()] = Some(timing(10, 3));
+    }
+    r
+}
+
 fn notifying(watchdog: Option<u64>) -> Rules {
     Rules {
         notify: true,
@@ -147,6 +160,7 @@ fn events(now: Now) -> Vec<Event> {
             pid: PID,
             identity: id(PID),
             started_at: now.wall,
+            ready: false,
         },
         Event::Lost {
             started_at: Some(now.wall),
@@ -410,6 +424,7 @@ fn every_row_that_acts() {
                 pid: PID,
                 identity: id(PID),
                 started_at: now.wall,
+                ready: false,
             },
             phase: "Running",
             effects: vec![
@@ -422,6 +437,85 @@ fn every_row_that_acts() {
                     now.mono + Duration::from_secs(5),
                 ),
             ],
+        },
+        Row {
+            name: "adopted not ready, started 2 s before: its startup probe's delay counts from \
+                   its start",
+            given: Process::new(),
+            rules: all_probes(),
+            event: Event::Adopted {
+                pid: PID,
+                identity: id(PID),
+                started_at: now.wall - chrono::Duration::seconds(2),
+                ready: false,
+            },
+            phase: "Running",
+            effects: vec![
+                Effect::Watch {
+                    pid: PID,
+                    identity: id(PID),
+                },
+                arm(
+                    TimerKind::Probe(ProbeKind::Startup),
+                    now.mono + Duration::from_secs(3),
+                ),
+            ],
+        },
+        Row {
+            name: "adopted ready: no second startup probe; liveness and readiness at once, \
+                   their delays long past",
+            given: Process::new(),
+            rules: all_probes(),
+            event: Event::Adopted {
+                pid: PID,
+                identity: id(PID),
+                started_at: now.wall - chrono::Duration::seconds(60),
+                ready: true,
+            },
+            phase: "Running",
+            effects: vec![
+                Effect::Watch {
+                    pid: PID,
+                    identity: id(PID),
+                },
+                arm(TimerKind::Probe(ProbeKind::Liveness), now.mono),
+                arm(TimerKind::Probe(ProbeKind::Readiness), now.mono),
+            ],
+        },
+        Row {
+            name: "adopted ready under notify: its watchdog is armed again, a full interval away",
+            given: Process::new(),
+            rules: notifying(Some(2)),
+            event: Event::Adopted {
+                pid: PID,
+                identity: id(PID),
+                started_at: now.wall - chrono::Duration::seconds(60),
+                ready: true,
+            },
+            phase: "Running",
+            effects: vec![
+                Effect::Watch {
+                    pid: PID,
+                    identity: id(PID),
+                },
+                arm(TimerKind::Watchdog, now.mono + Duration::from_secs(2)),
+            ],
+        },
+        Row {
+            name: "adopted not ready under notify: the watchdog waits for READY=1",
+            given: Process::new(),
+            rules: notifying(Some(2)),
+            event: Event::Adopted {
+                pid: PID,
+                identity: id(PID),
+                started_at: now.wall - chrono::Duration::seconds(60),
+                ready: false,
+            },
+            phase: "Running",
+            effects: vec![Effect::Watch {
+                pid: PID,
+                identity: id(PID),
+            }],
         },
         Row {
             name: "lost while the daemon was down: Unknown, restarted",
@@ -1087,6 +1181,45 @@ fn timers_and_results_of_an_earlier_run_are_dropped() {
         let (next, effects) = step(&p, &r, ev.clone(), now);
         assert_eq!((next, effects), (p.clone(), vec![]), "{ev:?}");
     }
+}
+
+/// A ready process adopted after a daemon restart goes on as if the
+/// daemon had never gone: no second "became ready", and its watchdog
+/// still bites (it used to wait for a READY=1 that never came again).
+#[test]
+fn a_ready_process_adopted_keeps_its_health_and_its_watchdog() {
+    let now = t0();
+    let mut rules = notifying(Some(2));
+    rules.probes[ProbeKind::Readiness.index()] = Some(timing(10, 3));
+    let adopted = Event::Adopted {
+        pid: PID,
+        identity: id(PID),
+        started_at: now.wall - chrono::Duration::seconds(60),
+        ready: true,
+    };
+    let (p, _) = step(&Process::new(), &rules, adopted, now);
+    let (p, effects) = step(
+        &p,
+        &rules,
+        probe(ProbeKind::Readiness, ProbeResult::Success),
+        now,
+    );
+    assert!(
+        !effects.iter().any(|e| matches!(e, Effect::Status(_))),
+        "already ready: {effects:?}"
+    );
+    let (p, effects) = step(&p, &rules, timer(TimerKind::Watchdog), later(now, 2));
+    let Phase::Stopping { then, .. } = p.phase else {
+        panic!("{:?}", p.phase);
+    };
+    assert_eq!(
+        then,
+        Then::Fail {
+            reason: ProcessReason::WatchdogTimeout,
+            message: "watchdog timeout: no WATCHDOG=1 within 2s".into()
+        }
+    );
+    assert!(effects.contains(&sig(Signal::TERM)));
 }
 
 #[test]

@@ -503,6 +503,7 @@ impl<R: ProcessRuntime> Agent<R> {
                         pid,
                         identity: identity.clone(),
                         started_at,
+                        ready: status.ready,
                     },
                 ));
             } else if started_at.is_some() && pod.metadata.deletion_timestamp.is_none() {
