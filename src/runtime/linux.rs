@@ -265,6 +265,13 @@ impl ProcessRuntime for LinuxRuntime {
         })
     }
 
+    fn will_spawn(&mut self, req: &SpawnRequest) {
+        if let Some(cg) = &req.cgroup {
+            let resources = req.resources.as_ref().filter(|r| !r.is_empty());
+            self.cgroups.prepare_ahead(cg, resources);
+        }
+    }
+
     fn signal_group(&mut self, pgid: i32, signal: Signal) -> io::Result<()> {
         // kill(-1) would signal every process we may signal and kill(0) our
         // own group: never let a bad pgid get there.

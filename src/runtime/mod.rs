@@ -58,11 +58,11 @@ pub mod memory;
 pub mod procfs;
 mod reaping;
 pub mod reexec;
-pub(crate) mod removal_queue;
 mod rlimits;
 pub mod signals;
 #[cfg(test)]
 mod tests;
+pub(crate) mod work_queue;
 
 pub use cgroup::{CgroupError, Cgroups, EmptyWatch, PodCgroup, ProcessCgroup, Usage};
 pub use credentials::user_env;
@@ -254,6 +254,11 @@ pub trait ProcessRuntime {
     fn spawn_many(&mut self, reqs: &[SpawnRequest]) -> Vec<Result<Spawned, SpawnError>> {
         reqs.iter().map(|r| self.spawn(r)).collect()
     }
+    /// `req` will be spawned soon (gathered for the next `spawn_many`):
+    /// a runtime may get ready for it meanwhile, off the caller's thread
+    /// (the real one makes its cgroup: `cgroup/ahead.rs`). Nothing may
+    /// depend on it: the spawn does whatever was not done.
+    fn will_spawn(&mut self, _req: &SpawnRequest) {}
     /// Signals a whole process group (`kill(-pgid, sig)`); ESRCH is Ok.
     fn signal_group(&mut self, pgid: i32, signal: Signal) -> std::io::Result<()>;
     /// Signals one process; ESRCH is Ok.

@@ -88,7 +88,10 @@ impl<R: ProcessRuntime> Agent<R> {
             }
             match effect {
                 Effect::Spawn => match self.prepare_spawn(store, name, idx) {
-                    Ok(req) => self.pending_spawns.push((name.to_string(), idx, req)),
+                    Ok(req) => {
+                        self.rt.will_spawn(&req);
+                        self.pending_spawns.push((name.to_string(), idx, req));
+                    }
                     Err(e) => queue.push_back((idx, Event::StartFailed(start_failure(&e)))),
                 },
                 Effect::Signal { pid, signal } => {

@@ -3,7 +3,7 @@
 //! here): 1,000 pods scaled to 0 cost the loop 5 s, during which no
 //! other pod was restarted and no API call answered.
 //!
-//! So removals go to a thread, in order (`runtime/removal_queue.rs`). The
+//! So removals go to a thread, in order (`runtime/work_queue.rs`). The
 //! loop only queues: it never waits for a removal, except that of the one
 //! pod it starts again.
 //!
@@ -13,12 +13,12 @@
 //! log.
 
 use crate::agent::logs::LogDir;
-use crate::runtime::removal_queue::{Outcome, RemovalQueue, Work};
+use crate::runtime::work_queue::{Outcome, Work, WorkQueue};
 
 pub(super) struct LogRemover {
     /// For the removals a start does itself.
     logs: LogDir,
-    queue: RemovalQueue,
+    queue: WorkQueue,
 }
 
 impl LogRemover {
@@ -26,7 +26,7 @@ impl LogRemover {
     pub(super) fn new(logs: LogDir, background: bool) -> LogRemover {
         let by_thread = logs.clone();
         let work = Work {
-            remove: Box::new(move |pod, _| {
+            run: Box::new(move |pod, _| {
                 remove_now(&by_thread, pod);
                 Outcome::Finished
             }),
@@ -34,7 +34,7 @@ impl LogRemover {
         };
         LogRemover {
             logs,
-            queue: RemovalQueue::new("log-removal", background, work),
+            queue: WorkQueue::new("log-removal", background, work),
         }
     }
 

@@ -79,6 +79,7 @@
 //! (clone3), stop.rs (kill, empty), removal.rs (the removal thread),
 //! usage.rs, controller.rs.
 
+mod ahead;
 mod clone_into;
 mod controller;
 mod detect;
@@ -101,6 +102,7 @@ pub(crate) use clone_into::{
 pub(crate) use place::Placement;
 
 use crate::api::Resources;
+use ahead::Ahead;
 use hierarchy::Tree;
 use removal::Removals;
 use std::io;
@@ -205,6 +207,17 @@ impl ProcessCgroup {
             && (self.sole || self.process == found.process)
     }
 
+    /// Names this cgroup among all of an instance's, whatever the
+    /// hierarchy ('/' is in no pod uid or process name).
+    fn key(&self) -> String {
+        format!(
+            "{}/{}/{}",
+            self.pod_uid,
+            self.process,
+            if self.sole { "sole" } else { "" }
+        )
+    }
+
     /// "UID/PROCESS" below the instance root; "UID" for a sole process
     /// on v1.
     fn relative(&self, tree: &Tree) -> String {
@@ -295,6 +308,8 @@ pub struct Cgroups {
     removals: Option<Arc<Removals>>,
     /// Process cgroups ready for a restart (shared by clones).
     prepared: Arc<place::Prepared>,
+    /// Process cgroups being made ahead of their spawn (shared by clones).
+    ahead: Option<Arc<Ahead>>,
 }
 
 impl Cgroups {
@@ -361,10 +376,12 @@ impl Cgroups {
     }
 
     fn with_tree(tree: Tree) -> Cgroups {
+        let prepared = Arc::<place::Prepared>::default();
         Cgroups {
             removals: Some(Arc::new(Removals::new(tree.clone()))),
+            ahead: Some(Arc::new(Ahead::new(tree.clone(), prepared.clone(), true))),
             support: Ok(tree),
-            prepared: Arc::default(),
+            prepared,
         }
     }
 
@@ -374,6 +391,7 @@ impl Cgroups {
             support: Err(reason.into()),
             removals: None,
             prepared: Arc::default(),
+            ahead: None,
         }
     }
 
@@ -443,7 +461,7 @@ impl Cgroups {
     pub fn remove_pod(&self, pod: &PodCgroup) -> Result<(), CgroupError> {
         let tree = self.tree()?;
         self.take_back(pod.pod_uid());
-        self.prepared.forget(pod.pod_uid());
+        self.forget(pod.pod_uid(), pod.pod_uid());
         removal::remove_now(tree, pod.pod_uid())
     }
 
@@ -451,7 +469,7 @@ impl Cgroups {
     /// removal.rs: a busy one is tried again, then left for the next
     /// start; failures are logged).
     pub fn release_pod(&self, pod: &PodCgroup) {
-        self.prepared.forget(pod.pod_uid());
+        self.forget(pod.pod_uid(), pod.pod_uid());
         if let Some(r) = &self.removals {
             r.release(pod.pod_uid());
         }
@@ -460,6 +478,12 @@ impl Cgroups {
     /// Pod cgroups queued for removal or being removed.
     pub fn pending_removals(&self) -> usize {
         self.removals.as_ref().map_or(0, |r| r.pending())
+    }
+
+    /// Process cgroups queued to be made ahead, or being made.
+    #[cfg(test)]
+    pub(crate) fn pending_ahead(&self) -> usize {
+        self.ahead.as_ref().map_or(0, |a| a.pending())
     }
 
     /// The pod cgroups in the instance root, in any hierarchy (what a
@@ -482,6 +506,16 @@ impl Cgroups {
             }
         }
         found.into_iter().collect()
+    }
+
+    /// `rel` and below may change now: not known as prepared any more,
+    /// and nothing queued ahead for their pod is made (one being made is
+    /// waited for, so it cannot mark `rel` prepared after this).
+    fn forget(&self, rel: &str, pod_uid: &str) {
+        if let Some(a) = &self.ahead {
+            a.cancel_pod(pod_uid);
+        }
+        self.prepared.forget(rel);
     }
 
     fn take_back(&self, pod_uid: &str) {
@@ -520,7 +554,7 @@ impl Cgroups {
         let tree = self.tree()?;
         // A v1 kill fences with pids.max: limits are checked again at the
         // next spawn, should the old value not have been put back.
-        self.prepared.forget(pod.pod_uid());
+        self.forget(pod.pod_uid(), pod.pod_uid());
         stop::kill(tree, pod.pod_uid()).map(|_| ())
     }
 
@@ -534,7 +568,7 @@ impl Cgroups {
         if stop::is_empty(tree, &rel)? {
             return Ok(());
         }
-        self.prepared.forget(&rel);
+        self.forget(&rel, process.pod_uid());
         stop::kill(tree, &rel).map(|_| ())
     }
 
@@ -623,7 +657,29 @@ impl Cgroups {
         let tree = self.tree()?;
         // Its pod's cgroup is wanted again, whoever released it.
         self.take_back(process.pod_uid());
+        if let Some(a) = &self.ahead {
+            a.claim(process);
+        }
         place::prepare(tree, &self.prepared, process, res)
+    }
+
+    /// `process` will be spawned soon (with limits `res`): its cgroup is
+    /// made meanwhile, off this thread and only with CPU left over
+    /// (ahead.rs), so the spawn only opens its join files. Nothing is
+    /// reported: the spawn makes what was not made, and says why it
+    /// could not.
+    pub(crate) fn prepare_ahead(&self, process: &ProcessCgroup, res: Option<&Resources>) {
+        let (Ok(_), Some(a)) = (self.tree(), &self.ahead) else {
+            return;
+        };
+        let none = Resources::default();
+        let res = res.unwrap_or(&none);
+        if !self.prepared.holds(process, res) {
+            // A removal of its pod still queued is cancelled first, as
+            // the spawn would (one under way is waited for).
+            self.take_back(process.pod_uid());
+            a.queue(process, res);
+        }
     }
 
     /// The pod's directories: one per hierarchy every process joins

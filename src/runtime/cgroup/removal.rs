@@ -9,7 +9,7 @@
 //! no other pod was restarted and no API call answered (issue 9).
 //!
 //! So the daemon hands an empty pod cgroup to [`Removals::release`] and
-//! goes on; one thread removes them, in order (`runtime/removal_queue.rs`).
+//! goes on; one thread removes them, in order (`runtime/work_queue.rs`).
 //! A cgroup that is still busy (EBUSY: a process is left, or the kernel
 //! is not done with the one that just exited) is tried again, backing
 //! off, and after [`ATTEMPTS`] it is left (and logged) for the next
@@ -24,7 +24,7 @@
 
 use super::hierarchy::{walk, Tree};
 use super::CgroupError;
-use crate::runtime::removal_queue::{Outcome, RemovalQueue, Work};
+use crate::runtime::work_queue::{Outcome, Work, WorkQueue};
 use std::io;
 
 /// Tries of a busy cgroup before it is left for the next start
@@ -55,19 +55,19 @@ pub(crate) fn remove_now(tree: &Tree, pod_uid: &str) -> Result<(), CgroupError> 
 /// [`super::Cgroups`]), keyed by pod uid.
 #[derive(Debug)]
 pub(crate) struct Removals {
-    queue: RemovalQueue,
+    queue: WorkQueue,
 }
 
 impl Removals {
     pub(crate) fn new(tree: Tree) -> Removals {
         let work = Work {
-            remove: Box::new(move |uid, tries| attempt(&tree, uid, tries)),
+            run: Box::new(move |uid, tries| attempt(&tree, uid, tries)),
             abandon: Box::new(|uid| {
                 tracing::warn!("cgroup of pod {uid} still busy: left for the next start")
             }),
         };
         Removals {
-            queue: RemovalQueue::new("cgroup-removal", true, work),
+            queue: WorkQueue::new("cgroup-removal", true, work),
         }
     }
 

@@ -498,6 +498,74 @@ fn a_released_cgroup_is_removed_by_the_thread_once_it_empties() {
         .any(|p| p.pod_uid() == again.pod_uid()));
 }
 
+/// A spawn announced ahead (`will_spawn`, as the agent does while it
+/// gathers a batch) has its cgroup made and its limits written before
+/// it is started, off the caller's thread; the spawn then starts inside
+/// it with those limits.
+#[test]
+fn a_cgroup_made_ahead_of_its_spawn_is_the_one_it_starts_in() {
+    let mut sb = Sandbox::with_cgroups(0);
+    // A handle only: nothing made yet.
+    let pod = sb
+        .rt
+        .cgroups()
+        .pod(&format!("ahead-{}", sb.marker))
+        .unwrap();
+    sb.pods.push(pod.clone());
+    let cg = pod.process("main").unwrap();
+    let res = Resources {
+        pids: Some(7),
+        ..Default::default()
+    };
+    let req = limited(&sb, &pod, "main", &["sleep", "1000"], res);
+    let limit = sb.cgroup_file(Controller::Pids, &cg, "pids.max");
+    assert!(!limit.exists());
+    sb.rt.will_spawn(&req);
+    wait_until("the cgroup made ahead, with its limit", || {
+        fs::read_to_string(&limit).ok().filter(|v| v.trim() == "7")
+    });
+    let pid = sb.spawn(&req).unwrap().pid;
+    assert_eq!(sb.rt.cgroup_of(pid), Some(cg));
+    sb.rt.signal(pid, Signal::KILL).unwrap();
+    sb.wait_exit(pid);
+}
+
+/// Pods released while their cgroups are still queued to be made ahead
+/// (a batch deleted before it started): nothing is made under or after
+/// their removal, and nothing is left. Released last first, so that the
+/// removal thread meets pods the ahead thread has not reached yet.
+#[test]
+fn pods_released_before_their_spawn_leave_no_cgroup_made_ahead() {
+    let mut sb = Sandbox::with_cgroups(0);
+    let pods: Vec<PodCgroup> = (0..400)
+        .map(|i| {
+            sb.rt
+                .cgroups()
+                .pod(&format!("gone{i}-{}", sb.marker))
+                .unwrap()
+        })
+        .collect();
+    sb.pods.extend(pods.iter().cloned());
+    for pod in &pods {
+        let mut req = sb.req(&["true"]);
+        req.cgroup = Some(pod.process("main").unwrap());
+        sb.rt.will_spawn(&req);
+    }
+    for pod in pods.iter().rev() {
+        sb.rt.release_pod_cgroup(pod);
+    }
+    wait_until("the ahead and removal queues to empty", || {
+        let c = sb.rt.cgroups();
+        (c.pending_ahead() == 0 && c.pending_removals() == 0).then_some(())
+    });
+    let left: Vec<PathBuf> = pods
+        .iter()
+        .flat_map(|p| sb.rt.cgroups().pod_dirs(p))
+        .filter(|d| d.exists())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 // ---- no silent downgrade
 
 #[test]

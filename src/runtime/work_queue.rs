@@ -1,27 +1,30 @@
-//! Removals done off the caller's thread, in order, by one housekeeping
-//! thread: deleted pods' log folders (`agent/supervise/log_removal.rs`)
-//! and pod cgroups (`cgroup/removal.rs`). Both are slow kernel work that
-//! the daemon's loop must not wait for: 2,000 pods scaled to 0 held the
-//! loop for seconds, during which no crashed pod was restarted and no
-//! API call answered (issue 9).
+//! Keyed work done off the caller's thread, in order, by one
+//! housekeeping thread: removing deleted pods' log folders
+//! (`agent/supervise/log_removal.rs`) and pod cgroups
+//! (`cgroup/removal.rs`), and making process cgroups ahead of their
+//! spawn (`cgroup/ahead.rs`). All are slow kernel work that the caller
+//! must not wait for: 2,000 pods scaled to 0 held the daemon's loop for
+//! seconds, during which no crashed pod was restarted and no API call
+//! answered (issue 9).
 //!
-//! The caller only queues ([`RemovalQueue::queue`]); it never waits for
-//! a removal, except for the one of a key it wants back
-//! ([`RemovalQueue::claim`]), so a removal never runs under a new run. The
+//! The caller only queues ([`WorkQueue::queue`]); it never waits for a
+//! key's work, except for a key it wants now ([`WorkQueue::claim`]:
+//! work under way is waited for, queued work is cancelled), so a removal
+//! never runs under a new run, nor a make beside the spawn doing it. The
 //! queue's lock is held only to read or change its bookkeeping, never
-//! while removing: the first version held it, and each queueing waited
+//! while working: the first version held it, and each queueing waited
 //! for the removal before it.
 //!
-//! A removal may ask to be tried again later (a cgroup still busy); it
-//! is, after a pause that doubles, until the removal gives up. Whatever
-//! waits for a retry when the queue is dropped is handed to `abandon`.
+//! Work may ask to be tried again later (a cgroup still busy); it is,
+//! after a pause that doubles, until the work gives up. Whatever waits
+//! for a retry when the queue is dropped is handed to `abandon`.
 
 use std::collections::HashSet;
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-/// What a removal asks for after one try.
+/// What work asks for after one try.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
     /// Done, or given up (and said why).
@@ -30,29 +33,29 @@ pub enum Outcome {
     Retry,
 }
 
-/// The pause before try `tries` + 1 of a key whose removal asked for a
+/// The pause before try `tries` + 1 of a key whose work asked for a
 /// retry: 10 ms doubling.
 pub fn retry_delay(tries: u32) -> Duration {
     Duration::from_millis(10) * (1 << tries.saturating_sub(1).min(12))
 }
 
-/// One try at removing a key: `(key, tries before this one)`.
-pub type Remove = Box<dyn Fn(&str, u32) -> Outcome + Send + Sync>;
+/// One try at a key's work: `(key, tries before this one)`.
+pub type Run = Box<dyn Fn(&str, u32) -> Outcome + Send + Sync>;
 
-/// What the thread does with one key: `remove` it, and `abandon(key)`
+/// What the thread does with one key: `run` its work, and `abandon(key)`
 /// for one still waiting for a retry at shutdown.
 pub struct Work {
-    pub remove: Remove,
+    pub run: Run,
     pub abandon: Box<dyn Fn(&str) + Send + Sync>,
 }
 
-pub struct RemovalQueue {
+pub struct WorkQueue {
     work: Arc<Work>,
     shared: Arc<Shared>,
     name: &'static str,
     /// Started at the first queueing. None inside: no thread could be
     /// made (the pid table is full, or the owner asked for none), so
-    /// removals happen at once, with no retry.
+    /// work is done at once, with no retry.
     worker: OnceLock<Option<Worker>>,
 }
 
@@ -64,7 +67,7 @@ struct Worker {
 #[derive(Default)]
 struct Shared {
     state: Mutex<State>,
-    /// Signalled whenever a removal ends.
+    /// Signalled whenever a key's work ends.
     changed: Condvar,
 }
 
@@ -72,7 +75,7 @@ struct Shared {
 struct State {
     /// Keys queued, or waiting for another try.
     pending: HashSet<String>,
-    /// The key being removed now.
+    /// The key being worked on now.
     busy: Option<String>,
 }
 
@@ -82,15 +85,15 @@ impl Shared {
     }
 }
 
-impl RemovalQueue {
-    /// A queue whose thread is called `name`. `background` false: every
-    /// removal is done at once by the caller (tests).
-    pub fn new(name: &'static str, background: bool, work: Work) -> RemovalQueue {
+impl WorkQueue {
+    /// A queue whose thread is called `name`. `background` false: all
+    /// work is done at once by the caller (tests).
+    pub fn new(name: &'static str, background: bool, work: Work) -> WorkQueue {
         let worker = OnceLock::new();
         if !background {
             let _ = worker.set(None);
         }
-        RemovalQueue {
+        WorkQueue {
             work: Arc::new(work),
             shared: Arc::default(),
             name,
@@ -98,7 +101,7 @@ impl RemovalQueue {
         }
     }
 
-    /// Removes `key` soon, off this thread.
+    /// Does `key`'s work soon, off this thread.
     pub fn queue(&self, key: &str) {
         let worker = self
             .worker
@@ -111,13 +114,13 @@ impl RemovalQueue {
             self.shared.lock().pending.remove(key);
         }
         // No waiting for a retry here: the caller is the daemon's loop.
-        if (self.work.remove)(key, 0) == Outcome::Retry {
+        if (self.work.run)(key, 0) == Outcome::Retry {
             (self.work.abandon)(key);
         }
     }
 
-    /// `key` is wanted again: a removal under way is waited for, a
-    /// queued one (or a retry) is cancelled. Returns whether one was
+    /// `key` is wanted now: its work under way is waited for, queued
+    /// work (or a retry) is cancelled. Returns whether some was
     /// cancelled: the caller may want it done now.
     pub fn claim(&self, key: &str) -> bool {
         let mut s = self.shared.lock();
@@ -131,7 +134,7 @@ impl RemovalQueue {
         s.pending.remove(key)
     }
 
-    /// Waits until nothing is queued or being removed, retries included.
+    /// Waits until nothing is queued or being worked on, retries included.
     pub fn wait_idle(&self) {
         let mut s = self.shared.lock();
         while !s.pending.is_empty() || s.busy.is_some() {
@@ -149,17 +152,17 @@ impl RemovalQueue {
     }
 }
 
-impl std::fmt::Debug for RemovalQueue {
+impl std::fmt::Debug for WorkQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RemovalQueue")
+        f.debug_struct("WorkQueue")
             .field("name", &self.name)
             .field("pending", &self.pending())
             .finish()
     }
 }
 
-/// What is queued is removed (once) before the owner goes.
-impl Drop for RemovalQueue {
+/// What is queued is done (once) before the owner goes.
+impl Drop for WorkQueue {
     fn drop(&mut self) {
         if let Some(Some(w)) = self.worker.take() {
             drop(w.tx);
@@ -180,7 +183,7 @@ fn start(name: &'static str, work: &Arc<Work>, shared: &Arc<Shared>) -> Option<W
     match spawned {
         Ok(thread) => Some(Worker { tx, thread }),
         Err(e) => {
-            tracing::warn!("no {name} thread ({e}): removing at once");
+            tracing::warn!("no {name} thread ({e}): working at once");
             None
         }
     }
@@ -235,7 +238,7 @@ fn attempt(
         }
         s.busy = Some(key.clone());
     }
-    let again = (work.remove)(&key, tries) == Outcome::Retry;
+    let again = (work.run)(&key, tries) == Outcome::Retry;
     {
         // In one step with `busy` cleared, so a claim waiting on it
         // finds the retry pending and cancels it.
@@ -258,7 +261,7 @@ mod tests {
     /// A queue whose removals record their key in `done`, each first
     /// waiting for a go on `release` when `gated`.
     struct Recording {
-        queue: RemovalQueue,
+        queue: WorkQueue,
         done: Arc<Mutex<Vec<String>>>,
         started: mpsc::Receiver<String>,
         release: mpsc::Sender<()>,
@@ -270,11 +273,11 @@ mod tests {
         let (release_tx, release) = mpsc::channel::<()>();
         let (started_tx, release) = (Mutex::new(started_tx), Mutex::new(release));
         let log = done.clone();
-        let queue = RemovalQueue::new(
+        let queue = WorkQueue::new(
             "test-removal",
             background,
             Work {
-                remove: Box::new(move |key, _| {
+                run: Box::new(move |key, _| {
                     let _ = started_tx.lock().unwrap().send(key.to_string());
                     if gated {
                         release.lock().unwrap().recv().unwrap();
@@ -374,12 +377,12 @@ mod tests {
         let tries = Arc::new(Mutex::new(Vec::new()));
         let abandoned = Arc::new(Mutex::new(Vec::new()));
         let (t, a) = (tries.clone(), abandoned.clone());
-        let q = RemovalQueue::new(
+        let q = WorkQueue::new(
             "test-removal",
             true,
             Work {
                 // "soon" finishes at its third try; "never" always asks again.
-                remove: Box::new(move |key, n| {
+                run: Box::new(move |key, n| {
                     t.lock().unwrap().push((key.to_string(), n));
                     match (key, n) {
                         ("soon", 2) => Outcome::Finished,
