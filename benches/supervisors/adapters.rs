@@ -265,7 +265,15 @@ impl Adapter for Drover {
             .and_then(|s| s.parent())
             .map(|d| d.join("state"));
         if let Some(Ok(id)) = state.map(|d| std::fs::read_to_string(d.join("instance-id"))) {
-            drover::runtime::cgroup::remove_leftovers(id.trim());
+            // A killed pod stays in its cgroup until it is reaped (by the
+            // keeper or init, a moment later), and rmdir says busy until
+            // then: two pod cgroups were left after one run here.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+            while !drover::runtime::cgroup::remove_leftovers(id.trim())
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
         }
     }
 }

@@ -53,7 +53,10 @@
 //!    with `resources` fail to start (the spawn says why). A pod cgroup
 //!    never made reads as empty, unused and already removed.
 //! 2. Each spawn: `SpawnRequest { cgroup: Some(pod.process(name)?),
-//!    resources, .. }`. The runtime makes the process cgroup, writes its
+//!    resources, .. }`, announced with `will_spawn` when the agent
+//!    gathers it into a batch, so a low-priority thread makes its cgroup
+//!    while the loop prepares the rest (ahead.rs; the spawn makes what
+//!    the thread did not reach). The runtime makes the process cgroup, writes its
 //!    limits and starts the child inside it (v2 `clone3` with
 //!    CLONE_INTO_CGROUP, else the child writes itself into `cgroup.procs`
 //!    before exec, on v1 into each hierarchy's `tasks` (see
@@ -75,7 +78,8 @@
 //! 6. Whenever asked (describe pod, get pods -o wide): `cgroup_usage(&pod)`.
 //!
 //! Files: detect.rs (choosing, instance root), hierarchy.rs (names to
-//! directories), limits.rs, place.rs (ready for a spawn), clone_into.rs
+//! directories), limits.rs, place.rs (ready for a spawn), ahead.rs
+//! (made before the spawn, off the loop), clone_into.rs
 //! (clone3), stop.rs (kill, empty), removal.rs (the removal thread),
 //! usage.rs, controller.rs.
 
