@@ -53,6 +53,9 @@ pub struct WorkQueue {
     work: Arc<Work>,
     shared: Arc<Shared>,
     name: &'static str,
+    /// The thread runs at a lower priority than the caller's (removals:
+    /// only left-over CPU).
+    nicer: bool,
     /// Started at the first queueing. None inside: no thread could be
     /// made (the pid table is full, or the owner asked for none), so
     /// work is done at once, with no retry.
@@ -97,15 +100,25 @@ impl WorkQueue {
             work: Arc::new(work),
             shared: Arc::default(),
             name,
+            nicer: true,
             worker,
         }
+    }
+
+    /// The thread keeps the caller's priority: for work whose callers
+    /// wait on it (a claim of work under way), which must not wait for a
+    /// thread the scheduler keeps off the CPU while it holds a kernel
+    /// lock they need.
+    pub fn at_callers_priority(mut self) -> WorkQueue {
+        self.nicer = false;
+        self
     }
 
     /// Does `key`'s work soon, off this thread.
     pub fn queue(&self, key: &str) {
         let worker = self
             .worker
-            .get_or_init(|| start(self.name, &self.work, &self.shared));
+            .get_or_init(|| start(self.name, self.nicer, &self.work, &self.shared));
         if let Some(w) = worker {
             self.shared.lock().pending.insert(key.to_string());
             if w.tx.send(key.to_string()).is_ok() {
@@ -171,13 +184,20 @@ impl Drop for WorkQueue {
     }
 }
 
-fn start(name: &'static str, work: &Arc<Work>, shared: &Arc<Shared>) -> Option<Worker> {
+fn start(
+    name: &'static str,
+    nicer: bool,
+    work: &Arc<Work>,
+    shared: &Arc<Shared>,
+) -> Option<Worker> {
     let (tx, rx) = mpsc::channel::<String>();
     let (work, shared2) = (work.clone(), shared.clone());
     let spawned = std::thread::Builder::new()
         .name(name.into())
         .spawn(move || {
-            super::background::lower_this_threads_priority();
+            if nicer {
+                super::background::lower_this_threads_priority();
+            }
             run(&work, &shared2, rx)
         });
     match spawned {

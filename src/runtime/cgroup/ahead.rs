@@ -6,19 +6,29 @@
 //! (20 ms before the first batch of 500 on the build machine, 40 ms
 //! before the second); while the batch starts, every core is busy. A
 //! process cgroup costs its spawn ~60 us of kernel CPU on cgroup v1
-//! (mkdir, then the first lookup of its `tasks` file), which made 1,000
-//! starts 12 % slower. So each spawn the loop gathers is announced here
-//! ([`Ahead::queue`]), and a thread makes its cgroup and writes its
-//! limits meanwhile (`place::make_ahead`); the spawn then finds it made
-//! (`place::Prepared`) and only opens its join file.
+//! (mkdir, then the first lookup of its `tasks` file). So each spawn the
+//! loop gathers is announced here ([`Ahead::queue`]), and a thread makes
+//! its cgroup and writes its limits meanwhile (`place::make_ahead`); the
+//! spawn then finds it made (`place::Prepared`) and only opens its join
+//! file. Under strace the thread made 297 of a batch of 300; how many it
+//! reaches at full speed was not measured.
 //!
-//! Nothing waits for this thread: it runs at a lower priority (only
-//! left-over CPU), and a spawn that comes before it claims its cgroup
-//! and makes it itself, as without this module; one it is making is
-//! waited for (a few dozen microseconds). Failures are left for the
-//! spawn to meet and report. A pod released before its spawn has what
-//! was queued for it cancelled first ([`Ahead::cancel_pod`]), so nothing
-//! makes a directory under a removal.
+//! What it wins is modest: 4.8 % of the time to start 1,000 pods on the
+//! build machine (set D in README's benchmarks; -4.5 % in set B with the
+//! thread niced), about a third of what the cgroups cost there. Where
+//! the rest of their cost goes (the joins, the kernel's work for
+//! processes in cgroups of their own) was not measured apart.
+//!
+//! Nothing waits for this thread: a spawn that comes before it claims
+//! its cgroup and makes it itself, as without this module; one it is
+//! making is waited for (a few dozen microseconds). Failures are left
+//! for the spawn to meet and report. It keeps the daemon's priority,
+//! unlike the removal threads: mkdir holds the kernel's global cgroup
+//! mutex, which every spawn's join needs, and a niced holder would be
+//! the last to get a core back while a batch keeps both busy (niced, the
+//! same set measured it 6.5 % slower). A pod released before its spawn has
+//! what was queued for it cancelled first ([`Ahead::cancel_pod`]), so
+//! nothing makes a directory under a removal.
 
 use super::hierarchy::Tree;
 use super::place::{self, Prepared};
@@ -57,7 +67,7 @@ impl Ahead {
             abandon: Box::new(|_| {}),
         };
         Ahead {
-            queue: WorkQueue::new("cgroup-ahead", background, work),
+            queue: WorkQueue::new("cgroup-ahead", background, work).at_callers_priority(),
             items,
         }
     }
