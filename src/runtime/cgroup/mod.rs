@@ -54,9 +54,9 @@
 //!    never made reads as empty, unused and already removed.
 //! 2. Each spawn: `SpawnRequest { cgroup: Some(pod.process(name)?),
 //!    resources, .. }`, announced with `will_spawn` when the agent
-//!    gathers it into a batch, so a low-priority thread makes its cgroup
-//!    while the loop prepares the rest (ahead.rs; the spawn makes what
-//!    the thread did not reach). The runtime makes the process cgroup, writes its
+//!    gathers it into a batch, so a thread makes its cgroup while the
+//!    loop prepares the rest (ahead.rs; the spawn makes what the thread
+//!    did not reach). The runtime makes the process cgroup, writes its
 //!    limits and starts the child inside it (v2 `clone3` with
 //!    CLONE_INTO_CGROUP, else the child writes itself into `cgroup.procs`
 //!    before exec, on v1 into each hierarchy's `tasks` (see
@@ -668,8 +668,8 @@ impl Cgroups {
     }
 
     /// `process` will be spawned soon (with limits `res`): its cgroup is
-    /// made meanwhile, off this thread and only with CPU left over
-    /// (ahead.rs), so the spawn only opens its join files. Nothing is
+    /// made meanwhile, off this thread (ahead.rs), so the spawn only
+    /// opens its join files. Nothing is
     /// reported: the spawn makes what was not made, and says why it
     /// could not.
     pub(crate) fn prepare_ahead(&self, process: &ProcessCgroup, res: Option<&Resources>) {

@@ -125,19 +125,20 @@ pub(crate) fn prepare(
 ) -> Result<Placement, CgroupError> {
     let none = Resources::default();
     let res = res.unwrap_or(&none);
-    let (rel, joined) = plan(tree, cg, res)?;
+    let plan = plan(tree, cg, res)?;
+    let (rel, joined) = (&plan.rel, &plan.joined);
     if prepared.holds(cg, res) {
-        match placement(tree, &joined, &rel) {
+        match placement(tree, joined, rel) {
             Err(CgroupError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::NotFound =>
             {
-                prepared.forget(&rel);
+                prepared.forget(rel);
             }
             done => return done,
         }
     }
-    make(tree, cg, res, &rel, &joined)?;
-    let done = placement(tree, &joined, &rel)?;
+    make(tree, cg, res, &plan)?;
+    let done = placement(tree, joined, rel)?;
     prepared.insert(cg, res);
     Ok(done)
 }
@@ -156,23 +157,28 @@ pub(crate) fn make_ahead(
     if prepared.holds(cg, res) {
         return Ok(());
     }
-    let (rel, joined) = plan(tree, cg, res)?;
-    make(tree, cg, res, &rel, &joined)?;
-    for h in &joined {
-        let _ = std::fs::metadata(h.root.join(&rel).join(join_file(tree)));
+    let plan = plan(tree, cg, res)?;
+    make(tree, cg, res, &plan)?;
+    for h in &plan.joined {
+        let _ = std::fs::metadata(h.root.join(&plan.rel).join(join_file(tree)));
     }
     prepared.insert(cg, res);
     Ok(())
 }
 
-/// Where the process's cgroup is (`rel` below the instance root) and the
-/// hierarchies it joins; Err if a limit needs a controller this tree
+/// Where a process's cgroup goes.
+struct Plan<'t> {
+    /// Below the instance root.
+    rel: String,
+    /// The controllers it needs ([`needed_by_process`]).
+    need: Controllers,
+    /// The hierarchies holding them.
+    joined: Vec<&'t Hierarchy>,
+}
+
+/// The process's [`Plan`]; Err if a limit needs a controller this tree
 /// lacks.
-fn plan<'t>(
-    tree: &'t Tree,
-    cg: &ProcessCgroup,
-    res: &Resources,
-) -> Result<(String, Vec<&'t Hierarchy>), CgroupError> {
+fn plan<'t>(tree: &'t Tree, cg: &ProcessCgroup, res: &Resources) -> Result<Plan<'t>, CgroupError> {
     let missing = missing_controllers(tree.controllers(), limits::needed(res));
     if let Some(c) = missing.iter().next() {
         return Err(CgroupError::MissingController {
@@ -181,20 +187,18 @@ fn plan<'t>(
         });
     }
     let need = needed_by_process(limits::needed(res), tree.controllers());
-    Ok((cg.relative(tree), tree.joined(need)))
+    Ok(Plan {
+        rel: cg.relative(tree),
+        need,
+        joined: tree.joined(need),
+    })
 }
 
-/// Makes the process cgroup `rel` in `joined` (and its pod's, if
+/// Makes the process cgroup where `plan` says (and its pod's, if
 /// missing) and writes its limits.
-fn make(
-    tree: &Tree,
-    cg: &ProcessCgroup,
-    res: &Resources,
-    rel: &str,
-    joined: &[&Hierarchy],
-) -> Result<(), CgroupError> {
+fn make(tree: &Tree, cg: &ProcessCgroup, res: &Resources, plan: &Plan) -> Result<(), CgroupError> {
     let none = Resources::default();
-    let need = needed_by_process(limits::needed(res), tree.controllers());
+    let (rel, joined) = (plan.rel.as_str(), &plan.joined);
     let mut fresh = true;
     let mut pod_was_there = true;
     for h in joined {
@@ -239,7 +243,7 @@ fn make(
             }
         }
     }
-    limits::apply(tree, tree.joined_controllers(need), rel, res, !fresh)
+    limits::apply(tree, tree.joined_controllers(plan.need), rel, res, !fresh)
 }
 
 /// The file a process joins its cgroup through.
