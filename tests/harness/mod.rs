@@ -1106,6 +1106,29 @@ pub fn pod_unit(name: &str, restart_policy: &str, command: &[&str], extra: &str)
     )
 }
 
+/// A `notify = true` process: python speaks the sd_notify datagram
+/// protocol (as libsystemd would), sending READY=1 and STATUS=serving
+/// once the file `go` exists, then WATCHDOG=1 every 100ms until `hang`
+/// exists.
+const NOTIFIER: &str = "import os, socket, time\n\
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+addr = os.environ['NOTIFY_SOCKET']\n\
+d = os.environ['FILES']\n\
+while not os.path.exists(d + '/go'):\n    time.sleep(0.05)\n\
+s.sendto(b'READY=1\\nSTATUS=serving', addr)\n\
+while not os.path.exists(d + '/hang'):\n    s.sendto(b'WATCHDOG=1', addr)\n    time.sleep(0.1)\n\
+time.sleep(1000)\n";
+
+/// Pod `svc`: one NOTIFIER process (files `go` and `hang` in the test's
+/// files folder) with a 600ms watchdog and a 1s grace period.
+pub fn notifier_pod_unit() -> String {
+    format!(
+        "kind = \"Pod\"\nname = \"svc\"\n[spec]\ntermination_grace_period = \"1s\"\n\
+         [[spec.processes]]\nname = \"main\"\nnotify = true\nwatchdog = \"600ms\"\n\
+         env = {{ FILES = \"@DIR@/files\" }}\ncommand = [\"python3\", \"-c\", {NOTIFIER:?}]\n"
+    )
+}
+
 /// A ReplicaSet `name` selecting `app=<app>`, its pods sleeping.
 pub fn rs_unit(name: &str, app: &str, replicas: u32) -> String {
     format!(

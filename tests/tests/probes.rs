@@ -217,26 +217,9 @@ fn a_liveness_kill_of_a_process_ignoring_sigterm_ends_with_137() {
     );
 }
 
-/// A `notify = true` process: python speaks the sd_notify datagram
-/// protocol (as libsystemd would), sending READY=1 and STATUS= once the
-/// file `go` exists, then WATCHDOG=1 every 100ms until `hang` exists.
-const NOTIFIER: &str = "import os, socket, time\n\
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
-addr = os.environ['NOTIFY_SOCKET']\n\
-d = os.environ['FILES']\n\
-while not os.path.exists(d + '/go'):\n    time.sleep(0.05)\n\
-s.sendto(b'READY=1\\nSTATUS=serving', addr)\n\
-while not os.path.exists(d + '/hang'):\n    s.sendto(b'WATCHDOG=1', addr)\n    time.sleep(0.1)\n\
-time.sleep(1000)\n";
-
 #[test]
 fn sd_notify_ready_status_and_a_missed_watchdog() {
-    let unit = format!(
-        "kind = \"Pod\"\nname = \"svc\"\n[spec]\ntermination_grace_period = \"1s\"\n\
-         [[spec.processes]]\nname = \"main\"\nnotify = true\nwatchdog = \"600ms\"\n\
-         env = {{ FILES = \"@DIR@/files\" }}\ncommand = [\"python3\", \"-c\", {NOTIFIER:?}]\n"
-    );
-    let d = TestDaemon::start(&[("svc.toml", &unit)]);
+    let d = TestDaemon::start(&[("svc.toml", &notifier_pod_unit())]);
     let p = d.wait_running("svc");
     assert!(!p.status.processes[0].ready, "not ready before READY=1");
     // The watchdog is pinged (after READY) for well past its interval: no

@@ -318,17 +318,6 @@ fn only_root_may_reexec_the_daemon() {
     d.assert_teardown_leaves_nothing();
 }
 
-/// sd_notify in python, as libsystemd would: READY=1 once `go` exists,
-/// then WATCHDOG=1 every 100 ms until `hang` exists.
-const NOTIFIER: &str = "import os, socket, time\n\
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
-addr = os.environ['NOTIFY_SOCKET']\n\
-d = os.environ['FILES']\n\
-while not os.path.exists(d + '/go'):\n    time.sleep(0.05)\n\
-s.sendto(b'READY=1', addr)\n\
-while not os.path.exists(d + '/hang'):\n    s.sendto(b'WATCHDOG=1', addr)\n    time.sleep(0.1)\n\
-time.sleep(1000)\n";
-
 /// An upgrade leaves every pod's health where it was. Before, the new
 /// image started each adopted process's checks over: a startup probe
 /// that had passed long ago ran again (and held liveness back until it
@@ -345,11 +334,7 @@ fn daemon_reexec_keeps_startup_done_and_the_watchdog_armed() {
          [spec.processes.liveness]\n\
          exec = { command = [\"sh\", \"-c\", \"echo x >> @DIR@/files/live\"] }\n\
          period = \"100ms\"\n";
-    let svc = format!(
-        "kind = \"Pod\"\nname = \"svc\"\n[spec]\ntermination_grace_period = \"1s\"\n\
-         [[spec.processes]]\nname = \"main\"\nnotify = true\nwatchdog = \"600ms\"\n\
-         env = {{ FILES = \"@DIR@/files\" }}\ncommand = [\"python3\", \"-c\", {NOTIFIER:?}]\n"
-    );
+    let svc = notifier_pod_unit();
     let mut d = TestDaemon::start(&[("checked.toml", checked), ("svc.toml", &svc)]);
     let (fresh, live) = (d.file("fresh"), d.file("live"));
     std::fs::write(&fresh, "").unwrap();
