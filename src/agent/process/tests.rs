@@ -62,6 +62,25 @@ fn with_probe(kind: ProbeKind, t: ProbeTiming) -> Rules {
     r
 }
 
+/// Process PID found running after a daemon restart, started `ran`
+/// seconds before `now`, ready or not in its stored status.
+fn adopted(now: Now, ran: i64, ready: bool) -> Event {
+    Event::Adopted {
+        pid: PID,
+        identity: id(PID),
+        started_at: now.wall - chrono::Duration::seconds(ran),
+        ready,
+    }
+}
+
+/// Watching process PID.
+fn watch() -> Effect {
+    Effect::Watch {
+        pid: PID,
+        identity: id(PID),
+    }
+}
+
 /// Startup, liveness and readiness probes, each 5 s after the start.
 fn all_probes() -> Rules {
     let mut r = rules();
@@ -156,12 +175,7 @@ fn events(now: Now) -> Vec<Event> {
             reason: ProcessReason::StartError,
             message: "exec: \"x\": executable file not found".into(),
         }),
-        Event::Adopted {
-            pid: PID,
-            identity: id(PID),
-            started_at: now.wall,
-            ready: false,
-        },
+        adopted(now, 0, false),
         Event::Lost {
             started_at: Some(now.wall),
             recorded: None,
@@ -420,18 +434,10 @@ fn every_row_that_acts() {
             name: "adopted after a daemon restart: watched, probes re-armed",
             given: Process::new(),
             rules: with_probe(ProbeKind::Readiness, timing(10, 3)),
-            event: Event::Adopted {
-                pid: PID,
-                identity: id(PID),
-                started_at: now.wall,
-                ready: false,
-            },
+            event: adopted(now, 0, false),
             phase: "Running",
             effects: vec![
-                Effect::Watch {
-                    pid: PID,
-                    identity: id(PID),
-                },
+                watch(),
                 arm(
                     TimerKind::Probe(ProbeKind::Readiness),
                     now.mono + Duration::from_secs(5),
@@ -443,18 +449,10 @@ fn every_row_that_acts() {
                    its start",
             given: Process::new(),
             rules: all_probes(),
-            event: Event::Adopted {
-                pid: PID,
-                identity: id(PID),
-                started_at: now.wall - chrono::Duration::seconds(2),
-                ready: false,
-            },
+            event: adopted(now, 2, false),
             phase: "Running",
             effects: vec![
-                Effect::Watch {
-                    pid: PID,
-                    identity: id(PID),
-                },
+                watch(),
                 arm(
                     TimerKind::Probe(ProbeKind::Startup),
                     now.mono + Duration::from_secs(3),
@@ -466,18 +464,10 @@ fn every_row_that_acts() {
                    their delays long past",
             given: Process::new(),
             rules: all_probes(),
-            event: Event::Adopted {
-                pid: PID,
-                identity: id(PID),
-                started_at: now.wall - chrono::Duration::seconds(60),
-                ready: true,
-            },
+            event: adopted(now, 60, true),
             phase: "Running",
             effects: vec![
-                Effect::Watch {
-                    pid: PID,
-                    identity: id(PID),
-                },
+                watch(),
                 arm(TimerKind::Probe(ProbeKind::Liveness), now.mono),
                 arm(TimerKind::Probe(ProbeKind::Readiness), now.mono),
             ],
@@ -486,18 +476,10 @@ fn every_row_that_acts() {
             name: "adopted ready under notify: its watchdog is armed again, a full interval away",
             given: Process::new(),
             rules: notifying(Some(2)),
-            event: Event::Adopted {
-                pid: PID,
-                identity: id(PID),
-                started_at: now.wall - chrono::Duration::seconds(60),
-                ready: true,
-            },
+            event: adopted(now, 60, true),
             phase: "Running",
             effects: vec![
-                Effect::Watch {
-                    pid: PID,
-                    identity: id(PID),
-                },
+                watch(),
                 arm(TimerKind::Watchdog, now.mono + Duration::from_secs(2)),
             ],
         },
@@ -505,17 +487,9 @@ fn every_row_that_acts() {
             name: "adopted not ready under notify: the watchdog waits for READY=1",
             given: Process::new(),
             rules: notifying(Some(2)),
-            event: Event::Adopted {
-                pid: PID,
-                identity: id(PID),
-                started_at: now.wall - chrono::Duration::seconds(60),
-                ready: false,
-            },
+            event: adopted(now, 60, false),
             phase: "Running",
-            effects: vec![Effect::Watch {
-                pid: PID,
-                identity: id(PID),
-            }],
+            effects: vec![watch()],
         },
         Row {
             name: "lost while the daemon was down: Unknown, restarted",
@@ -1191,13 +1165,7 @@ fn a_ready_process_adopted_keeps_its_health_and_its_watchdog() {
     let now = t0();
     let mut rules = notifying(Some(2));
     rules.probes[ProbeKind::Readiness.index()] = Some(timing(10, 3));
-    let adopted = Event::Adopted {
-        pid: PID,
-        identity: id(PID),
-        started_at: now.wall - chrono::Duration::seconds(60),
-        ready: true,
-    };
-    let (p, _) = step(&Process::new(), &rules, adopted, now);
+    let (p, _) = step(&Process::new(), &rules, adopted(now, 60, true), now);
     let (p, effects) = step(
         &p,
         &rules,
