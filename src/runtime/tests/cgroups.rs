@@ -505,13 +505,7 @@ fn a_released_cgroup_is_removed_by_the_thread_once_it_empties() {
 #[test]
 fn a_cgroup_made_ahead_of_its_spawn_is_the_one_it_starts_in() {
     let mut sb = Sandbox::with_cgroups(0);
-    // A handle only: nothing made yet.
-    let pod = sb
-        .rt
-        .cgroups()
-        .pod(&format!("ahead-{}", sb.marker))
-        .unwrap();
-    sb.pods.push(pod.clone());
+    let pod = sb.unmade_pod("ahead");
     let cg = pod.process("main").unwrap();
     let res = Resources {
         pids: Some(7),
@@ -538,14 +532,8 @@ fn a_cgroup_made_ahead_of_its_spawn_is_the_one_it_starts_in() {
 fn pods_released_before_their_spawn_leave_no_cgroup_made_ahead() {
     let mut sb = Sandbox::with_cgroups(0);
     let pods: Vec<PodCgroup> = (0..400)
-        .map(|i| {
-            sb.rt
-                .cgroups()
-                .pod(&format!("gone{i}-{}", sb.marker))
-                .unwrap()
-        })
+        .map(|i| sb.unmade_pod(&format!("gone{i}")))
         .collect();
-    sb.pods.extend(pods.iter().cloned());
     for pod in &pods {
         let mut req = sb.req(&["true"]);
         req.cgroup = Some(pod.process("main").unwrap());

@@ -128,6 +128,18 @@ impl Sandbox {
         pod
     }
 
+    /// A pod cgroup handle with nothing made yet (what the agent holds
+    /// before a pod's first spawn; removed when the sandbox drops).
+    fn unmade_pod(&mut self, name: &str) -> PodCgroup {
+        let pod = self
+            .rt
+            .cgroups()
+            .pod(&format!("{name}-{}", self.marker))
+            .expect("pod cgroup handle");
+        self.pods.push(pod.clone());
+        pod
+    }
+
     /// The directory of `cg` in the hierarchy holding `controller`.
     fn cgroup_file(&self, controller: Controller, cg: &ProcessCgroup, file: &str) -> PathBuf {
         self.rt
