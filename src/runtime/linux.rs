@@ -134,7 +134,7 @@ impl LinuxRuntime {
         };
         // Limits that cannot be enforced are refused before anything
         // else, so nothing is made or opened for a request that fails.
-        let resources = req.resources.as_ref().filter(|r| !r.is_empty());
+        let resources = req.limits();
         if let Some(res) = resources {
             let refusal = self.cgroups.refuses(res).or_else(|| {
                 req.cgroup
@@ -267,8 +267,7 @@ impl ProcessRuntime for LinuxRuntime {
 
     fn will_spawn(&mut self, req: &SpawnRequest) {
         if let Some(cg) = &req.cgroup {
-            let resources = req.resources.as_ref().filter(|r| !r.is_empty());
-            self.cgroups.prepare_ahead(cg, resources);
+            self.cgroups.prepare_ahead(cg, req.limits());
         }
     }
 

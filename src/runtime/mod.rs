@@ -109,6 +109,14 @@ pub struct SpawnRequest {
     pub allow_privilege_escalation: bool,
 }
 
+impl SpawnRequest {
+    /// The limits that bind: `resources` unless empty (an empty table
+    /// limits nothing, and asks for no cgroup controller).
+    pub fn limits(&self) -> Option<&Resources> {
+        self.resources.as_ref().filter(|r| !r.is_empty())
+    }
+}
+
 /// An exit the keeper recorded: the status and when it was reaped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KeptExit {

@@ -49,8 +49,7 @@ pub(crate) struct Ahead {
 }
 
 impl Ahead {
-    /// `background` false: made at once by the caller (tests).
-    pub(crate) fn new(tree: Tree, prepared: Arc<Prepared>, background: bool) -> Ahead {
+    pub(crate) fn new(tree: Tree, prepared: Arc<Prepared>) -> Ahead {
         let items: Items = Arc::default();
         let of_thread = items.clone();
         let work = Work {
@@ -67,7 +66,7 @@ impl Ahead {
             abandon: Box::new(|_| {}),
         };
         Ahead {
-            queue: WorkQueue::new("cgroup-ahead", background, work).at_callers_priority(),
+            queue: WorkQueue::new("cgroup-ahead", true, work).at_callers_priority(),
             items,
         }
     }

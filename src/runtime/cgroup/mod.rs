@@ -383,7 +383,7 @@ impl Cgroups {
         let prepared = Arc::<place::Prepared>::default();
         Cgroups {
             removals: Some(Arc::new(Removals::new(tree.clone()))),
-            ahead: Some(Arc::new(Ahead::new(tree.clone(), prepared.clone(), true))),
+            ahead: Some(Arc::new(Ahead::new(tree.clone(), prepared.clone()))),
             support: Ok(tree),
             prepared,
         }
@@ -673,7 +673,8 @@ impl Cgroups {
     /// reported: the spawn makes what was not made, and says why it
     /// could not.
     pub(crate) fn prepare_ahead(&self, process: &ProcessCgroup, res: Option<&Resources>) {
-        let (Ok(_), Some(a)) = (self.tree(), &self.ahead) else {
+        // Only a runtime with a hierarchy has one.
+        let Some(a) = &self.ahead else {
             return;
         };
         let none = Resources::default();
