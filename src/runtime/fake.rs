@@ -31,7 +31,7 @@
 
 use super::cgroup::{CgroupError, PodCgroup, ProcessCgroup, Usage};
 use super::{ExitReason, ProcessFacts, ProcessRuntime, SpawnError, SpawnRequest, Spawned, Watch};
-use crate::api::{ProcessIdentity, ProcessUsage, Signal};
+use crate::api::{ProcessIdentity, ProcessUsage, Resources, Signal};
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::io;
 use std::path::PathBuf;
@@ -657,7 +657,11 @@ impl ProcessRuntime for FakeRuntime {
         Ok(self.state().usage.get(cgroup).copied().unwrap_or_default())
     }
 
-    fn oom_kills(&self, cgroup: &ProcessCgroup) -> Result<u64, CgroupError> {
+    fn oom_kills(
+        &self,
+        cgroup: &ProcessCgroup,
+        _limits: Option<&Resources>,
+    ) -> Result<u64, CgroupError> {
         Ok(self.state().oom_kills.get(cgroup).copied().unwrap_or(0))
     }
 
@@ -931,9 +935,9 @@ mod tests {
             rt.remove_pod_cgroup(&pod),
             Err(CgroupError::NotEmpty { .. })
         ));
-        assert_eq!(rt.oom_kills(&cg).unwrap(), 0);
+        assert_eq!(rt.oom_kills(&cg, None).unwrap(), 0);
         rt.oom_kill(main);
-        assert_eq!(rt.oom_kills(&cg).unwrap(), 1);
+        assert_eq!(rt.oom_kills(&cg, None).unwrap(), 1);
         rt.kill_cgroup(&pod).unwrap();
         assert!(rt.cgroup_is_empty(&pod).unwrap());
         assert!(rt.is_alive(outside));

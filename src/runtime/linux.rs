@@ -17,7 +17,7 @@ use super::{
     ExitReason, KeptExit, ProcessFacts, ProcessRuntime, SpawnError, SpawnRequest, Spawned, Watch,
     DEFAULT_UMASK,
 };
-use crate::api::{ProcessIdentity, ProcessUsage, Signal};
+use crate::api::{ProcessIdentity, ProcessUsage, Resources, Signal};
 use nix::errno::Errno;
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -402,8 +402,12 @@ impl ProcessRuntime for LinuxRuntime {
         self.cgroups.usage(cgroup)
     }
 
-    fn oom_kills(&self, cgroup: &ProcessCgroup) -> Result<u64, CgroupError> {
-        self.cgroups.oom_kills(cgroup)
+    fn oom_kills(
+        &self,
+        cgroup: &ProcessCgroup,
+        limits: Option<&Resources>,
+    ) -> Result<u64, CgroupError> {
+        self.cgroups.oom_kills(cgroup, limits)
     }
 
     fn cgroup_pids(&self, cgroup: &PodCgroup) -> Result<Vec<i32>, CgroupError> {

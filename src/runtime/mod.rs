@@ -396,8 +396,14 @@ pub trait ProcessRuntime {
     }
     /// OOM kills so far in a process's cgroup: read at start and after
     /// the exit; more, with death by SIGKILL, means `OOMKilled`.
-    fn oom_kills(&self, cgroup: &ProcessCgroup) -> Result<u64, CgroupError> {
-        let _ = cgroup;
+    /// `limits`: the process's (without a memory limit, a v1 process has
+    /// no memory cgroup to read).
+    fn oom_kills(
+        &self,
+        cgroup: &ProcessCgroup,
+        limits: Option<&Resources>,
+    ) -> Result<u64, CgroupError> {
+        let _ = (cgroup, limits);
         Err(no_cgroups())
     }
     /// Pids in the pod's cgroup.

@@ -114,6 +114,14 @@ impl<R: ProcessRuntime> Agent<R> {
         cg.process_of_pod(&spec.name, pod.process_count()).ok()
     }
 
+    /// OOM kills so far in the cgroup of process `idx` (None without a
+    /// cgroup or a memory controller).
+    fn oom_count(&self, store: &Store, name: &str, idx: usize) -> Option<u64> {
+        let pcg = self.process_cgroup(store, name, idx)?;
+        let limits = store.pod(name)?.spec.process_at(idx)?.resources.as_ref();
+        self.rt.oom_kills(&pcg, limits).ok()
+    }
+
     /// While the pod stops, SIGKILL to what its processes left in their
     /// cgroups waits for the end of its grace period (they got SIGTERM
     /// with their process).
@@ -177,9 +185,7 @@ impl<R: ProcessRuntime> Agent<R> {
     /// OOM kills so far in the cgroup of process `idx`, read before its
     /// run (None without a cgroup or a memory controller).
     pub(super) fn note_oom_count(&mut self, store: &Store, name: &str, idx: usize) {
-        let count = self
-            .process_cgroup(store, name, idx)
-            .and_then(|pcg| self.rt.oom_kills(&pcg).ok());
+        let count = self.oom_count(store, name, idx);
         if let Some(slot) = self
             .pods
             .get_mut(name)
@@ -208,8 +214,7 @@ impl<R: ProcessRuntime> Agent<R> {
         else {
             return false;
         };
-        self.process_cgroup(store, name, idx)
-            .and_then(|pcg| self.rt.oom_kills(&pcg).ok())
+        self.oom_count(store, name, idx)
             .is_some_and(|after| after > before)
     }
 

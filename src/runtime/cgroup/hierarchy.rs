@@ -197,7 +197,7 @@ pub(crate) fn walk(dir: &Path) -> Vec<PathBuf> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(parse_pids("12\n345\n\n"), vec![12, 345]);
     }
 
-    fn h(c: &[Controller], root: &str) -> Hierarchy {
+    pub(crate) fn h(c: &[Controller], root: &str) -> Hierarchy {
         Hierarchy {
             controllers: Controllers::of(c),
             root: PathBuf::from(root),
@@ -222,7 +222,7 @@ mod tests {
     }
 
     /// The build machine: five v1 hierarchies, one controller each.
-    fn five() -> Tree {
+    pub(crate) fn five() -> Tree {
         Tree::V1(vec![
             h(&[Controller::Memory], "/m"),
             h(&[Controller::Cpu], "/c"),

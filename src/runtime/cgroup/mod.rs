@@ -61,9 +61,9 @@
 //!    CLONE_INTO_CGROUP, else the child writes itself into `cgroup.procs`
 //!    before exec, on v1 into each hierarchy's `tasks` (see
 //!    `place::Placement::procs`); failing that, the spawn fails).
-//! 3. At a process's start and exit: `oom_kills(&process_cgroup)`; if it
-//!    grew and the process died by SIGKILL, the reason is `OOMKilled`
-//!    (exit code 137).
+//! 3. At a process's start and exit: `oom_kills(&process_cgroup,
+//!    limits)`; if it grew and the process died by SIGKILL, the reason
+//!    is `OOMKilled` (exit code 137).
 //! 4. Stopping a pod, at the end of its grace period: `kill_cgroup(&pod)`
 //!    (every process below, escaped ones included), then wait until
 //!    `cgroup_is_empty(&pod)`: check it after each reap, and on v2 also
@@ -621,10 +621,16 @@ impl Cgroups {
         usage::usage(tree, &process.relative(tree))
     }
 
-    /// OOM kills so far in this process's cgroup (see usage.rs).
-    pub fn oom_kills(&self, process: &ProcessCgroup) -> Result<u64, CgroupError> {
+    /// OOM kills so far in this process's cgroup (see usage.rs); `res`:
+    /// its limits.
+    pub fn oom_kills(
+        &self,
+        process: &ProcessCgroup,
+        res: Option<&Resources>,
+    ) -> Result<u64, CgroupError> {
         let tree = self.tree()?;
-        usage::oom_kills(tree, &process.relative(tree))
+        let none = Resources::default();
+        usage::oom_kills(tree, &process.relative(tree), res.unwrap_or(&none))
     }
 
     /// The cgroup `pid` is in, if it is one of this instance's process

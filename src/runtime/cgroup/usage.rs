@@ -2,10 +2,11 @@
 //! the OOM killer struck in it. Reads only.
 
 use super::controller::Controller;
-use super::hierarchy::{keyed, read, read_if_made, Tree};
-use super::{stop, CgroupError};
+use super::hierarchy::{keyed, needed_by_process, read, read_if_made, Tree};
+use super::{limits, stop, CgroupError};
+use crate::api::Resources;
 use crate::runtime::procfs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// A cgroup's usage, its descendants included. `None` where the
@@ -66,21 +67,13 @@ fn read_number(path: &Path) -> Result<Option<u64>, CgroupError> {
 /// How many processes the OOM killer has killed in `rel` and below
 /// (the kernel counts global OOM kills there too). Compare the values
 /// before a spawn and after the exit to tell an OOM kill from any other
-/// SIGKILL. A process cgroup not made yet, or not in the v1 memory
-/// hierarchy (no memory limit), has had none that it can tell: 0.
-pub(crate) fn oom_kills(tree: &Tree, rel: &str) -> Result<u64, CgroupError> {
-    let dir =
-        tree.dir_for(Controller::Memory, rel)
-            .ok_or_else(|| CgroupError::MissingController {
-                controller: Controller::Memory.name(),
-                hierarchy: super::describe_tree(tree),
-            })?;
-    let file = dir.join(if tree.is_v2() {
-        "memory.events"
-    } else {
-        "memory.oom_control"
-    });
-    // Not made (read before a first spawn, or not joined): none in it.
+/// SIGKILL. `res`: the process's limits. A process cgroup not made yet,
+/// or with no memory cgroup of its own, has had none that it can tell: 0.
+pub(crate) fn oom_kills(tree: &Tree, rel: &str, res: &Resources) -> Result<u64, CgroupError> {
+    let Some(file) = oom_kill_file(tree, rel, res) else {
+        return Ok(0);
+    };
+    // Not made (read before a first spawn): none in it.
     let Some(text) = read_if_made(&file)? else {
         return Ok(0);
     };
@@ -95,6 +88,26 @@ pub(crate) fn oom_kills(tree: &Tree, rel: &str) -> Result<u64, CgroupError> {
     })
 }
 
+/// The file that counts the OOM kills of a process with limits `res`,
+/// None if it has no memory cgroup of its own: in v1 a process joins the
+/// memory hierarchy only for a memory limit (hierarchy.rs,
+/// `needed_by_process`). Looking for the file anyway cost two failed
+/// cgroupfs lookups on every crash to replacement, one after the exit
+/// and one before the restart.
+pub(crate) fn oom_kill_file(tree: &Tree, rel: &str, res: &Resources) -> Option<PathBuf> {
+    if tree.is_v2() {
+        return tree
+            .dir_for(Controller::Memory, rel)
+            .map(|d| d.join("memory.events"));
+    }
+    let need = needed_by_process(limits::needed(res), tree.controllers());
+    if !tree.joined_controllers(need).contains(Controller::Memory) {
+        return None;
+    }
+    tree.dir_for(Controller::Memory, rel)
+        .map(|d| d.join("memory.oom_control"))
+}
+
 fn number(text: &str, path: &Path) -> Result<u64, CgroupError> {
     text.trim().parse().map_err(|_| {
         CgroupError::io(
@@ -105,4 +118,51 @@ fn number(text: &str, path: &Path) -> Result<u64, CgroupError> {
             ),
         )
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::MemoryQuantity;
+    use crate::runtime::cgroup::hierarchy::tests::{five, h};
+
+    fn memory_limit() -> Resources {
+        Resources {
+            memory: Some(MemoryQuantity(64 << 20)),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_a_process_in_a_memory_cgroup_of_its_own_has_oom_kills_to_read() {
+        let none = Resources::default();
+        let pids = Resources {
+            pids: Some(5),
+            ..Default::default()
+        };
+        let tree = five();
+        assert_eq!(oom_kill_file(&tree, "u/p", &none), None);
+        assert_eq!(oom_kill_file(&tree, "u/p", &pids), None);
+        assert_eq!(
+            oom_kill_file(&tree, "u/p", &memory_limit()),
+            Some(PathBuf::from("/m/u/p/memory.oom_control"))
+        );
+        // No pids or freezer hierarchy: memory's holds every process.
+        let memory_member = Tree::V1(vec![
+            h(&[Controller::Memory], "/m"),
+            h(&[Controller::Cpu], "/c"),
+        ]);
+        assert_eq!(
+            oom_kill_file(&memory_member, "u", &none),
+            Some(PathBuf::from("/m/u/memory.oom_control"))
+        );
+        // v2: every process is in the one hierarchy, memory included.
+        let v2 = Tree::V2(h(&[Controller::Memory, Controller::Pids], "/u"));
+        assert_eq!(
+            oom_kill_file(&v2, "x/p", &none),
+            Some(PathBuf::from("/u/x/p/memory.events"))
+        );
+        let v2_no_memory = Tree::V2(h(&[Controller::Pids], "/u"));
+        assert_eq!(oom_kill_file(&v2_no_memory, "x/p", &none), None);
+    }
 }

@@ -58,7 +58,8 @@ fn memory_hog_is_oom_killed_and_counted_as_such() {
         &["python3", "-c", "x = b'x' * (256 << 20); print('survived')"],
         memory(48 << 20),
     );
-    let before = sb.rt.oom_kills(&hog).unwrap();
+    let limits = req.resources.clone();
+    let before = sb.rt.oom_kills(&hog, limits.as_ref()).unwrap();
     assert_eq!(before, 0, "no cgroup yet, so no OOM kill in it");
     let pid = sb.spawn(&req).unwrap().pid;
     let (limit_file, _) = memory_limit_file(&sb);
@@ -68,7 +69,7 @@ fn memory_hog_is_oom_killed_and_counted_as_such() {
     assert_eq!(exit, ExitReason::Signal(Signal::KILL), "log: {}", sb.log());
     assert_eq!(exit.exit_code(), 137);
     assert_eq!(
-        sb.rt.oom_kills(&hog).unwrap(),
+        sb.rt.oom_kills(&hog, limits.as_ref()).unwrap(),
         before + 1,
         "the OOM killer did it"
     );
@@ -80,7 +81,7 @@ fn memory_hog_is_oom_killed_and_counted_as_such() {
     let pid = sb.spawn(&req).unwrap().pid;
     sb.rt.signal(pid, Signal::KILL).unwrap();
     assert_eq!(sb.wait_exit(pid), ExitReason::Signal(Signal::KILL));
-    assert_eq!(sb.rt.oom_kills(&other).unwrap(), 0);
+    assert_eq!(sb.rt.oom_kills(&other, limits.as_ref()).unwrap(), 0);
 }
 
 #[test]
