@@ -276,6 +276,7 @@ impl ExitEvents {
             .take_receiver()
             .ok_or_else(|| io::Error::other("the runtime's exit events were taken already"))?;
         let sigchld = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::child())?;
+        super::exit_hints::install()?;
         let keeper = keeper.map(KeeperEvents::new).transpose()?;
         Ok(ExitEvents {
             sigchld,

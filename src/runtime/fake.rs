@@ -92,6 +92,10 @@ struct State {
     failures: VecDeque<SpawnFailure>,
     processes: BTreeMap<i32, FakeProcess>,
     exits: VecDeque<(i32, ExitReason)>,
+    /// Exits found only by a scan ([`FakeRuntime::exit_unnamed`]).
+    unnamed: VecDeque<(i32, ExitReason)>,
+    /// `next_exit` last returned None with `unnamed` not scanned.
+    deferred: bool,
     fatal: BTreeSet<Signal>,
     /// Pids that survive every signal but SIGKILL ([`FakeRuntime::ignores_signals`]).
     ignoring: BTreeSet<i32>,
@@ -138,6 +142,8 @@ impl Default for State {
             failures: VecDeque::new(),
             processes: BTreeMap::new(),
             exits: VecDeque::new(),
+            unnamed: VecDeque::new(),
+            deferred: false,
             fatal: BTreeSet::from([Signal::KILL]),
             ignoring: BTreeSet::new(),
             watched: BTreeSet::new(),
@@ -172,6 +178,11 @@ impl State {
     /// again). A child's exit is for `reap`; a watched non-child's for
     /// `watched_exits`; any other non-child just vanishes.
     fn exit(&mut self, pid: i32, reason: ExitReason) {
+        self.exit_into(pid, reason, false);
+    }
+
+    /// `unnamed`: a child's exit goes to `unnamed`, not `exits`.
+    fn exit_into(&mut self, pid: i32, reason: ExitReason, unnamed: bool) {
         let Some(p) = self.processes.get_mut(&pid) else {
             return;
         };
@@ -180,7 +191,11 @@ impl State {
         }
         if p.child {
             p.exited = true;
-            self.exits.push_back((pid, reason));
+            if unnamed {
+                self.unnamed.push_back((pid, reason));
+            } else {
+                self.exits.push_back((pid, reason));
+            }
         } else {
             self.processes.remove(&pid);
             if self.watched.remove(&pid) {
@@ -253,6 +268,14 @@ impl FakeRuntime {
     /// not alive (never spawned, or already exited).
     pub fn exit(&self, pid: i32, reason: ExitReason) {
         self.state().exit(pid, reason);
+    }
+
+    /// Queues `pid`'s exit as one whose SIGCHLD was merged into
+    /// another's: like the real runtime, `next_exit` returns the other
+    /// exits first, then None with [`ProcessRuntime::scan_deferred`], and
+    /// this one on the call after.
+    pub fn exit_unnamed(&self, pid: i32, reason: ExitReason) {
+        self.state().exit_into(pid, reason, true);
     }
 
     /// From now on, sending `signal` kills the receiving process
@@ -520,7 +543,20 @@ impl ProcessRuntime for FakeRuntime {
     }
 
     fn next_exit(&mut self) -> Option<(i32, ExitReason)> {
-        self.state().exits.front().cloned()
+        let mut s = self.state();
+        if s.exits.is_empty() && !s.unnamed.is_empty() {
+            s.deferred = !s.deferred;
+            if s.deferred {
+                return None;
+            }
+            let found: Vec<_> = s.unnamed.drain(..).collect();
+            s.exits.extend(found);
+        }
+        s.exits.front().cloned()
+    }
+
+    fn scan_deferred(&self) -> bool {
+        self.state().deferred
     }
 
     fn reap_child(&mut self, pid: i32) {

@@ -12,6 +12,7 @@ use super::credentials;
 use super::exit_watch::{ExitEvents, Watcher};
 use super::keeper::KeeperLink;
 use super::procfs;
+use super::reaping::Exits;
 use super::rlimits::{self, Rlimit};
 use super::{
     ExitReason, KeptExit, ProcessFacts, ProcessRuntime, SpawnError, SpawnRequest, Spawned, Watch,
@@ -42,6 +43,8 @@ pub struct LinuxRuntime {
     /// The keeper this daemon runs under, if any (`keeper`): exits it
     /// recorded, and those of adopted processes, which are its children.
     keeper: Option<Arc<KeeperLink>>,
+    /// Exited children: those SIGCHLD named, then a scan (reaping.rs).
+    exits: Exits,
 }
 
 impl LinuxRuntime {
@@ -66,6 +69,7 @@ impl LinuxRuntime {
             cgroups: Arc::new(cgroups),
             watcher: Watcher::new(),
             keeper: None,
+            exits: Exits::default(),
         }
     }
 
@@ -288,11 +292,16 @@ impl ProcessRuntime for LinuxRuntime {
     }
 
     fn next_exit(&mut self) -> Option<(i32, ExitReason)> {
-        super::reaping::peek_exited()
+        self.exits.next()
+    }
+
+    fn scan_deferred(&self) -> bool {
+        self.exits.scan_deferred()
     }
 
     fn reap_child(&mut self, pid: i32) {
         super::reaping::reap_pid(pid);
+        self.exits.reaped(pid);
     }
 
     fn kept_exits(&mut self) -> Vec<(i32, ExitReason)> {

@@ -48,6 +48,7 @@ pub mod background;
 pub mod cgroup;
 mod child;
 mod credentials;
+pub(crate) mod exit_hints;
 pub mod exit_watch;
 pub mod fake;
 pub mod file_watch;
@@ -276,6 +277,13 @@ pub trait ProcessRuntime {
     /// so a daemon that dies before it wrote the exit down leaves the
     /// status to its keeper ([`reaping`]). None: no child has exited.
     fn next_exit(&mut self) -> Option<(i32, ExitReason)>;
+    /// Whether the last [`Self::next_exit`] returned None with children
+    /// left unscanned: it returned the exits SIGCHLD named first, and
+    /// looks for the rest (exits whose SIGCHLD was merged into another's)
+    /// when called again. Act on what it returned, then call again.
+    fn scan_deferred(&self) -> bool {
+        false
+    }
     /// Reaps the exited child `pid` that [`Self::next_exit`] reported.
     fn reap_child(&mut self, pid: i32);
     /// Exits the keeper passed on since the last call: processes adopted
@@ -289,11 +297,15 @@ pub trait ProcessRuntime {
     /// exits and to work in batches.
     fn reap(&mut self) -> Vec<(i32, ExitReason)> {
         let mut exits = self.kept_exits();
-        while let Some((pid, exit)) = self.next_exit() {
-            self.reap_child(pid);
-            exits.push((pid, exit));
+        loop {
+            while let Some((pid, exit)) = self.next_exit() {
+                self.reap_child(pid);
+                exits.push((pid, exit));
+            }
+            if !self.scan_deferred() {
+                return exits;
+            }
         }
-        exits
     }
     /// The identity of a live pid, None if it does not exist (or is a
     /// zombie: it ended, whoever reaps it).

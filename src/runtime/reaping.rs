@@ -16,18 +16,84 @@ use super::ExitReason;
 use crate::api::Signal;
 use nix::errno::Errno;
 
+/// Exited children for the daemon's loop: first those SIGCHLD named
+/// ([`super::exit_hints`]), one `waitid(P_PID)` each; then, once the
+/// caller acted on them (it is told by [`Exits::scan_deferred`] and
+/// calls again), a scan of every child for exits whose SIGCHLD was
+/// merged into another's. Without hints (none installed), every call
+/// scans, as [`peek_exited`] alone would.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Exits {
+    /// Pids SIGCHLD named that may still be exited children of ours,
+    /// oldest first. Kept until reaped, so that asking again before the
+    /// reap returns the same exit.
+    named: Vec<i32>,
+    /// A SIGCHLD came since the last scan that found nothing.
+    scan_owed: bool,
+    /// The last call returned None with the scan still owed.
+    deferred: bool,
+}
+
+impl Exits {
+    /// The next exited child, left a zombie; None when none is known
+    /// (see [`Exits::scan_deferred`]).
+    pub(crate) fn next(&mut self) -> Option<(i32, ExitReason)> {
+        while let Some(pid) = super::exit_hints::take() {
+            self.scan_owed = true;
+            if !self.named.contains(&pid) {
+                self.named.push(pid);
+            }
+        }
+        while let Some(&pid) = self.named.first() {
+            if let Some(exit) = peek(libc::P_PID, pid as libc::id_t) {
+                return Some(exit);
+            }
+            // Reaped already (found by a scan), or not an exited child.
+            self.named.remove(0);
+        }
+        if self.scan_owed && !self.deferred {
+            self.deferred = true;
+            return None;
+        }
+        let found = peek_exited();
+        if found.is_none() {
+            self.scan_owed = false;
+            self.deferred = false;
+        }
+        found
+    }
+
+    /// Whether the last [`Exits::next`] returned None without scanning
+    /// every child: call it again once the exits it returned are acted
+    /// on.
+    pub(crate) fn scan_deferred(&self) -> bool {
+        self.deferred
+    }
+
+    /// `pid` was reaped: no longer to be asked about.
+    pub(crate) fn reaped(&mut self, pid: i32) {
+        self.named.retain(|&p| p != pid);
+    }
+}
+
 /// The first exited child (the kernel's order: the oldest child first),
 /// with its exit, left a zombie; None if no child has exited (or there
 /// are no children at all).
 pub(crate) fn peek_exited() -> Option<(i32, ExitReason)> {
+    peek(libc::P_ALL, 0)
+}
+
+/// `waitid(idtype, id, WEXITED | WNOHANG | WNOWAIT)`: the exited child
+/// it finds, left a zombie.
+fn peek(idtype: libc::idtype_t, id: libc::id_t) -> Option<(i32, ExitReason)> {
     loop {
         // SAFETY: a zeroed siginfo_t is a valid out-parameter.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // SAFETY: waitid writes only into `info`.
         let r = unsafe {
             libc::waitid(
-                libc::P_ALL,
-                0,
+                idtype,
+                id,
                 &mut info,
                 libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
             )
@@ -43,7 +109,7 @@ pub(crate) fn peek_exited() -> Option<(i32, ExitReason)> {
             return Some((pid, exit_of(code, status)));
         }
         if Errno::last() != Errno::EINTR {
-            return None; // ECHILD: no children at all
+            return None; // ECHILD: no (such) child at all
         }
     }
 }

@@ -399,6 +399,12 @@ impl<R: ProcessRuntime> Agent<R> {
                 break;
             }
         }
+        // The runtime returned the exits SIGCHLD named and left its scan
+        // of every child for the next call: this batch's restarts go out
+        // first (flush below), the scan after.
+        if result == Reaped::All && self.rt.scan_deferred() {
+            result = Reaped::More;
+        }
         if !self.draining.is_empty() {
             self.settle_draining(store, now, out);
         }

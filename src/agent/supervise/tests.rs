@@ -280,6 +280,35 @@ fn crash_loop_restarts_at_once_then_backs_off() {
 }
 
 #[test]
+fn restarts_of_named_exits_go_out_before_the_scan_for_merged_ones() {
+    let mut w = World::new();
+    w.add(pod("a", RestartPolicy::Always));
+    w.add(pod("b", RestartPolicy::Always));
+    w.sync();
+    let (a, b) = (w.pid("a"), w.pid("b"));
+    w.fake.exit(a, ExitReason::Code(1));
+    // b's SIGCHLD was merged into a's: only the runtime's scan finds it.
+    w.fake.exit_unnamed(b, ExitReason::Code(2));
+    let mut out = Outbox::default();
+    assert_eq!(
+        w.agent.reap(&mut w.store, w.now, &mut out, false),
+        Reaped::More,
+        "the scan is still owed"
+    );
+    assert_eq!(w.fake.spawns().len(), 3, "a restarted before the scan");
+    assert_eq!(w.status("b").restart_count, 0);
+    assert_eq!(
+        w.agent.reap(&mut w.store, w.now, &mut out, false),
+        Reaped::All
+    );
+    assert_eq!(w.fake.spawns().len(), 4);
+    assert_eq!(w.status("a").restart_count, 1);
+    let b_status = w.status("b");
+    assert_eq!(b_status.restart_count, 1);
+    assert_eq!(b_status.last_state.as_ref().unwrap().exit_code, Some(2));
+}
+
+#[test]
 fn restart_policies_decide_what_follows_an_exit() {
     // (policy, exit code) -> (restarted?, final phase if not)
     let cases = [
