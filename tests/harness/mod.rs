@@ -732,11 +732,16 @@ impl TestDaemon {
         uids
     }
 
-    /// Pids of processes that belong to this test (see the module doc).
+    /// Pids of processes that belong to this test (see the module doc),
+    /// and whatever is alive in its daemon's cgroups: a process that
+    /// dropped the marker from its environment and left the test's
+    /// folder is still there, and would keep its pod's cgroup (and so
+    /// the instance's root) from being removed.
     pub fn own_processes(&self) -> Vec<u32> {
         let uids = self.all_uids();
         let me = std::process::id();
         let dir = self.dir().to_path_buf();
+        let in_cgroups = self.cgroup_pids();
         all_pids()
             .into_iter()
             .filter(|&pid| pid != me)
@@ -747,9 +752,33 @@ impl TestDaemon {
                 let cwd_match = std::fs::read_link(format!("/proc/{pid}/cwd"))
                     .map(|c| c.starts_with(&dir))
                     .unwrap_or(false);
-                (env_match || cwd_match) && alive(pid)
+                (env_match || cwd_match || in_cgroups.contains(&pid)) && alive(pid)
             })
             .collect()
+    }
+
+    /// The pids in this test's daemon's cgroup roots (its own
+    /// `drover-<instance id>`, unique to the test), every hierarchy.
+    fn cgroup_pids(&self) -> BTreeSet<u32> {
+        let Ok(id) = std::fs::read_to_string(self.path("state").join("instance-id")) else {
+            return BTreeSet::new();
+        };
+        let mut dirs = drover::runtime::cgroup::instance_roots(id.trim());
+        let mut pids = BTreeSet::new();
+        while let Some(dir) = dirs.pop() {
+            if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
+                pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+            if let Ok(entries) = std::fs::read_dir(&dir) {
+                dirs.extend(
+                    entries
+                        .filter_map(|e| e.ok())
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                        .map(|e| e.path()),
+                );
+            }
+        }
+        pids
     }
 
     /// Kills the daemon and everything its pods started; returns what
