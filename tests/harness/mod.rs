@@ -827,9 +827,13 @@ impl TestDaemon {
         };
         // A killed process stays in its cgroup until it is reaped (by
         // init or a subreaper, a moment after `alive` calls it dead), and
-        // rmdir says busy until then: a root with one pod cgroup was left
-        // now and then.
-        let deadline = Instant::now() + Duration::from_secs(2);
+        // rmdir says busy until then. Its daemon and keeper are dead by
+        // now, so init reaps it. With 2 s here, roots with two empty pod
+        // cgroups were left now and then (one made at 08:09:44 during
+        // `.ci/run` on 2026-12-01, found empty afterwards): most likely
+        // init took longer under CI's load. Waiting costs nothing when
+        // the removal works.
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if remove_leftovers(id.trim()) || Instant::now() > deadline {
                 return;
