@@ -25,7 +25,7 @@ use std::time::Instant;
 
 #[path = "common/stats.rs"]
 mod stats;
-use stats::{arg_or, summary};
+use stats::{arg_or, percentile, summary};
 
 fn request() -> SpawnRequest {
     SpawnRequest {
@@ -114,7 +114,7 @@ fn main() {
         .expect("remove the bench root");
     let median = |mut xs: Vec<f64>| {
         xs.sort_by(f64::total_cmp);
-        xs[xs.len() / 2]
+        percentile(&xs, 50.0)
     };
     let (p, g) = (median(plain_ms.clone()), median(grouped_ms.clone()));
     println!(

@@ -763,22 +763,10 @@ impl TestDaemon {
         let Ok(id) = std::fs::read_to_string(self.path("state").join("instance-id")) else {
             return BTreeSet::new();
         };
-        let mut dirs = drover::runtime::cgroup::instance_roots(id.trim());
-        let mut pids = BTreeSet::new();
-        while let Some(dir) = dirs.pop() {
-            if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
-                pids.extend(text.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-            }
-            if let Ok(entries) = std::fs::read_dir(&dir) {
-                dirs.extend(
-                    entries
-                        .filter_map(|e| e.ok())
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                        .map(|e| e.path()),
-                );
-            }
-        }
-        pids
+        drover::runtime::cgroup::instance_pids(id.trim())
+            .into_iter()
+            .map(|pid| pid as u32)
+            .collect()
     }
 
     /// Kills the daemon and everything its pods started; returns what

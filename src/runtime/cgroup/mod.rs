@@ -755,6 +755,16 @@ pub fn remove_leftovers(instance: &str) -> bool {
     roots.iter().all(|r| !r.exists())
 }
 
+/// The pids alive or unreaped in the cgroups of a daemon of `instance`
+/// started by the caller ([`instance_roots`], every cgroup below them):
+/// what keeps [`remove_leftovers`] from removing them.
+pub fn instance_pids(instance: &str) -> Vec<i32> {
+    instance_roots(instance)
+        .iter()
+        .flat_map(|root| stop::list(root))
+        .collect()
+}
+
 /// Where a daemon of `instance` started by the caller puts its cgroups,
 /// in every hierarchy the caller sits in, whether they exist or not: its
 /// root and its daemon leaf, in the caller's own cgroup (v2: or its

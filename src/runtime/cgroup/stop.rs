@@ -151,7 +151,7 @@ impl Fence {
 }
 
 /// Every pid in `dir` and the cgroups below it.
-fn list(dir: &Path) -> Vec<i32> {
+pub(crate) fn list(dir: &Path) -> Vec<i32> {
     walk(dir)
         .iter()
         .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())

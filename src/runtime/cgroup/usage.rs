@@ -94,7 +94,7 @@ pub(crate) fn oom_kills(tree: &Tree, rel: &str, res: &Resources) -> Result<u64, 
 /// `needed_by_process`). Looking for the file anyway cost two failed
 /// cgroupfs lookups on every crash to replacement, one after the exit
 /// and one before the restart.
-pub(crate) fn oom_kill_file(tree: &Tree, rel: &str, res: &Resources) -> Option<PathBuf> {
+fn oom_kill_file(tree: &Tree, rel: &str, res: &Resources) -> Option<PathBuf> {
     if tree.is_v2() {
         return tree
             .dir_for(Controller::Memory, rel)
